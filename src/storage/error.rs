@@ -1,0 +1,78 @@
+//! Storage errors, written for operators: each names the file and, for
+//! damage, the byte offset.
+
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The operating system refused an operation on `path`.
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
+    /// A file's bytes are not what the format promises (bad CRC, bad magic,
+    /// impossible field). Never returned for a torn log tail, which recovery
+    /// cuts back instead.
+    Corrupted {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
+    /// The engine has shut down, or a previous I/O failure stopped the log.
+    Closed,
+    /// Another process holds the data directory.
+    Locked { path: PathBuf },
+}
+
+impl StorageError {
+    pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: path.into(),
+            op,
+            source,
+        }
+    }
+
+    pub fn corrupted(path: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
+        StorageError::Corrupted {
+            path: path.into(),
+            offset,
+            what: what.into(),
+        }
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Io { path, op, source } => write!(f, "{op} {}: {source}", path.display()),
+            StorageError::Corrupted { path, offset, what } => {
+                write!(
+                    f,
+                    "corrupted data in {} at byte offset {offset}: {what}",
+                    path.display()
+                )
+            }
+            StorageError::Closed => write!(f, "the storage engine is closed"),
+            StorageError::Locked { path } => {
+                write!(
+                    f,
+                    "data directory {} is in use by another powerd process",
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StorageError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! A ship's timeline as an ordered map of disjoint constant-power spans, and
+//! the one operation the overlap model needs: overwrite the seconds a new
+//! span covers, keeping whatever lies outside it.
+//!
+//! Invariant: spans in a [`Timeline`] are disjoint, non-empty, and keyed by
+//! their start second.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::model::Span;
+
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// start second → (end second, power kW)
+    spans: BTreeMap<i64, (i64, f64)>,
+}
+
+impl Timeline {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Replaces everything in `[span.start_s, span.end_s)` with `span`.
+    pub fn overwrite(&mut self, span: Span) {
+        debug_assert!(span.start_s < span.end_s);
+        self.cut(span.start_s, span.end_s);
+        self.spans.insert(span.start_s, (span.end_s, span.power_kw));
+    }
+
+    /// Removes the seconds `[start, end)`, trimming spans that straddle an edge.
+    fn cut(&mut self, start: i64, end: i64) {
+        // A span that begins before `start` may reach into the cut.
+        if let Some((&s, &(e, p))) = self.spans.range(..start).next_back() {
+            if e > start {
+                self.spans.insert(s, (start, p));
+                if e > end {
+                    self.spans.insert(end, (e, p));
+                    return;
+                }
+            }
+        }
+        // Spans that begin inside the cut: drop them, keeping a tail past `end`.
+        let inside: Vec<i64> = self.spans.range(start..end).map(|(&s, _)| s).collect();
+        for s in inside {
+            let (e, p) = self.spans.remove(&s).expect("key was just listed");
+            if e > end {
+                self.spans.insert(end, (e, p));
+            }
+        }
+    }
+
+    /// Spans that intersect `[start, end)`, clipped to it, ascending.
+    pub fn spans_in(&self, start: i64, end: i64, out: &mut Vec<Span>) {
+        if let Some((&s, &(e, p))) = self.spans.range(..start).next_back() {
+            if e > start {
+                out.push(Span {
+                    start_s: start,
+                    end_s: e.min(end),
+                    power_kw: p,
+                });
+            }
+        }
+        for (&s, &(e, p)) in self
+            .spans
+            .range((Bound::Included(start), Bound::Excluded(end)))
+        {
+            out.push(Span {
+                start_s: s,
+                end_s: e.min(end),
+                power_kw: p,
+            });
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Span> + '_ {
+        self.spans.iter().map(|(&s, &(e, p))| Span {
+            start_s: s,
+            end_s: e,
+            power_kw: p,
+        })
+    }
+
+    /// First covered second and one past the last, if any.
+    pub fn extent(&self) -> Option<(i64, i64)> {
+        let first = self.spans.iter().next()?;
+        let last = self.spans.iter().next_back()?;
+        Some((*first.0, last.1 .0))
+    }
+}
+
+/// Applies `overlay` (newer) on top of `base` (older); both sorted and
+/// disjoint. The result is sorted and disjoint.
+pub fn overlay_spans(base: &[Span], overlay: &[Span], out: &mut Vec<Span>) {
+    if overlay.is_empty() {
+        out.extend_from_slice(base);
+        return;
+    }
+    let mut timeline = Timeline::new();
+    for &span in base {
+        timeline
+            .spans
+            .insert(span.start_s, (span.end_s, span.power_kw));
+    }
+    for &span in overlay {
+        timeline.overwrite(span);
+    }
+    out.extend(timeline.iter());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(start_s: i64, end_s: i64, power_kw: f64) -> Span {
+        Span {
+            start_s,
+            end_s,
+            power_kw,
+        }
+    }
+
+    fn all(t: &Timeline) -> Vec<Span> {
+        t.iter().collect()
+    }
+
+    #[test]
+    fn overwrite_inside_splits_in_three() {
+        let mut t = Timeline::new();
+        t.overwrite(s(0, 900, 1.0));
+        t.overwrite(s(300, 600, 5.0));
+        assert_eq!(
+            all(&t),
+            vec![s(0, 300, 1.0), s(300, 600, 5.0), s(600, 900, 1.0)]
+        );
+    }
+
+    #[test]
+    fn overwrite_covering_many_keeps_edges() {
+        let mut t = Timeline::new();
+        for k in 0..4 {
+            t.overwrite(s(k * 300, (k + 1) * 300, k as f64));
+        }
+        t.overwrite(s(150, 750, 9.0));
+        assert_eq!(
+            all(&t),
+            vec![
+                s(0, 150, 0.0),
+                s(150, 750, 9.0),
+                s(750, 900, 2.0),
+                s(900, 1200, 3.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn identical_rewrite_is_idempotent() {
+        let mut t = Timeline::new();
+        t.overwrite(s(0, 300, 1.0));
+        t.overwrite(s(300, 600, 2.0));
+        let before = all(&t);
+        t.overwrite(s(0, 300, 1.0));
+        t.overwrite(s(300, 600, 2.0));
+        assert_eq!(all(&t), before);
+    }
+
+    #[test]
+    fn spans_in_clips() {
+        let mut t = Timeline::new();
+        t.overwrite(s(0, 1000, 1.0));
+        t.overwrite(s(2000, 3000, 2.0));
+        let mut out = Vec::new();
+        t.spans_in(500, 2500, &mut out);
+        assert_eq!(out, vec![s(500, 1000, 1.0), s(2000, 2500, 2.0)]);
+    }
+}
