@@ -50,3 +50,28 @@ pub struct PostBody {
 pub fn parse_post_body(_bytes: &[u8]) -> Result<PostBody, FieldError> {
     Err(FieldError::new("", "not implemented"))
 }
+
+/// Parses an RFC 3339 timestamp (`2018-08-24T00:00:00Z`, offsets, fractional
+/// seconds) or the dashed form (`2018-08-24T00-00-00Z`) into whole seconds
+/// since the epoch (UTC, fraction truncated). The error text describes the
+/// problem without naming a field. Placeholder until the wire layer lands.
+pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+    Err(format!("{text:?} is not an RFC 3339 timestamp"))
+}
+
+/// Appends `2018-08-24T00:00:00Z` for `secs`. Placeholder.
+pub fn write_timestamp(out: &mut Vec<u8>, secs: i64) {
+    out.extend_from_slice(secs.to_string().as_bytes());
+}
+
+/// Appends a JSON number: whole numbers without a fraction (`3`, not `3.0`),
+/// others rounded to 9 decimal places and printed shortest. Placeholder.
+pub fn write_number(out: &mut Vec<u8>, value: f64) {
+    out.extend_from_slice(value.to_string().as_bytes());
+}
+
+/// Parses an ISO 8601 duration such as `PT5M`, `PT1H` or `P1D` into seconds.
+/// Placeholder.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    Err(format!("{text:?} is not an ISO 8601 duration"))
+}
