@@ -1,5 +1,7 @@
 //! Integration tests: one binary, one module per theme.
 
+mod engine;
+
 #[test]
 fn engine_round_trip() {
     let dir = std::env::temp_dir().join(format!("powerd-smoke-{}", std::process::id()));
@@ -10,7 +12,7 @@ fn engine_round_trip() {
         power_kw: 12.0,
     };
     engine.write(7, vec![span]).unwrap();
-    let buckets = engine.read_buckets(7, 0, 4).unwrap();
+    let buckets = engine.read_buckets(7, 0, 4).unwrap().unwrap();
     assert_eq!(buckets.len(), 4);
     assert!(buckets
         .iter()

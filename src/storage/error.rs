@@ -23,6 +23,12 @@ pub enum StorageError {
     },
     /// The engine has shut down, or a previous I/O failure stopped the log.
     Closed,
+    /// A batch broke the engine's input contract (unsorted, overlapping,
+    /// empty or non-finite spans). The HTTP layer never sends one.
+    InvalidBatch(String),
+    /// An earlier failure (a log write or sync, a checkpoint) stopped the
+    /// engine from taking writes.
+    Failed(String),
     /// Another process holds the data directory.
     Locked { path: PathBuf },
 }
@@ -57,6 +63,10 @@ impl fmt::Display for StorageError {
                 )
             }
             StorageError::Closed => write!(f, "the storage engine is closed"),
+            StorageError::InvalidBatch(what) => write!(f, "invalid write batch: {what}"),
+            StorageError::Failed(what) => {
+                write!(f, "the storage engine stopped taking writes: {what}")
+            }
             StorageError::Locked { path } => {
                 write!(
                     f,

@@ -60,7 +60,7 @@ impl Timeline {
 
     /// Spans that intersect `[start, end)`, clipped to it, ascending.
     pub fn spans_in(&self, start: i64, end: i64, out: &mut Vec<Span>) {
-        if let Some((&s, &(e, p))) = self.spans.range(..start).next_back() {
+        if let Some((_, &(e, p))) = self.spans.range(..start).next_back() {
             if e > start {
                 out.push(Span {
                     start_s: start,

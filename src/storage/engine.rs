@@ -1,0 +1,1016 @@
+//! The engine proper: group commit into the segment log, the memtable, the
+//! read path over blocks + memtable, checkpoints and recovery.
+//!
+//! Threads and who owns what:
+//! - callers of [`Engine::submit`] encode their own log frame (CPU work off
+//!   the commit path) and queue it;
+//! - the *committer* thread takes everything queued, writes it with one
+//!   `write` and one `fdatasync` (group commit), applies it to the active
+//!   memtable, then runs the callbacks — so a write is visible exactly when
+//!   it is acknowledged, and never before it is durable;
+//! - when enough log has accumulated, the committer starts a new segment and
+//!   *freezes* the active memtable (`frozen`); the *checkpointer* thread folds
+//!   it into a new block file, writes the manifest, swaps the read view, and
+//!   deletes the log segments and block files no longer needed.
+//!
+//! Reads layer, oldest to newest: block chunks, the frozen memtable, the
+//! active memtable.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::block::{
+    list_blocks, partition_of, partition_start, BlockBuilder, BlockFile, ChunkLocation,
+    CHUNK_HEADER_LEN, MAX_SPANS_PER_CHUNK,
+};
+use super::codec::{decode_spans_window, validate_spans, Reader};
+use super::error::StorageError;
+use super::manifest::Manifest;
+use super::record::{decode_write, encode_write, KIND_WRITE};
+use super::segment::{
+    append_frame, list_segments, scan_segment, segment_path, ScanEnd, SegmentWriter,
+};
+use super::timeline::{overlay_spans, Timeline};
+use crate::model::{spans_to_buckets, Bucket, ShipId, Span, BUCKET_SECONDS};
+
+/// Called once a write is durable and visible (or has failed).
+pub type CommitCallback = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
+
+pub const LOG_DIR: &str = "log";
+pub const BLOCK_DIR: &str = "blocks";
+pub const LOCK_FILE: &str = "LOCK";
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// A checkpoint starts once this much log has been written since the
+    /// previous one. Bounds both replay time and memtable memory.
+    pub checkpoint_log_bytes: u64,
+    /// Blocks whose live chunks fill less than this fraction of the file are
+    /// rewritten by the next checkpoint.
+    pub compact_below_live_fraction: f64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            checkpoint_log_bytes: 32 << 20,
+            compact_below_live_fraction: 0.5,
+        }
+    }
+}
+
+/// Counters for operators and benchmarks.
+#[derive(Clone, Debug, Default)]
+pub struct EngineStats {
+    pub ships: usize,
+    pub log_bytes_written: u64,
+    pub fsyncs: u64,
+    pub writes: u64,
+    pub checkpoints: u64,
+    pub last_checkpoint_ms: u64,
+    pub block_files: usize,
+    pub chunks: usize,
+}
+
+struct Pending {
+    ship: ShipId,
+    spans: Vec<Span>,
+    frame: Vec<u8>,
+    done: CommitCallback,
+}
+
+#[derive(Default)]
+struct CommitQueue {
+    pending: Vec<Pending>,
+    /// Callers of [`Engine::checkpoint`] waiting for the next one to finish.
+    checkpoint_waiters: Vec<std::sync::mpsc::Sender<Result<(), String>>>,
+    closed: bool,
+}
+
+/// A chunk as the read path sees it.
+#[derive(Clone)]
+struct ChunkRef {
+    block: Arc<BlockFile>,
+    location: ChunkLocation,
+}
+
+/// Everything readers look at, behind one lock.
+struct State {
+    /// Writes since the last freeze.
+    active: HashMap<ShipId, Timeline>,
+    /// Writes being folded into blocks by the running checkpoint.
+    frozen: Option<Arc<HashMap<ShipId, Timeline>>>,
+    /// Durable chunks: ship → partition → chunk.
+    chunks: HashMap<ShipId, BTreeMap<i64, ChunkRef>>,
+    manifest: Manifest,
+    blocks: HashMap<u64, Arc<BlockFile>>,
+    /// Set when a log write or sync failed: the log can no longer be
+    /// trusted, so every later write is refused.
+    failed: Option<String>,
+    stats: EngineStats,
+}
+
+impl State {
+    fn knows(&self, ship: ShipId) -> bool {
+        self.chunks.contains_key(&ship)
+            || self.active.contains_key(&ship)
+            || self.frozen.as_ref().is_some_and(|f| f.contains_key(&ship))
+    }
+}
+
+struct CheckpointJob {
+    first_live_segment: u64,
+    waiters: Vec<std::sync::mpsc::Sender<Result<(), String>>>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    log_dir: PathBuf,
+    block_dir: PathBuf,
+    options: EngineOptions,
+    state: RwLock<State>,
+    queue: Mutex<CommitQueue>,
+    queue_ready: Condvar,
+    /// The checkpointer's inbox; `None` inside means idle.
+    checkpoint: Mutex<Option<CheckpointJob>>,
+    checkpoint_changed: Condvar,
+    /// Held for the engine's lifetime: one powerd per data directory.
+    _lock: File,
+}
+
+/// The engine. Every method takes `&self`; share it behind an `Arc`.
+pub struct Engine {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Opens (or creates) the data directory, recovers, and starts the
+    /// committer and checkpointer threads.
+    pub fn open(dir: &Path, options: EngineOptions) -> Result<Engine, StorageError> {
+        let started = Instant::now();
+        let log_dir = dir.join(LOG_DIR);
+        let block_dir = dir.join(BLOCK_DIR);
+        for d in [dir, &log_dir, &block_dir] {
+            std::fs::create_dir_all(d).map_err(|e| StorageError::io(d, "create directory", e))?;
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StorageError::io(&lock_path, "open", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StorageError::Locked {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StorageError::io(&lock_path, "lock", e))
+            }
+        }
+
+        let manifest = Manifest::load(dir)?.unwrap_or(Manifest {
+            first_live_segment: 1,
+            next_block_id: 1,
+            chunks: BTreeMap::new(),
+        });
+        let (blocks, chunks) = open_blocks(&block_dir, &manifest)?;
+        let mut active: HashMap<ShipId, Timeline> = HashMap::new();
+        let replay = replay_log(&log_dir, manifest.first_live_segment, &mut active)?;
+        remove_stale_files(&log_dir, &block_dir, &manifest)?;
+
+        let next_segment = replay
+            .last_segment
+            .map_or(manifest.first_live_segment, |s| s + 1)
+            .max(manifest.first_live_segment);
+        let writer = SegmentWriter::create(&log_dir, next_segment)?;
+        let replayed_ships = active.len();
+        let stats = EngineStats {
+            block_files: blocks.len(),
+            chunks: manifest.chunks.len(),
+            ..EngineStats::default()
+        };
+        let mut state = State {
+            active,
+            frozen: None,
+            chunks,
+            manifest,
+            blocks,
+            failed: None,
+            stats,
+        };
+        // Whatever was replayed lives only in old segments: hand it to the
+        // checkpointer straight away so the next restart need not replay it.
+        let first_job = if state.active.is_empty() {
+            None
+        } else {
+            state.frozen = Some(Arc::new(std::mem::take(&mut state.active)));
+            Some(CheckpointJob {
+                first_live_segment: next_segment,
+                waiters: Vec::new(),
+            })
+        };
+        state.stats.ships = count_ships(&state);
+        info!(
+            dir = %dir.display(),
+            ships = state.stats.ships,
+            block_files = state.blocks.len(),
+            replayed_records = replay.records,
+            replayed_ships,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "storage engine opened"
+        );
+
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            log_dir,
+            block_dir,
+            options,
+            state: RwLock::new(state),
+            queue: Mutex::new(CommitQueue::default()),
+            queue_ready: Condvar::new(),
+            checkpoint: Mutex::new(first_job),
+            checkpoint_changed: Condvar::new(),
+            _lock: lock,
+        });
+        let committer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("powerd-commit".into())
+                .spawn(move || committer_loop(&shared, writer))
+        }
+        .map_err(|e| StorageError::io(dir, "spawn committer thread", e))?;
+        let checkpointer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("powerd-checkpoint".into())
+                .spawn(move || checkpointer_loop(&shared))
+        }
+        .map_err(|e| StorageError::io(dir, "spawn checkpointer thread", e))?;
+        Ok(Engine {
+            shared,
+            threads: Mutex::new(vec![committer, checkpointer]),
+        })
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Queues one batch (one POST) for `ship`. The spans must be sorted,
+    /// disjoint, non-empty and of finite non-negative power. `done` runs
+    /// after the batch is durable and visible to reads, or with the error
+    /// that prevented it; a batch is applied whole or not at all.
+    pub fn submit(&self, ship: ShipId, spans: Vec<Span>, done: CommitCallback) {
+        if let Err(e) = validate_spans(&spans) {
+            done(Err(StorageError::InvalidBatch(e.0)));
+            return;
+        }
+        let mut frame = Vec::with_capacity(64 + spans.len() * 2);
+        append_frame(&mut frame, KIND_WRITE, |out| {
+            encode_write(ship, &spans, out)
+        });
+        let mut queue = self
+            .shared
+            .queue
+            .lock()
+            .expect("commit queue lock poisoned");
+        if queue.closed {
+            drop(queue);
+            done(Err(StorageError::Closed));
+            return;
+        }
+        queue.pending.push(Pending {
+            ship,
+            spans,
+            frame,
+            done,
+        });
+        drop(queue);
+        self.shared.queue_ready.notify_one();
+    }
+
+    /// [`Engine::submit`], blocking until the batch is durable.
+    pub fn write(&self, ship: ShipId, spans: Vec<Span>) -> Result<(), StorageError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(ship, spans, Box::new(move |r| drop(tx.send(r))));
+        rx.recv().unwrap_or(Err(StorageError::Closed))
+    }
+
+    fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.shared
+            .state
+            .read()
+            .expect("engine state lock poisoned")
+    }
+
+    pub fn ship_exists(&self, ship: ShipId) -> bool {
+        self.state().knows(ship)
+    }
+
+    /// Every ship with stored data, ascending.
+    pub fn ships(&self) -> Vec<ShipId> {
+        let state = self.state();
+        let mut ships: HashSet<ShipId> = state.chunks.keys().copied().collect();
+        ships.extend(state.active.keys());
+        if let Some(frozen) = &state.frozen {
+            ships.extend(frozen.keys());
+        }
+        let mut ships: Vec<ShipId> = ships.into_iter().collect();
+        ships.sort_unstable();
+        ships
+    }
+
+    /// The spans of `ship` that intersect `[start_s, end_s)` (not clipped),
+    /// sorted and disjoint; `None` for a ship never written.
+    pub fn read_spans(
+        &self,
+        ship: ShipId,
+        start_s: i64,
+        end_s: i64,
+    ) -> Result<Option<Vec<Span>>, StorageError> {
+        let state = self.state();
+        if !state.knows(ship) {
+            return Ok(None);
+        }
+        let mut base = Vec::new();
+        if let Some(partitions) = state.chunks.get(&ship) {
+            if start_s < end_s {
+                for (&partition, chunk) in
+                    partitions.range(partition_of(start_s)..=partition_of(end_s - 1))
+                {
+                    read_chunk_window(chunk, partition, start_s, end_s, &mut base)?;
+                }
+            }
+        }
+        let layers = [
+            state.frozen.as_ref().and_then(|f| f.get(&ship)),
+            state.active.get(&ship),
+        ];
+        for timeline in layers.into_iter().flatten() {
+            let mut overlay = Vec::new();
+            timeline.spans_in(start_s, end_s, &mut overlay);
+            if !overlay.is_empty() {
+                let mut merged = Vec::with_capacity(base.len() + overlay.len());
+                overlay_spans(&base, &overlay, &mut merged);
+                base = merged;
+            }
+        }
+        Ok(Some(base))
+    }
+
+    /// Stored buckets of `ship` in `[start_bucket, end_bucket)`, ascending;
+    /// `Ok(None)` for a ship never written.
+    pub fn read_buckets(
+        &self,
+        ship: ShipId,
+        start_bucket: i64,
+        end_bucket: i64,
+    ) -> Result<Option<Vec<Bucket>>, StorageError> {
+        let start_s = start_bucket.saturating_mul(BUCKET_SECONDS);
+        let end_s = end_bucket.saturating_mul(BUCKET_SECONDS);
+        let Some(spans) = self.read_spans(ship, start_s, end_s)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        spans_to_buckets(&spans, start_bucket, end_bucket, &mut out);
+        Ok(Some(out))
+    }
+
+    /// Runs a checkpoint now and waits for it: everything acknowledged so
+    /// far moves into blocks and the log behind it is deleted.
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let mut queue = self
+                .shared
+                .queue
+                .lock()
+                .expect("commit queue lock poisoned");
+            if queue.closed {
+                return Err(StorageError::Closed);
+            }
+            queue.checkpoint_waiters.push(tx);
+        }
+        self.shared.queue_ready.notify_one();
+        match rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StorageError::Failed(message)),
+            Err(_) => Err(StorageError::Closed),
+        }
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let state = self.state();
+        let mut stats = state.stats.clone();
+        stats.ships = count_ships(&state);
+        stats.block_files = state.blocks.len();
+        stats.chunks = state.manifest.chunks.len();
+        stats
+    }
+
+    /// Stops taking writes, commits what is queued, checkpoints, and stops
+    /// the engine's threads. Later writes fail with [`StorageError::Closed`].
+    pub fn close(&self) -> Result<(), StorageError> {
+        {
+            let mut queue = self
+                .shared
+                .queue
+                .lock()
+                .expect("commit queue lock poisoned");
+            queue.closed = true;
+        }
+        self.shared.queue_ready.notify_all();
+        let threads: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.threads.lock().expect("thread list lock poisoned"));
+        for thread in threads {
+            let _ = thread.join();
+        }
+        match &self.state().failed {
+            Some(message) => Err(StorageError::Failed(message.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn count_ships(state: &State) -> usize {
+    let mut count = state.chunks.len();
+    for ship in state.active.keys() {
+        if !state.chunks.contains_key(ship) {
+            count += 1;
+        }
+    }
+    if let Some(frozen) = &state.frozen {
+        for ship in frozen.keys() {
+            if !state.chunks.contains_key(ship) && !state.active.contains_key(ship) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+fn read_chunk_window(
+    chunk: &ChunkRef,
+    partition: i64,
+    start_s: i64,
+    end_s: i64,
+    out: &mut Vec<Span>,
+) -> Result<(), StorageError> {
+    let bytes = chunk.block.chunk_bytes(&chunk.location)?;
+    let payload = bytes.get(CHUNK_HEADER_LEN..).unwrap_or(&[]);
+    decode_spans_window(
+        &mut Reader::new(payload),
+        partition_start(partition),
+        MAX_SPANS_PER_CHUNK,
+        start_s,
+        end_s,
+        out,
+    )
+    .map_err(|e| StorageError::corrupted(&chunk.block.path, chunk.location.offset, e.0))
+}
+
+/// Maps every block the manifest names and verifies each chunk it lists.
+#[allow(clippy::type_complexity)]
+fn open_blocks(
+    block_dir: &Path,
+    manifest: &Manifest,
+) -> Result<
+    (
+        HashMap<u64, Arc<BlockFile>>,
+        HashMap<ShipId, BTreeMap<i64, ChunkRef>>,
+    ),
+    StorageError,
+> {
+    let mut blocks: HashMap<u64, Arc<BlockFile>> = HashMap::new();
+    let mut chunks: HashMap<ShipId, BTreeMap<i64, ChunkRef>> = HashMap::new();
+    for (&(ship, partition), location) in &manifest.chunks {
+        let block = match blocks.get(&location.block) {
+            Some(block) => Arc::clone(block),
+            None => {
+                let block = Arc::new(BlockFile::open(block_dir, location.block)?);
+                blocks.insert(location.block, Arc::clone(&block));
+                block
+            }
+        };
+        block.verify_chunk(location, ship, partition)?;
+        chunks.entry(ship).or_default().insert(
+            partition,
+            ChunkRef {
+                block,
+                location: *location,
+            },
+        );
+    }
+    Ok((blocks, chunks))
+}
+
+struct ReplaySummary {
+    records: u64,
+    last_segment: Option<u64>,
+}
+
+/// Applies every record of the live segments to `active`, cutting a torn
+/// tail of the newest segment back to its last whole frame.
+fn replay_log(
+    log_dir: &Path,
+    first_live: u64,
+    active: &mut HashMap<ShipId, Timeline>,
+) -> Result<ReplaySummary, StorageError> {
+    let segments: Vec<u64> = list_segments(log_dir)?
+        .into_iter()
+        .filter(|&s| s >= first_live)
+        .collect();
+    let mut records = 0u64;
+    for (position, &sequence) in segments.iter().enumerate() {
+        let expected = first_live + position as u64;
+        if sequence != expected && position > 0 {
+            return Err(StorageError::corrupted(
+                segment_path(log_dir, expected),
+                0,
+                "log segment is missing: the log has a hole",
+            ));
+        }
+        let path = segment_path(log_dir, sequence);
+        let bytes = std::fs::read(&path).map_err(|e| StorageError::io(&path, "read", e))?;
+        let newest = position + 1 == segments.len();
+        let end = scan_segment(&path, &bytes, sequence, newest, |offset, kind, payload| {
+            if kind != KIND_WRITE {
+                return Err(StorageError::corrupted(
+                    &path,
+                    offset,
+                    format!("unknown record kind {kind}"),
+                ));
+            }
+            let record =
+                decode_write(payload).map_err(|e| StorageError::corrupted(&path, offset, e.0))?;
+            let timeline = active.entry(record.ship).or_default();
+            for span in record.spans {
+                timeline.overwrite(span);
+            }
+            records += 1;
+            Ok(())
+        })?;
+        if let ScanEnd::TornTail {
+            valid_len,
+            file_len,
+            reason,
+        } = end
+        {
+            warn!(
+                segment = %path.display(),
+                offset = valid_len,
+                dropped_bytes = file_len - valid_len,
+                reason = %reason,
+                "torn tail in the newest log segment (a crash during a write that was never acknowledged); cutting it off"
+            );
+            let file = File::options()
+                .write(true)
+                .open(&path)
+                .map_err(|e| StorageError::io(&path, "open", e))?;
+            file.set_len(valid_len)
+                .map_err(|e| StorageError::io(&path, "truncate", e))?;
+            file.sync_all()
+                .map_err(|e| StorageError::io(&path, "sync", e))?;
+        }
+    }
+    Ok(ReplaySummary {
+        records,
+        last_segment: segments.last().copied(),
+    })
+}
+
+/// Deletes what a crash may have left behind: segments already folded into
+/// blocks, blocks no manifest entry names, half-written temporary files.
+fn remove_stale_files(
+    log_dir: &Path,
+    block_dir: &Path,
+    manifest: &Manifest,
+) -> Result<(), StorageError> {
+    for sequence in list_segments(log_dir)? {
+        if sequence < manifest.first_live_segment {
+            remove_file(&segment_path(log_dir, sequence))?;
+        }
+    }
+    let live: HashSet<u64> = manifest.chunks.values().map(|c| c.block).collect();
+    for id in list_blocks(block_dir)? {
+        if !live.contains(&id) {
+            remove_file(&super::block::block_path(block_dir, id))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_file(path: &Path) -> Result<(), StorageError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(path, "remove", e)),
+    }
+}
+
+fn committer_loop(shared: &Shared, mut writer: SegmentWriter) {
+    let mut bytes_since_freeze = 0u64;
+    let mut buffer = Vec::new();
+    loop {
+        let (batch, waiters, closing) = {
+            let mut queue = shared.queue.lock().expect("commit queue lock poisoned");
+            while queue.pending.is_empty() && queue.checkpoint_waiters.is_empty() && !queue.closed {
+                queue = shared
+                    .queue_ready
+                    .wait(queue)
+                    .expect("commit queue lock poisoned");
+            }
+            (
+                std::mem::take(&mut queue.pending),
+                std::mem::take(&mut queue.checkpoint_waiters),
+                queue.closed,
+            )
+        };
+        if !batch.is_empty() {
+            bytes_since_freeze += commit_batch(shared, &mut writer, batch, &mut buffer);
+        }
+        let due = bytes_since_freeze >= shared.options.checkpoint_log_bytes;
+        if due || !waiters.is_empty() || closing {
+            match freeze(shared, &mut writer, waiters) {
+                Ok(()) => bytes_since_freeze = 0,
+                Err(e) => fail(shared, &format!("could not start a new log segment: {e}")),
+            }
+        }
+        if closing {
+            wait_for_checkpoint(shared);
+            let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+            *checkpoint = Some(CheckpointJob {
+                first_live_segment: u64::MAX,
+                waiters: Vec::new(),
+            });
+            drop(checkpoint);
+            shared.checkpoint_changed.notify_all();
+            return;
+        }
+    }
+}
+
+/// Writes, syncs and applies one group of batches; returns the bytes logged.
+fn commit_batch(
+    shared: &Shared,
+    writer: &mut SegmentWriter,
+    batch: Vec<Pending>,
+    buffer: &mut Vec<u8>,
+) -> u64 {
+    if let Some(message) = shared
+        .state
+        .read()
+        .expect("engine state lock poisoned")
+        .failed
+        .clone()
+    {
+        for pending in batch {
+            (pending.done)(Err(StorageError::Failed(message.clone())));
+        }
+        return 0;
+    }
+    buffer.clear();
+    for pending in &batch {
+        buffer.extend_from_slice(&pending.frame);
+    }
+    let written = buffer.len() as u64;
+    if let Err(e) = writer.append(buffer).and_then(|()| writer.sync()) {
+        let message = format!("log write failed, refusing further writes: {e}");
+        fail(shared, &message);
+        for pending in batch {
+            (pending.done)(Err(StorageError::Failed(message.clone())));
+        }
+        return 0;
+    }
+    let mut callbacks = Vec::with_capacity(batch.len());
+    {
+        let mut state = shared.state.write().expect("engine state lock poisoned");
+        for pending in batch {
+            let timeline = state.active.entry(pending.ship).or_default();
+            for span in pending.spans {
+                timeline.overwrite(span);
+            }
+            state.stats.writes += 1;
+            callbacks.push(pending.done);
+        }
+        state.stats.fsyncs += 1;
+        state.stats.log_bytes_written += written;
+    }
+    for done in callbacks {
+        done(Ok(()));
+    }
+    written
+}
+
+fn fail(shared: &Shared, message: &str) {
+    tracing::error!("{message}");
+    let mut state = shared.state.write().expect("engine state lock poisoned");
+    state.failed.get_or_insert_with(|| message.to_string());
+}
+
+fn wait_for_checkpoint(shared: &Shared) {
+    let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+    while checkpoint.is_some() {
+        checkpoint = shared
+            .checkpoint_changed
+            .wait(checkpoint)
+            .expect("checkpoint lock poisoned");
+    }
+}
+
+/// Starts a new segment and hands the active memtable to the checkpointer.
+/// Waits first for a running checkpoint: that is the engine's backpressure.
+fn freeze(
+    shared: &Shared,
+    writer: &mut SegmentWriter,
+    waiters: Vec<std::sync::mpsc::Sender<Result<(), String>>>,
+) -> Result<(), StorageError> {
+    wait_for_checkpoint(shared);
+    let nothing_new = shared
+        .state
+        .read()
+        .expect("engine state lock poisoned")
+        .active
+        .is_empty();
+    if nothing_new && writer.is_empty() {
+        for waiter in waiters {
+            let _ = waiter.send(Ok(()));
+        }
+        return Ok(());
+    }
+    let next = SegmentWriter::create(&shared.log_dir, writer.sequence() + 1)?;
+    let first_live_segment = next.sequence();
+    *writer = next;
+    {
+        let mut state = shared.state.write().expect("engine state lock poisoned");
+        let active = std::mem::take(&mut state.active);
+        // A frozen memtable still here means the last checkpoint failed: its
+        // writes are still only in the log, so fold them into this one.
+        let frozen = match state.frozen.take() {
+            None => active,
+            Some(previous) => {
+                let mut merged = (*previous).clone();
+                for (ship, timeline) in active {
+                    let target = merged.entry(ship).or_default();
+                    for span in timeline.iter() {
+                        target.overwrite(span);
+                    }
+                }
+                merged
+            }
+        };
+        state.frozen = Some(Arc::new(frozen));
+    }
+    let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+    *checkpoint = Some(CheckpointJob {
+        first_live_segment,
+        waiters,
+    });
+    drop(checkpoint);
+    shared.checkpoint_changed.notify_all();
+    Ok(())
+}
+
+fn checkpointer_loop(shared: &Shared) {
+    loop {
+        let job = {
+            let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+            loop {
+                match checkpoint.as_mut() {
+                    Some(job) if job.first_live_segment == u64::MAX => {
+                        *checkpoint = None;
+                        shared.checkpoint_changed.notify_all();
+                        return;
+                    }
+                    Some(job) => {
+                        break CheckpointJob {
+                            first_live_segment: job.first_live_segment,
+                            waiters: std::mem::take(&mut job.waiters),
+                        }
+                    }
+                    None => {
+                        checkpoint = shared
+                            .checkpoint_changed
+                            .wait(checkpoint)
+                            .expect("checkpoint lock poisoned")
+                    }
+                }
+            }
+        };
+        let started = Instant::now();
+        let result = run_checkpoint(shared, job.first_live_segment);
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(summary) => info!(
+                chunks_written = summary.chunks_written,
+                chunks_moved = summary.chunks_moved,
+                block_bytes = summary.block_bytes,
+                segments_removed = summary.segments_removed,
+                blocks_removed = summary.blocks_removed,
+                elapsed_ms,
+                "checkpoint done"
+            ),
+            Err(e) => {
+                tracing::error!("checkpoint failed, the log is kept and it will be retried: {e}")
+            }
+        }
+        if result.is_ok() {
+            let mut state = shared.state.write().expect("engine state lock poisoned");
+            state.stats.checkpoints += 1;
+            state.stats.last_checkpoint_ms = elapsed_ms;
+        }
+        let reply = result.map(|_| ()).map_err(|e| e.to_string());
+        for waiter in job.waiters {
+            let _ = waiter.send(reply.clone());
+        }
+        let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+        *checkpoint = None;
+        drop(checkpoint);
+        shared.checkpoint_changed.notify_all();
+    }
+}
+
+#[derive(Default)]
+struct CheckpointSummary {
+    chunks_written: usize,
+    chunks_moved: usize,
+    block_bytes: u64,
+    segments_removed: usize,
+    blocks_removed: usize,
+}
+
+/// Folds the frozen memtable into a new block file, writes the manifest,
+/// swaps the read view, then deletes what is no longer needed.
+///
+/// Crash safety: until the manifest rename, the old manifest and the log
+/// still describe everything (the new block is an orphan that recovery
+/// deletes); after it, the new manifest does, and leftover segments and
+/// blocks are deleted by recovery.
+fn run_checkpoint(
+    shared: &Shared,
+    first_live_segment: u64,
+) -> Result<CheckpointSummary, StorageError> {
+    let (frozen, manifest, chunks_of) = {
+        let state = shared.state.read().expect("engine state lock poisoned");
+        let Some(frozen) = state.frozen.clone() else {
+            return Ok(CheckpointSummary::default());
+        };
+        let chunks_of: HashMap<ShipId, BTreeMap<i64, ChunkRef>> = frozen
+            .keys()
+            .filter_map(|ship| state.chunks.get(ship).map(|c| (*ship, c.clone())))
+            .collect();
+        (frozen, state.manifest.clone(), chunks_of)
+    };
+    let mut summary = CheckpointSummary::default();
+    let block_id = manifest.next_block_id;
+    let mut builder = BlockBuilder::new(block_id);
+    let mut next_manifest = Manifest {
+        first_live_segment,
+        next_block_id: block_id + 1,
+        chunks: manifest.chunks.clone(),
+    };
+
+    let mut ships: Vec<&ShipId> = frozen.keys().collect();
+    ships.sort_unstable();
+    let mut overlay: Vec<Span> = Vec::new();
+    let mut base: Vec<Span> = Vec::new();
+    let mut merged: Vec<Span> = Vec::new();
+    for &ship in ships {
+        let timeline = &frozen[&ship];
+        for (partition, spans) in split_by_partition(timeline) {
+            overlay.clear();
+            overlay.extend(spans);
+            base.clear();
+            if let Some(chunk) = chunks_of.get(&ship).and_then(|c| c.get(&partition)) {
+                read_chunk_window(chunk, partition, i64::MIN, i64::MAX, &mut base)?;
+            }
+            merged.clear();
+            overlay_spans(&base, &overlay, &mut merged);
+            let location = builder.add_chunk(ship, partition, &merged);
+            next_manifest.chunks.insert((ship, partition), location);
+            summary.chunks_written += 1;
+        }
+    }
+
+    // Compaction: blocks mostly made of replaced chunks are rewritten by
+    // copying their live chunks (bytes and CRCs unchanged) into this block.
+    let mut live_bytes: HashMap<u64, u64> = HashMap::new();
+    for location in next_manifest.chunks.values() {
+        *live_bytes.entry(location.block).or_default() += u64::from(location.len);
+    }
+    let blocks: HashMap<u64, Arc<BlockFile>> = shared
+        .state
+        .read()
+        .expect("engine state lock poisoned")
+        .blocks
+        .clone();
+    let sparse: HashSet<u64> = blocks
+        .iter()
+        .filter(|(id, block)| {
+            let live = live_bytes.get(id).copied().unwrap_or(0) as f64;
+            live < block.bytes().len() as f64 * shared.options.compact_below_live_fraction
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    for location in next_manifest.chunks.values_mut() {
+        if sparse.contains(&location.block) {
+            let block = &blocks[&location.block];
+            let bytes = block.chunk_bytes(location)?;
+            *location = builder.add_raw_chunk(bytes, location.span_count);
+            summary.chunks_moved += 1;
+        }
+    }
+
+    let new_block = if builder.chunk_bytes() > 0 {
+        summary.block_bytes = builder.write(&shared.block_dir)?;
+        Some(Arc::new(BlockFile::open(&shared.block_dir, block_id)?))
+    } else {
+        next_manifest.next_block_id = manifest.next_block_id;
+        None
+    };
+    next_manifest.store(&shared.dir)?;
+
+    let live_blocks: HashSet<u64> = next_manifest.chunks.values().map(|c| c.block).collect();
+    let dead_blocks: Vec<u64> = blocks
+        .keys()
+        .copied()
+        .filter(|id| !live_blocks.contains(id))
+        .collect();
+    {
+        let mut state = shared.state.write().expect("engine state lock poisoned");
+        if let Some(block) = &new_block {
+            state.blocks.insert(block_id, Arc::clone(block));
+        }
+        for id in &dead_blocks {
+            state.blocks.remove(id);
+        }
+        let mut chunks: HashMap<ShipId, BTreeMap<i64, ChunkRef>> =
+            HashMap::with_capacity(state.chunks.len());
+        for (&(ship, partition), location) in &next_manifest.chunks {
+            let block = Arc::clone(&state.blocks[&location.block]);
+            chunks.entry(ship).or_default().insert(
+                partition,
+                ChunkRef {
+                    block,
+                    location: *location,
+                },
+            );
+        }
+        state.chunks = chunks;
+        state.manifest = next_manifest;
+        state.frozen = None;
+    }
+
+    for sequence in list_segments(&shared.log_dir)? {
+        if sequence < first_live_segment {
+            remove_file(&segment_path(&shared.log_dir, sequence))?;
+            summary.segments_removed += 1;
+        }
+    }
+    for id in dead_blocks {
+        // Readers may still hold a map of it; on Unix the map outlives the name.
+        remove_file(&super::block::block_path(&shared.block_dir, id))?;
+        summary.blocks_removed += 1;
+    }
+    Ok(summary)
+}
+
+/// A timeline's spans grouped by partition, spans cut at partition edges.
+fn split_by_partition(timeline: &Timeline) -> Vec<(i64, Vec<Span>)> {
+    let mut out: Vec<(i64, Vec<Span>)> = Vec::new();
+    for span in timeline.iter() {
+        let mut start = span.start_s;
+        while start < span.end_s {
+            let partition = partition_of(start);
+            let end = span.end_s.min(partition_start(partition + 1));
+            let piece = Span {
+                start_s: start,
+                end_s: end,
+                power_kw: span.power_kw,
+            };
+            match out.last_mut() {
+                Some((p, spans)) if *p == partition => spans.push(piece),
+                _ => out.push((partition, vec![piece])),
+            }
+            start = end;
+        }
+    }
+    out
+}

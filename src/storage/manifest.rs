@@ -1,0 +1,171 @@
+//! The manifest: which chunk holds each (ship, partition), and which log
+//! segments are already folded into blocks. Rewritten whole and atomically
+//! (temporary file, sync, rename, directory sync) by every checkpoint, so a
+//! crash leaves either the old or the new manifest, never a mix.
+//! Byte layout: storage-format.md, "Manifest".
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::block::ChunkLocation;
+use super::codec::{put_i64, put_u32, put_u64, Reader};
+use super::error::StorageError;
+use super::fsutil::write_atomic;
+use crate::model::ShipId;
+
+pub const MANIFEST_FILE: &str = "MANIFEST";
+pub const MANIFEST_MAGIC: [u8; 8] = *b"PWRDMAN\0";
+pub const MANIFEST_VERSION: u32 = 1;
+const HEADER_LEN: usize = 16;
+const BODY_FIXED_LEN: usize = 24;
+const ENTRY_LEN: usize = 40;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Log segments with a smaller sequence are wholly in blocks; replay
+    /// starts here.
+    pub first_live_segment: u64,
+    /// The id the next block file will get; ids are never reused.
+    pub next_block_id: u64,
+    /// (ship, partition) → chunk.
+    pub chunks: BTreeMap<(ShipId, i64), ChunkLocation>,
+}
+
+impl Manifest {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(HEADER_LEN + BODY_FIXED_LEN + self.chunks.len() * ENTRY_LEN + 4);
+        out.extend_from_slice(&MANIFEST_MAGIC);
+        put_u32(&mut out, MANIFEST_VERSION);
+        put_u32(&mut out, 0);
+        put_u64(&mut out, self.first_live_segment);
+        put_u64(&mut out, self.next_block_id);
+        put_u64(&mut out, self.chunks.len() as u64);
+        for (&(ship, partition), location) in &self.chunks {
+            put_u64(&mut out, ship);
+            put_i64(&mut out, partition);
+            put_u64(&mut out, location.block);
+            put_u64(&mut out, location.offset);
+            put_u32(&mut out, location.len);
+            put_u32(&mut out, location.span_count);
+        }
+        let crc = crc32fast::hash(&out);
+        put_u32(&mut out, crc);
+        out
+    }
+
+    pub fn decode(path: &Path, bytes: &[u8]) -> Result<Manifest, StorageError> {
+        let bad = |offset: usize, what: &str| {
+            StorageError::corrupted(path, offset as u64, what.to_string())
+        };
+        if bytes.len() < HEADER_LEN + BODY_FIXED_LEN + 4 {
+            return Err(bad(0, "manifest is shorter than its fixed fields"));
+        }
+        if bytes[0..8] != MANIFEST_MAGIC {
+            return Err(bad(0, "not a powerd manifest (bad magic)"));
+        }
+        let (body, crc_bytes) = bytes.split_at(bytes.len() - 4);
+        let crc = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
+        if crc32fast::hash(body) != crc {
+            return Err(bad(body.len(), "manifest CRC mismatch"));
+        }
+        let mut reader = Reader::new(&body[8..]);
+        let read = |r: &mut Reader<'_>| -> Result<Manifest, super::codec::DecodeError> {
+            let version = r.u32()?;
+            if version != MANIFEST_VERSION {
+                return Err(super::codec::DecodeError(format!(
+                    "unsupported manifest version {version} (this build reads {MANIFEST_VERSION})"
+                )));
+            }
+            let _reserved = r.u32()?;
+            let first_live_segment = r.u64()?;
+            let next_block_id = r.u64()?;
+            let count = r.u64()?;
+            if count.checked_mul(ENTRY_LEN as u64) != Some(r.remaining() as u64) {
+                return Err(super::codec::DecodeError(format!(
+                    "{count} entries do not fit the manifest's length"
+                )));
+            }
+            let mut chunks = BTreeMap::new();
+            for _ in 0..count {
+                let ship = r.u64()?;
+                let partition = r.i64()?;
+                let location = ChunkLocation {
+                    block: r.u64()?,
+                    offset: r.u64()?,
+                    len: r.u32()?,
+                    span_count: r.u32()?,
+                };
+                if location.block >= next_block_id {
+                    return Err(super::codec::DecodeError(format!(
+                        "entry names block {} but the next block id is {next_block_id}",
+                        location.block
+                    )));
+                }
+                chunks.insert((ship, partition), location);
+            }
+            Ok(Manifest {
+                first_live_segment,
+                next_block_id,
+                chunks,
+            })
+        };
+        read(&mut reader).map_err(|e| bad(8 + reader.position(), &e.0))
+    }
+
+    /// Loads the manifest of `dir`; a directory without one is empty.
+    pub fn load(dir: &Path) -> Result<Option<Manifest>, StorageError> {
+        let path = dir.join(MANIFEST_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => Manifest::decode(&path, &bytes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(&path, "read", e)),
+        }
+    }
+
+    pub fn store(&self, dir: &Path) -> Result<(), StorageError> {
+        write_atomic(&dir.join(MANIFEST_FILE), &self.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let mut manifest = Manifest {
+            first_live_segment: 3,
+            next_block_id: 9,
+            chunks: BTreeMap::new(),
+        };
+        manifest.chunks.insert(
+            (42, -1),
+            ChunkLocation {
+                block: 2,
+                offset: 32,
+                len: 100,
+                span_count: 7,
+            },
+        );
+        manifest.chunks.insert(
+            (1, 5000),
+            ChunkLocation {
+                block: 8,
+                offset: 132,
+                len: 50,
+                span_count: 1,
+            },
+        );
+        let bytes = manifest.encode();
+        assert_eq!(Manifest::decode(Path::new("M"), &bytes).unwrap(), manifest);
+        for index in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[index] ^= 0x10;
+            assert!(
+                Manifest::decode(Path::new("M"), &damaged).is_err(),
+                "flip at {index} undetected"
+            );
+        }
+    }
+}
