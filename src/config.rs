@@ -1,23 +1,46 @@
-//! Settings with their documented defaults. The CLI turns flags into a
-//! [`ServeConfig`], validated before any I/O happens.
+//! Settings with their documented defaults, in two stages (ripgrep's
+//! lowargs → hiargs): [`ServeFlags`] is what the operator typed, exactly as
+//! clap parsed it; [`ServeFlags::validate`] turns it into a [`ServeConfig`]
+//! or a [`ConfigError`] before any I/O happens (no directory is created, no
+//! socket bound, no logger installed until the whole configuration is known
+//! to be sane).
+//!
+//! Must never know: how the settings are used. The HTTP layer reads
+//! [`ServerConfig`]; the binary reads the rest.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
-/// Largest accepted request body; larger bodies get 413.
+/// Largest accepted request body; larger bodies get 413. A year of 5-minute
+/// readings (105,120 of them) is about 6 MiB of JSON, so the default leaves
+/// room for that with a margin.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Upper bound for `--max-body-bytes`: bodies are buffered whole in memory
+/// before parsing, so the limit is also a per-connection memory bound.
+pub const MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024 * 1024;
 /// A client must finish sending its request headers within this time.
+///
+/// hyper arms this timer whenever it waits for a request head, including on
+/// an idle keep-alive connection, so idle keep-alive connections are also
+/// closed after this long.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// An idle keep-alive connection (or one stalled mid-body) is closed after this.
+/// A connection that moves no bytes for this long while the server is not
+/// working on one of its requests is closed: an idle keep-alive connection,
+/// a client stalled mid-body (it gets 408), or a client that stopped reading
+/// its response.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections served at once; further ones wait in the kernel backlog.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// In-flight requests get this long to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Log filter when `--log-level` is not given (tracing `EnvFilter` syntax).
+pub const DEFAULT_LOG_LEVEL: &str = "info";
 
+/// The HTTP layer's settings.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub max_body_bytes: usize,
@@ -39,9 +62,192 @@ impl Default for ServerConfig {
     }
 }
 
+/// Everything `powerd serve` needs, validated.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub server: ServerConfig,
+    /// A tracing `EnvFilter` directive string, known to parse.
+    pub log_level: String,
+}
+
+/// `powerd serve` flags as typed, before validation.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeFlags {
+    /// Directory holding the engine's files; created if missing.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Address to listen on, as IP:PORT. Port 0 picks a free port (the real
+    /// one is printed on start).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Seconds a client has to send its request headers (also bounds how
+    /// long an idle keep-alive connection is kept).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs_f64())]
+    pub header_timeout: f64,
+    /// Seconds without any bytes moving after which a connection is closed,
+    /// unless the server is busy answering one of its requests.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    pub idle_timeout: f64,
+    /// Connections served at once; more wait in the kernel's accept backlog.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Seconds in-flight requests get to finish on SIGTERM or Ctrl-C.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE.as_secs_f64())]
+    pub shutdown_grace: f64,
+    /// Log filter (tracing EnvFilter syntax, e.g. `debug` or
+    /// `info,powerd::http=debug`). Logs go to stderr.
+    #[arg(long, value_name = "FILTER", default_value = DEFAULT_LOG_LEVEL)]
+    pub log_level: String,
+}
+
+impl ServeFlags {
+    /// Checks every flag; does no I/O.
+    pub fn validate(self) -> Result<ServeConfig, ConfigError> {
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            ConfigError::new(
+                "--listen",
+                format!("{:?} is not an IP:PORT address", self.listen),
+            )
+        })?;
+        if self.max_body_bytes == 0 || self.max_body_bytes > MAX_BODY_BYTES_LIMIT {
+            return Err(ConfigError::new(
+                "--max-body-bytes",
+                format!(
+                    "{} is outside 1..={MAX_BODY_BYTES_LIMIT}",
+                    self.max_body_bytes
+                ),
+            ));
+        }
+        // The semaphore that enforces the limit cannot hold more permits.
+        if self.max_connections == 0 || self.max_connections > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(ConfigError::new(
+                "--max-connections",
+                format!(
+                    "{} is outside 1..={}",
+                    self.max_connections,
+                    tokio::sync::Semaphore::MAX_PERMITS
+                ),
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::new("--data-dir", "must not be empty"));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return Err(ConfigError::new(
+                "--log-level",
+                format!("{:?} is not a log filter: {e}", self.log_level),
+            ));
+        }
+        Ok(ServeConfig {
+            data_dir: self.data_dir,
+            listen,
+            server: ServerConfig {
+                max_body_bytes: self.max_body_bytes,
+                header_timeout: seconds("--header-timeout", self.header_timeout)?,
+                idle_timeout: seconds("--idle-timeout", self.idle_timeout)?,
+                max_connections: self.max_connections,
+                shutdown_grace: seconds("--shutdown-grace", self.shutdown_grace)?,
+            },
+            log_level: self.log_level,
+        })
+    }
+}
+
+/// A positive, finite number of seconds of at most a day: anything longer is
+/// a typo, and a zero timeout would close every connection at once.
+fn seconds(flag: &'static str, secs: f64) -> Result<Duration, ConfigError> {
+    const DAY_S: f64 = 86_400.0;
+    if secs.is_finite() && secs > 0.0 && secs <= DAY_S {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(ConfigError::new(
+            flag,
+            format!("{secs} is not a number of seconds in (0, {DAY_S}]"),
+        ))
+    }
+}
+
+/// A flag with a value that cannot work, named for the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(flag: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            flag,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.flag, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        flags: ServeFlags,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let mut argv = vec!["powerd"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+            .expect("clap accepts the flags")
+            .flags
+            .validate()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_constants() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(config.server.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(config.server.header_timeout, DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(config.server.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(config.server.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(config.server.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
+        assert_eq!(config.log_level, DEFAULT_LOG_LEVEL);
+    }
+
+    #[test]
+    fn fractional_timeouts_are_accepted() {
+        let config = parse(&["--header-timeout", "0.5", "--idle-timeout", "2"]).unwrap();
+        assert_eq!(config.server.header_timeout, Duration::from_millis(500));
+        assert_eq!(config.server.idle_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        for (args, flag) in [
+            (&["--listen", "localhost"][..], "--listen"),
+            (&["--max-body-bytes", "0"][..], "--max-body-bytes"),
+            (&["--max-connections", "0"][..], "--max-connections"),
+            (&["--header-timeout", "0"][..], "--header-timeout"),
+            (&["--idle-timeout=-1"][..], "--idle-timeout"),
+            (&["--shutdown-grace", "NaN"][..], "--shutdown-grace"),
+            (&["--log-level", "info,=[{"][..], "--log-level"),
+        ] {
+            assert_eq!(parse(args).unwrap_err().flag, flag, "{args:?}");
+        }
+    }
 }

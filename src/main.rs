@@ -1,3 +1,166 @@
-fn main() {
-    println!("powerd: placeholder");
+//! The `powerd` binary: parse flags, validate them into a config before any
+//! I/O, open the engine, bind, serve until SIGTERM or Ctrl-C, close the
+//! engine. Everything testable lives in the library; errors become an exit
+//! code in exactly one place, [`main`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tracing::info;
+
+use powerd::config::{ConfigError, ServeConfig, ServeFlags, DEFAULT_DATA_DIR};
+use powerd::storage::{Engine, EngineOptions, StorageError};
+
+/// Spaceship Power Service: normalises ship energy readings to kWh per
+/// 15 minutes and serves them over HTTP from an embedded engine.
+#[derive(Parser)]
+#[command(name = "powerd", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API until SIGTERM or Ctrl-C.
+    Serve(ServeFlags),
+    /// Check a (stopped) data directory for damage.
+    Check {
+        /// The data directory to check.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+}
+
+/// Why powerd stopped unsuccessfully.
+enum AppError {
+    Config(ConfigError),
+    Storage(StorageError),
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    NotImplemented(&'static str),
+}
+
+impl AppError {
+    /// 2 for a problem with how powerd was invoked, 1 for a failure while
+    /// running (clap also exits 2 on unparsable flags).
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            AppError::Config(_) | AppError::NotImplemented(_) => ExitCode::from(2),
+            AppError::Storage(_) | AppError::Io { .. } => ExitCode::FAILURE,
+        }
+    }
+
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AppError {
+        let what = what.into();
+        move |source| AppError::Io { what, source }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Config(e) => write!(f, "invalid configuration: {e}"),
+            AppError::Storage(e) => write!(f, "{e}"),
+            AppError::Io { what, source } => write!(f, "could not {what}: {source}"),
+            AppError::NotImplemented(what) => write!(f, "{what}: not yet implemented"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(flags) => flags.validate().map_err(AppError::Config).and_then(serve),
+        Command::Check { data_dir } => check(data_dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("powerd: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn serve(config: ServeConfig) -> Result<(), AppError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log_level))
+        .with_writer(std::io::stderr)
+        // Colour codes only for a human at a terminal, not for log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(AppError::io("start the async runtime"))?;
+    runtime.block_on(async {
+        // Recovery may take a while; it happens before we listen, so no
+        // client ever sees a half-recovered engine.
+        let engine =
+            Engine::open(&config.data_dir, EngineOptions::default()).map_err(AppError::Storage)?;
+        let engine = Arc::new(engine);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(AppError::io(format!("listen on {}", config.listen)))?;
+        let address = listener
+            .local_addr()
+            .map_err(AppError::io("read the bound address"))?;
+        // Installed before the banner, so a signal sent right after it is
+        // handled rather than killing the process.
+        let shutdown = shutdown_signal().map_err(AppError::io("install signal handlers"))?;
+        let data_dir = std::fs::canonicalize(engine.data_dir())
+            .unwrap_or_else(|_| engine.data_dir().to_path_buf());
+        // Tests and benchmarks wait for this line: print it only once the
+        // engine is open and the socket bound.
+        println!(
+            "powerd listening on http://{address}, data in {}",
+            data_dir.display()
+        );
+        info!(%address, data_dir = %data_dir.display(), "serving");
+        powerd::http::run(listener, Arc::clone(&engine), config.server, shutdown).await;
+        engine.close().map_err(AppError::Storage)?;
+        info!("engine closed; bye");
+        Ok(())
+    })
+}
+
+/// Resolves on the first SIGTERM or Ctrl-C (SIGINT). The handlers are
+/// registered when this is called, not when the future is first polled.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            info!("{name} received; shutting down");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %e, "cannot listen for Ctrl-C; shutting down");
+            }
+            info!("Ctrl-C received; shutting down");
+        })
+    }
+}
+
+/// `powerd check`: verifies a data directory offline.
+fn check(data_dir: PathBuf) -> Result<(), AppError> {
+    // TEMPORARY: wire this to `powerd::storage::check(&data_dir)` once the
+    // storage engine provides it, mapping its problems to AppError.
+    let _ = data_dir;
+    Err(AppError::NotImplemented("check"))
 }

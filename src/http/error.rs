@@ -1,0 +1,193 @@
+//! Everything that can go wrong with a request, and the one place that
+//! decides its status code ([`status`]) and body ([`response`]).
+//!
+//! Every error body has the same shape:
+//! `{"error": "<field>: <message>", "field": "<field>"}`, with `"field": null`
+//! (and just the message) when no single field is to blame. Storage failures
+//! are logged in full for the operator; clients get a short message without
+//! paths.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+
+use crate::model::ShipId;
+use crate::storage::StorageError;
+use crate::wire::FieldError;
+
+/// The response type of every endpoint.
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
+
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    /// Malformed input: a body or query field that is missing, mistyped or
+    /// out of range.
+    BadInput(FieldError),
+    /// The request body could not be read (the client went away, or sent a
+    /// broken chunked encoding).
+    BadBody(String),
+    /// The ship has never been written.
+    UnknownShip(ShipId),
+    /// No endpoint has this path.
+    UnknownPath,
+    /// The path exists, but not for this method; `allow` lists the methods
+    /// that do work, for the `allow` header.
+    MethodNotAllowed { allow: &'static str },
+    /// The client stopped sending its body for the idle timeout.
+    BodyTimeout,
+    /// The body is larger than the configured limit.
+    BodyTooLarge { limit_bytes: usize },
+    /// The engine could not do its part.
+    Storage(StorageError),
+    /// The handler panicked; the panic message is logged, not sent.
+    Panic,
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::BadInput(e)
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        ApiError::Storage(e)
+    }
+}
+
+/// The one mapping from errors to status codes.
+pub(crate) fn status(error: &ApiError) -> StatusCode {
+    match error {
+        ApiError::BadInput(_) | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+        ApiError::UnknownShip(_) | ApiError::UnknownPath => StatusCode::NOT_FOUND,
+        ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+        ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        // Closed means shutting down (or the log stopped after an I/O
+        // failure): nothing was acknowledged, and retrying against a healthy
+        // instance is the right move.
+        ApiError::Storage(StorageError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Storage(_) | ApiError::Panic => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The field to blame, if any, and the message for the client.
+fn field_and_message(error: &ApiError) -> (Option<&str>, String) {
+    match error {
+        ApiError::BadInput(e) if e.field.is_empty() => (None, e.message.clone()),
+        ApiError::BadInput(e) => (Some(&e.field), e.message.clone()),
+        ApiError::BadBody(why) => (None, format!("the request body could not be read: {why}")),
+        ApiError::UnknownShip(ship) => (
+            Some("spaceship_id"),
+            format!("no data has been stored for ship {ship}"),
+        ),
+        ApiError::UnknownPath => (None, "no such endpoint".to_owned()),
+        ApiError::MethodNotAllowed { allow } => {
+            (None, format!("method not allowed here; allowed: {allow}"))
+        }
+        ApiError::BodyTimeout => (
+            None,
+            "the request body stopped arriving; nothing was written".to_owned(),
+        ),
+        ApiError::BodyTooLarge { limit_bytes } => (
+            None,
+            format!("the request body is larger than the limit of {limit_bytes} bytes"),
+        ),
+        ApiError::Storage(StorageError::Closed) => (
+            None,
+            "the service is shutting down; nothing was written, retry later".to_owned(),
+        ),
+        ApiError::Storage(_) => (None, "internal storage error".to_owned()),
+        ApiError::Panic => (None, "internal error".to_owned()),
+    }
+}
+
+/// Renders `error` as a JSON response, logging what the operator needs.
+pub(crate) fn response(error: ApiError) -> HttpResponse {
+    let status = status(&error);
+    if let ApiError::Storage(e) = &error {
+        tracing::error!(error = %e, "storage error answered with {status}");
+    }
+    let (field, message) = field_and_message(&error);
+    let text = match field {
+        Some(field) => format!("{field}: {message}"),
+        None => message,
+    };
+    let body = serde_json::json!({ "error": text, "field": field });
+    let mut response = json(
+        status,
+        serde_json::to_vec(&body).expect("a JSON value always serialises"),
+    );
+    let headers = response.headers_mut();
+    match &error {
+        ApiError::MethodNotAllowed { allow } => {
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        ApiError::Storage(StorageError::Closed) => {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
+    }
+    response
+}
+
+/// A JSON response with `body`.
+pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(response: HttpResponse) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn field_errors_name_the_field() {
+        let response = response(FieldError::new("data[1].datetime", "bad").into());
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body_json(response).await,
+            serde_json::json!({"error": "data[1].datetime: bad", "field": "data[1].datetime"})
+        );
+    }
+
+    #[tokio::test]
+    async fn whole_body_errors_have_a_null_field() {
+        let response = response(FieldError::new("", "not JSON").into());
+        assert_eq!(
+            body_json(response).await,
+            serde_json::json!({"error": "not JSON", "field": null})
+        );
+    }
+
+    #[test]
+    fn storage_errors_are_server_errors() {
+        assert_eq!(
+            status(&ApiError::Storage(StorageError::Closed)),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let io = StorageError::io("/x", "write", std::io::Error::other("disk full"));
+        assert_eq!(
+            status(&ApiError::Storage(io)),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn method_not_allowed_lists_the_allowed_methods() {
+        let response = response(ApiError::MethodNotAllowed { allow: "GET, POST" });
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[ALLOW], "GET, POST");
+    }
+}

@@ -1,0 +1,238 @@
+//! The endpoints: one `match (method, path)` and one function per endpoint.
+//!
+//! Each endpoint parses with [`crate::wire`] and [`params`](super::params),
+//! asks [`crate::normalise`], [`crate::query`] or the engine, and renders
+//! JSON. Any error goes back through [`error::response`], the one place
+//! statuses are decided.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use tokio::sync::oneshot;
+
+use super::body;
+use super::error::{self, ApiError, HttpResponse};
+use super::params::Query;
+use crate::config::ServerConfig;
+use crate::model::{bucket_of, Reading, Span, BUCKET_SECONDS};
+use crate::normalise::{self, NormaliseError};
+use crate::storage::{Engine, StorageError};
+use crate::wire::{self, FieldError};
+
+/// What every handler may use.
+pub(crate) struct AppState {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) config: ServerConfig,
+}
+
+/// The first and the end (exclusive) bucket of an unbounded query. Chosen
+/// so that `bucket * 900` cannot overflow an `i64`.
+const FIRST_BUCKET: i64 = i64::MIN / BUCKET_SECONDS;
+const END_BUCKET: i64 = i64::MAX / BUCKET_SECONDS;
+
+/// Routes one request. Never fails: errors become JSON error responses.
+pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> HttpResponse {
+    let result = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/health") => Ok(health()),
+        (&Method::GET, "/data") => get_data(&request, &state),
+        (&Method::POST, "/data") => post_data(request, &state).await,
+        (_, "/health") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (_, "/data") => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
+        _ => Err(ApiError::UnknownPath),
+    };
+    result.unwrap_or_else(error::response)
+}
+
+/// `GET /health`: the process is up and serving.
+fn health() -> HttpResponse {
+    error::json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+}
+
+/// `POST /data`: parse, normalise, write, and answer once the engine says
+/// the write is durable. Nothing is written unless every reading is valid.
+async fn post_data(request: Request<Incoming>, state: &AppState) -> Result<HttpResponse, ApiError> {
+    let bytes = body::read_limited(
+        request,
+        state.config.max_body_bytes,
+        state.config.idle_timeout,
+    )
+    .await?;
+    let post = wire::parse_post_body(&bytes)?;
+    drop(bytes);
+    let spans = normalise::normalise(post.units, &post.readings, post.interval_s)
+        .map_err(|e| normalise_error(e, &post.readings))?;
+    let reading_count = post.readings.len();
+    let bucket_count = touched_bucket_count(&spans);
+
+    let (done_tx, done_rx) = oneshot::channel();
+    state.engine.submit(
+        post.spaceship_id,
+        spans,
+        // The receiver is gone only if the client hung up; the write still
+        // happens, nobody is left to tell.
+        Box::new(move |result| drop(done_tx.send(result))),
+    );
+    // A dropped callback means the engine shut down without running it.
+    done_rx.await.unwrap_or(Err(StorageError::Closed))?;
+
+    let body = format!(
+        r#"{{"spaceship_id":{},"readings":{reading_count},"buckets":{bucket_count}}}"#,
+        post.spaceship_id
+    );
+    Ok(error::json(StatusCode::OK, body.into_bytes()))
+}
+
+/// Names the reading a normaliser error is about.
+fn normalise_error(error: NormaliseError, readings: &[Reading]) -> ApiError {
+    match error {
+        NormaliseError::DuplicateTimestamp { first, second } => {
+            let mut when = Vec::new();
+            if let Some(reading) = readings.iter().find(|r| r.index == second) {
+                wire::write_timestamp(&mut when, reading.time_s);
+            }
+            let when = String::from_utf8_lossy(&when);
+            FieldError::new(
+                format!("data[{second}].datetime"),
+                format!("{when} is the same instant as data[{first}].datetime"),
+            )
+            .into()
+        }
+        NormaliseError::Empty => {
+            FieldError::new("data", "must contain at least one reading").into()
+        }
+    }
+}
+
+/// How many distinct buckets the sorted, disjoint `spans` touch.
+fn touched_bucket_count(spans: &[Span]) -> u64 {
+    let mut count = 0u64;
+    let mut last_counted: Option<i64> = None;
+    for span in spans.iter().filter(|span| span.end_s > span.start_s) {
+        let first = bucket_of(span.start_s);
+        let last = bucket_of(span.end_s - 1);
+        // Neighbouring spans may share a bucket; count it once.
+        let from = match last_counted {
+            Some(counted) if counted >= first => counted + 1,
+            _ => first,
+        };
+        if last >= from {
+            count += (last - from + 1) as u64;
+            last_counted = Some(last);
+        }
+    }
+    count
+}
+
+/// `GET /data?spaceship_id=&start=&end=`: the ship's stored buckets whose
+/// start lies in `[start, end)`, ascending. Each carries `coverage`, the
+/// covered seconds of its 900: below 900 the bucket is partial.
+fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpResponse, ApiError> {
+    let query = Query::parse(request.uri().query());
+    let ship = query.ship_id("spaceship_id")?;
+    let start_s = query.timestamp("start")?;
+    let end_s = query.timestamp("end")?;
+    let (first_bucket, end_bucket) = bucket_window(start_s, end_s)?;
+    let buckets = crate::query::ship_buckets(&state.engine, ship, first_bucket, end_bucket)?
+        .ok_or(ApiError::UnknownShip(ship))?;
+
+    // Built by hand: a year is 35,040 buckets, and this is the hot path.
+    const BUCKET_JSON_BYTES: usize = 72;
+    let mut body = Vec::with_capacity(64 + buckets.len() * BUCKET_JSON_BYTES);
+    body.extend_from_slice(br#"{"spaceship_id":"#);
+    write!(body, "{ship}").expect("writing to a Vec cannot fail");
+    body.extend_from_slice(br#","units":"kWh","data":["#);
+    for (position, bucket) in buckets.iter().enumerate() {
+        if position > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(br#"{"datetime":""#);
+        wire::write_timestamp(&mut body, bucket.index * BUCKET_SECONDS);
+        body.extend_from_slice(br#"","value":"#);
+        wire::write_number(&mut body, bucket.energy_kwh);
+        body.extend_from_slice(br#","coverage":"#);
+        write!(body, "{}", bucket.coverage_s).expect("writing to a Vec cannot fail");
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
+    Ok(error::json(StatusCode::OK, body))
+}
+
+/// The buckets whose start `t` satisfies `start <= t < end`: from
+/// `ceil(start / 900)` to `ceil(end / 900)` exclusive. Missing bounds are
+/// the beginning and the end of time.
+fn bucket_window(start_s: Option<i64>, end_s: Option<i64>) -> Result<(i64, i64), ApiError> {
+    if let (Some(start_s), Some(end_s)) = (start_s, end_s) {
+        if start_s > end_s {
+            let mut text = Vec::new();
+            text.extend_from_slice(b"is after end (");
+            wire::write_timestamp(&mut text, start_s);
+            text.extend_from_slice(b" > ");
+            wire::write_timestamp(&mut text, end_s);
+            text.push(b')');
+            return Err(FieldError::new("start", String::from_utf8_lossy(&text)).into());
+        }
+    }
+    let first = start_s.map_or(FIRST_BUCKET, ceil_bucket);
+    let end = end_s.map_or(END_BUCKET, ceil_bucket);
+    Ok((first, end))
+}
+
+/// The first bucket starting at or after `t_s`, kept within the range whose
+/// start seconds fit an `i64`.
+fn ceil_bucket(t_s: i64) -> i64 {
+    let floor = t_s.div_euclid(BUCKET_SECONDS);
+    let ceil = if t_s.rem_euclid(BUCKET_SECONDS) == 0 {
+        floor
+    } else {
+        floor + 1
+    };
+    ceil.clamp(FIRST_BUCKET, END_BUCKET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(start_s: i64, end_s: i64) -> Span {
+        Span {
+            start_s,
+            end_s,
+            power_kw: 1.0,
+        }
+    }
+
+    #[test]
+    fn ceil_bucket_rounds_up_also_before_the_epoch() {
+        assert_eq!(ceil_bucket(0), 0);
+        assert_eq!(ceil_bucket(1), 1);
+        assert_eq!(ceil_bucket(900), 1);
+        assert_eq!(ceil_bucket(901), 2);
+        assert_eq!(ceil_bucket(-1), 0);
+        assert_eq!(ceil_bucket(-900), -1);
+        assert_eq!(ceil_bucket(-901), -1);
+        assert_eq!(ceil_bucket(i64::MAX), END_BUCKET);
+        assert_eq!(ceil_bucket(i64::MIN), FIRST_BUCKET);
+    }
+
+    #[test]
+    fn unbounded_windows_do_not_overflow() {
+        let (first, end) = bucket_window(None, None).unwrap();
+        assert!(first.checked_mul(BUCKET_SECONDS).is_some());
+        assert!(end.checked_mul(BUCKET_SECONDS).is_some());
+        assert!(bucket_window(Some(901), Some(900)).is_err());
+        assert_eq!(bucket_window(Some(900), Some(900)).unwrap(), (1, 1));
+    }
+
+    #[test]
+    fn touched_buckets_count_shared_buckets_once() {
+        assert_eq!(touched_bucket_count(&[]), 0);
+        assert_eq!(touched_bucket_count(&[span(0, 3600)]), 4);
+        // 00:00-00:10 and 00:10-00:20 share bucket 0.
+        assert_eq!(touched_bucket_count(&[span(0, 600), span(600, 1200)]), 2);
+        // A gap: 00:00-00:15 and 01:00-01:05.
+        assert_eq!(touched_bucket_count(&[span(0, 900), span(3600, 3900)]), 2);
+        assert_eq!(touched_bucket_count(&[span(-900, -1)]), 1);
+    }
+}
