@@ -3,10 +3,37 @@
 //!
 //! Owns every message a client sees about malformed input; each names the
 //! field (`data[1].datetime`) and the problem.
+//!
+//! Invariants the rest of the service relies on:
+//! - A [`PostBody`] that [`parse_post_body`] returns has at least one reading;
+//!   every value is finite and non-negative (never `-0`); every timestamp is a
+//!   real instant between years 0001 and 9999 (before offset conversion),
+//!   truncated to the whole second; `interval_s`, when present, is in
+//!   `1..=`[`MAX_INTERVAL_S`]. Duplicate timestamps are *not* checked here:
+//!   truncation can create them, so the normaliser checks after it.
+//! - Everything this module prints is valid JSON / RFC 3339: [`write_number`]
+//!   never emits `NaN` or `inf`, [`write_timestamp`] always emits `...Z` UTC.
+//! - No input makes any function here panic; client text quoted back in an
+//!   error message is escaped and cut short (see [`quote`]).
+//!
+//! Layout: [`post`] (the streaming body parser), [`timestamp`], [`duration`],
+//! [`number`]; everything public is re-exported here.
 
 use std::fmt;
 
 use crate::model::{Reading, ShipId, Units};
+
+pub mod duration;
+pub mod number;
+pub mod post;
+pub mod timestamp;
+
+pub use duration::{parse_duration, MAX_INTERVAL_S};
+pub use number::write_number;
+pub use post::parse_post_body;
+pub use timestamp::{
+    format_timestamp, parse_timestamp, parse_timestamp_cached, write_timestamp, DateCache,
+};
 
 /// A problem with one field of the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +62,8 @@ impl fmt::Display for FieldError {
     }
 }
 
+impl std::error::Error for FieldError {}
+
 /// A parsed and validated `POST /data` body.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PostBody {
@@ -46,32 +75,44 @@ pub struct PostBody {
     pub readings: Vec<Reading>,
 }
 
-/// Parses a `POST /data` body. Placeholder until the wire layer lands.
-pub fn parse_post_body(_bytes: &[u8]) -> Result<PostBody, FieldError> {
-    Err(FieldError::new("", "not implemented"))
+/// Longest client text echoed back in an error message, in bytes (roughly).
+const QUOTE_LIMIT: usize = 64;
+
+/// Client text as it should appear inside an error message: in double quotes,
+/// with control characters and quotes escaped, and cut to about 64 bytes (with
+/// `…`) so that a megabyte-long string does not come back in a 400 response.
+pub fn quote(text: &str) -> String {
+    let mut end = text.len().min(QUOTE_LIMIT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    match text.get(..end) {
+        Some(head) if end < text.len() => format!("{:?}…", head),
+        _ => format!("{text:?}"),
+    }
 }
 
-/// Parses an RFC 3339 timestamp (`2018-08-24T00:00:00Z`, offsets, fractional
-/// seconds) or the dashed form (`2018-08-24T00-00-00Z`) into whole seconds
-/// since the epoch (UTC, fraction truncated). The error text describes the
-/// problem without naming a field. Placeholder until the wire layer lands.
-pub fn parse_timestamp(text: &str) -> Result<i64, String> {
-    Err(format!("{text:?} is not an RFC 3339 timestamp"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Appends `2018-08-24T00:00:00Z` for `secs`. Placeholder.
-pub fn write_timestamp(out: &mut Vec<u8>, secs: i64) {
-    out.extend_from_slice(secs.to_string().as_bytes());
-}
+    #[test]
+    fn display_joins_field_and_message() {
+        let e = FieldError::new("data[1].datetime", "bad");
+        assert_eq!(e.to_string(), "data[1].datetime: bad");
+        assert_eq!(
+            FieldError::new("", "body is empty").to_string(),
+            "body is empty"
+        );
+    }
 
-/// Appends a JSON number: whole numbers without a fraction (`3`, not `3.0`),
-/// others rounded to 9 decimal places and printed shortest. Placeholder.
-pub fn write_number(out: &mut Vec<u8>, value: f64) {
-    out.extend_from_slice(value.to_string().as_bytes());
-}
-
-/// Parses an ISO 8601 duration such as `PT5M`, `PT1H` or `P1D` into seconds.
-/// Placeholder.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
-    Err(format!("{text:?} is not an ISO 8601 duration"))
+    #[test]
+    fn quote_escapes_and_truncates() {
+        assert_eq!(quote("a\"b\n"), r#""a\"b\n""#);
+        let long = "é".repeat(100);
+        let q = quote(&long);
+        assert!(q.ends_with('…'));
+        assert!(q.len() < 80, "{q}");
+        assert_eq!(quote(""), "\"\"");
+    }
 }
