@@ -1,3 +1,671 @@
+//! End-to-end benchmark: starts the real `powerd` binary and drives it over
+//! HTTP from several keep-alive connections on this machine, then prints a
+//! table. Run with `cargo bench --bench http` (add `-- --quick` for a smaller
+//! data set).
+//!
+//! (a) ingest: one ship-day per POST (288 five-minute kW readings, values with
+//!     three decimals as meters send them), durable acknowledgements;
+//! (b) GET one ship, one day, at 32 connections, next to a minimal hyper
+//!     server answering a fixed body of the same size (this binary re-run in
+//!     baseline mode), measured in the same run with the same load generator;
+//! (c) GET one ship, 365 days;
+//! (d) restart time, resident memory, bytes on disk per stored bucket.
+//!
+//! The load generator is a small raw HTTP/1.1 client on a single-threaded
+//! tokio runtime, so it takes one core at most and leaves the other to the
+//! server (the box has two).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const DAY_S: i64 = 86_400;
+/// 2018-08-01T00:00:00Z
+const EPOCH_S: i64 = 1_533_081_600;
+const BASELINE_ENV: &str = "POWERD_BENCH_BASELINE_BODY_BYTES";
+
+struct Settings {
+    ships: u64,
+    days: i64,
+    ingest_connections: usize,
+    get_connections: usize,
+    get_seconds: f64,
+}
+
 fn main() {
-    println!("benchmark: placeholder");
+    if let Ok(size) = std::env::var(BASELINE_ENV) {
+        run_baseline_server(size.parse().expect("body size"));
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let settings = if quick {
+        Settings {
+            ships: 100,
+            days: 30,
+            ingest_connections: 8,
+            get_connections: 32,
+            get_seconds: 3.0,
+        }
+    } else {
+        Settings {
+            ships: 1000,
+            days: 30,
+            ingest_connections: 8,
+            get_connections: 32,
+            get_seconds: 10.0,
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(settings));
+}
+
+async fn run(settings: Settings) {
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_powerd"));
+    let data_dir = std::env::temp_dir().join(format!("powerd-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+
+    let mut server = Server::start(&binary, &data_dir);
+    println!(
+        "powerd under test at {} (data in {})",
+        server.address,
+        data_dir.display()
+    );
+
+    // (a) ingest
+    let posts = settings.ships * settings.days as u64;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..settings.ingest_connections {
+        let next = Arc::clone(&next);
+        let address = server.address;
+        let ships = settings.ships;
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(address).await;
+            let mut latencies = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= posts {
+                    break latencies;
+                }
+                // Day-major order: every ship's day d before any day d+1, as a
+                // fleet reporting daily would send it.
+                let (day, ship) = ((n / ships) as i64, n % ships);
+                let body = day_body(ship, day);
+                let t = Instant::now();
+                let (status, response) = client.request("POST", "/data", Some(&body)).await;
+                latencies.push(t.elapsed());
+                assert_eq!(
+                    status,
+                    200,
+                    "POST failed: {}",
+                    String::from_utf8_lossy(&response)
+                );
+            }
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("ingest task"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let readings = posts as f64 * 288.0;
+    rows.push((
+        format!(
+            "(a) ingest {} ships × {} days, {} conns",
+            settings.ships, settings.days, settings.ingest_connections
+        ),
+        format!(
+            "{:.0} readings/s ({:.0} POST/s)",
+            readings / elapsed,
+            posts as f64 / elapsed
+        ),
+        format!(
+            "p50 {} p99 {}",
+            ms(percentile(&mut latencies, 0.50)),
+            ms(percentile(&mut latencies, 0.99))
+        ),
+    ));
+
+    // One ship with a year of history for (c).
+    let year_ship = 1_000_000u64;
+    {
+        let mut client = Client::connect(server.address).await;
+        for day in 0..365 {
+            let (status, _) = client
+                .request("POST", "/data", Some(&day_body(year_ship, day)))
+                .await;
+            assert_eq!(status, 200);
+        }
+    }
+
+    // (b) GET one ship-day vs. the fixed-body baseline.
+    let day_path = |ship: u64, day: i64| {
+        format!(
+            "/data?spaceship_id={ship}&start={}&end={}",
+            timestamp(EPOCH_S + day * DAY_S),
+            timestamp(EPOCH_S + (day + 1) * DAY_S)
+        )
+    };
+    let sample_body = {
+        let mut client = Client::connect(server.address).await;
+        let (status, body) = client.request("GET", &day_path(0, 0), None).await;
+        assert_eq!(status, 200);
+        assert!(
+            body.windows(10).filter(|w| w == b"\"datetime\"").count() == 96,
+            "a ship-day must have 96 buckets"
+        );
+        body
+    };
+    let ships = settings.ships;
+    let days = settings.days;
+    let (powerd_rps, mut powerd_latencies) = drive_gets(
+        server.address,
+        settings.get_connections,
+        settings.get_seconds,
+        move |i| {
+            let i = i.wrapping_mul(2_654_435_761);
+            day_path(i % ships, ((i / ships) % days as u64) as i64)
+        },
+    )
+    .await;
+    let mut baseline = Baseline::start(sample_body.len());
+    let (baseline_rps, mut baseline_latencies) = drive_gets(
+        baseline.address,
+        settings.get_connections,
+        settings.get_seconds,
+        |_| "/data".to_string(),
+    )
+    .await;
+    baseline.stop();
+    rows.push((
+        format!(
+            "(b) GET 1 ship × 1 day (96 buckets, {} B), {} conns",
+            sample_body.len(),
+            settings.get_connections
+        ),
+        format!(
+            "{powerd_rps:.0} req/s = {:.0}% of baseline",
+            100.0 * powerd_rps / baseline_rps
+        ),
+        format!(
+            "p50 {} p99 {}",
+            ms(percentile(&mut powerd_latencies, 0.5)),
+            ms(percentile(&mut powerd_latencies, 0.99))
+        ),
+    ));
+    rows.push((
+        format!(
+            "    baseline: fixed {} B body, minimal hyper server",
+            sample_body.len()
+        ),
+        format!("{baseline_rps:.0} req/s"),
+        format!(
+            "p50 {} p99 {}",
+            ms(percentile(&mut baseline_latencies, 0.5)),
+            ms(percentile(&mut baseline_latencies, 0.99))
+        ),
+    ));
+
+    // (c) GET one ship, 365 days.
+    let year_path = format!(
+        "/data?spaceship_id={year_ship}&start={}&end={}",
+        timestamp(EPOCH_S),
+        timestamp(EPOCH_S + 365 * DAY_S)
+    );
+    let mut client = Client::connect(server.address).await;
+    let mut year_latencies = Vec::new();
+    let mut year_bytes = 0;
+    for _ in 0..200 {
+        let t = Instant::now();
+        let (status, body) = client.request("GET", &year_path, None).await;
+        year_latencies.push(t.elapsed());
+        assert_eq!(status, 200);
+        year_bytes = body.len();
+    }
+    rows.push((
+        format!(
+            "(c) GET 1 ship × 365 days (35,040 buckets, {:.1} MB), 1 conn",
+            year_bytes as f64 / 1e6
+        ),
+        format!("{:.0} req/s", 1.0 / mean(&year_latencies)),
+        format!(
+            "p50 {} p99 {}",
+            ms(percentile(&mut year_latencies, 0.5)),
+            ms(percentile(&mut year_latencies, 0.99))
+        ),
+    ));
+    drop(client);
+
+    // (d) restart, memory, disk.
+    let stored_buckets = (settings.ships * settings.days as u64 + 365) * 96;
+    let rss_loaded = server.rss_kib();
+    let kill_restart = {
+        server.kill9();
+        let t = Instant::now();
+        server = Server::start(&binary, &data_dir);
+        wait_healthy(server.address).await;
+        t.elapsed()
+    };
+    let rss_after_kill_restart = server.rss_kib();
+    let graceful = {
+        let t = Instant::now();
+        server.terminate();
+        let stop = t.elapsed();
+        let t = Instant::now();
+        server = Server::start(&binary, &data_dir);
+        wait_healthy(server.address).await;
+        (stop, t.elapsed())
+    };
+    // Touch every ship once so the resident figure includes the mapped data in use.
+    {
+        let mut client = Client::connect(server.address).await;
+        for ship in 0..settings.ships {
+            let path = format!(
+                "/data?spaceship_id={ship}&start={}&end={}",
+                timestamp(EPOCH_S),
+                timestamp(EPOCH_S + days * DAY_S)
+            );
+            let (status, _) = client.request("GET", &path, None).await;
+            assert_eq!(status, 200);
+        }
+    }
+    let rss_warm = server.rss_kib();
+    server.terminate();
+    let disk_bytes = dir_bytes(&data_dir);
+    rows.push((
+        "(d) restart after kill -9 (log replay), to /health answering".into(),
+        ms(kill_restart),
+        format!(
+            "RSS before kill {:.1} MiB, after restart {:.1} MiB",
+            rss_loaded as f64 / 1024.0,
+            rss_after_kill_restart as f64 / 1024.0
+        ),
+    ));
+    rows.push((
+        "    graceful stop (SIGTERM, checkpoint) / restart".into(),
+        format!("{} / {}", ms(graceful.0), ms(graceful.1)),
+        format!(
+            "RSS after reading every ship {:.1} MiB",
+            rss_warm as f64 / 1024.0
+        ),
+    ));
+    rows.push((
+        format!("    bytes on disk per stored bucket ({stored_buckets} buckets)"),
+        format!("{:.2} B/bucket", disk_bytes as f64 / stored_buckets as f64),
+        format!(
+            "{:.1} MiB in {}",
+            disk_bytes as f64 / 1048576.0,
+            data_dir.display()
+        ),
+    ));
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    let widths = [
+        rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0),
+        rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0),
+    ];
+    println!();
+    println!(
+        "| {:w0$} | {:w1$} | latency / notes |",
+        "measurement",
+        "result",
+        w0 = widths[0],
+        w1 = widths[1]
+    );
+    println!(
+        "|{}|{}|---|",
+        "-".repeat(widths[0] + 2),
+        "-".repeat(widths[1] + 2)
+    );
+    for (name, result, notes) in rows {
+        println!(
+            "| {name:w0$} | {result:w1$} | {notes} |",
+            w0 = widths[0],
+            w1 = widths[1]
+        );
+    }
+}
+
+/// One ship-day: 288 five-minute kW readings with three decimals.
+fn day_body(ship: u64, day: i64) -> Vec<u8> {
+    let mut body = Vec::with_capacity(288 * 50 + 64);
+    body.extend_from_slice(
+        format!("{{\"spaceship_id\":{ship},\"units\":\"kW\",\"data\":[").as_bytes(),
+    );
+    let mut state =
+        ship.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (day as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    for i in 0..288i64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        // A daily shape plus noise, 0.000..60.000 kW.
+        let base = 20_000.0 + 15_000.0 * ((i as f64 / 288.0) * std::f64::consts::TAU).sin();
+        let milli_kw = (base + (state % 10_000) as f64).max(0.0) as u64;
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"{\"datetime\":\"");
+        body.extend_from_slice(timestamp(EPOCH_S + day * DAY_S + i * 300).as_bytes());
+        body.extend_from_slice(
+            format!("\",\"value\":{}.{:03}}}", milli_kw / 1000, milli_kw % 1000).as_bytes(),
+        );
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
+fn timestamp(secs: i64) -> String {
+    let days = secs.div_euclid(DAY_S);
+    let rem = secs.rem_euclid(DAY_S);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+async fn drive_gets(
+    address: SocketAddr,
+    connections: usize,
+    seconds: f64,
+    path_for: impl Fn(u64) -> String + Clone + Send + 'static,
+) -> (f64, Vec<Duration>) {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let counter = Arc::clone(&counter);
+        let path_for = path_for.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(address).await;
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let path = path_for(counter.fetch_add(1, Ordering::Relaxed));
+                let t = Instant::now();
+                let (status, _) = client.request("GET", &path, None).await;
+                latencies.push(t.elapsed());
+                assert_eq!(status, 200);
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("get task"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    (latencies.len() as f64 / elapsed, latencies)
+}
+
+/// A keep-alive HTTP/1.1 connection speaking just enough of the protocol.
+struct Client {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Client {
+    async fn connect(address: SocketAddr) -> Client {
+        let stream = TcpStream::connect(address).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Client {
+            stream,
+            buffer: Vec::with_capacity(1 << 16),
+        }
+    }
+
+    async fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nhost: bench\r\n").into_bytes();
+        if let Some(body) = body {
+            request.extend_from_slice(
+                format!(
+                    "content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            request.extend_from_slice(body);
+        } else {
+            request.extend_from_slice(b"\r\n");
+        }
+        self.stream.write_all(&request).await.expect("send");
+        // Read until the end of the headers.
+        let header_end = loop {
+            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            self.fill().await;
+        };
+        let head = String::from_utf8_lossy(&self.buffer[..header_end]).to_string();
+        let status: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status");
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .expect("content-length");
+        while self.buffer.len() < header_end + length {
+            self.fill().await;
+        }
+        let body = self.buffer[header_end..header_end + length].to_vec();
+        self.buffer.drain(..header_end + length);
+        (status, body)
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0u8; 65536];
+        let n = self.stream.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "server closed the connection");
+        self.buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Server {
+    fn start(binary: &Path, data_dir: &Path) -> Server {
+        let mut child = Command::new(binary)
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start powerd");
+        let address = read_listen_line(&mut child);
+        Server { child, address }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id())
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "powerd exited with {status} on SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for the line `powerd listening on http://ADDR, ...` and returns ADDR.
+fn read_listen_line(child: &mut Child) -> SocketAddr {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.expect("read stdout");
+        if let Some(rest) = line.split("http://").nth(1) {
+            let address = rest
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .next()
+                .unwrap_or("");
+            let address = address.parse().expect("listen address");
+            // Keep draining stdout so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return address;
+        }
+    }
+    panic!("powerd exited before printing its listen address");
+}
+
+async fn wait_healthy(address: SocketAddr) {
+    let mut client = Client::connect(address).await;
+    let (status, _) = client.request("GET", "/health", None).await;
+    assert_eq!(status, 200);
+}
+
+struct Baseline {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Baseline {
+    fn start(body_bytes: usize) -> Baseline {
+        let mut child = Command::new(std::env::current_exe().expect("bench binary"))
+            .env(BASELINE_ENV, body_bytes.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start baseline");
+        let address = read_listen_line(&mut child);
+        Baseline { child, address }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The reference point for (b): hyper answering every request with a fixed
+/// body, on a two-worker runtime like powerd's.
+fn run_baseline_server(body_bytes: usize) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let body = Bytes::from(vec![b'x'; body_bytes]);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!(
+            "baseline listening on http://{}",
+            listener.local_addr().expect("address")
+        );
+        loop {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let _ = stream.set_nodelay(true);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_request| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(body))
+                                .expect("static response"),
+                        )
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                total += dir_bytes(&path);
+            } else if let Ok(meta) = entry.metadata() {
+                total += meta.len();
+            }
+        }
+    }
+    total
+}
+
+fn percentile(values: &mut [Duration], q: f64) -> Duration {
+    if values.is_empty() {
+        return Duration::ZERO;
+    }
+    values.sort_unstable();
+    values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
+fn mean(values: &[Duration]) -> f64 {
+    values.iter().map(Duration::as_secs_f64).sum::<f64>() / values.len().max(1) as f64
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
