@@ -42,23 +42,18 @@ pub fn write_timestamp(out: &mut Vec<u8>, secs: i64) {
     let (hour, minute, second) = (of_day / 3600, of_day / 60 % 60, of_day % 60);
     let mut buf = *b"0000-00-00T00:00:00Z";
     let [y0, y1, y2, y3, _, m0, m1, _, d0, d1, _, h0, h1, _, i0, i1, _, s0, s1, _] = &mut buf;
+    [*m0, *m1] = two(month as u8);
+    [*d0, *d1] = two(day as u8);
+    [*h0, *h1] = two(hour as u8);
+    [*i0, *i1] = two(minute as u8);
+    [*s0, *s1] = two(second as u8);
     if (0..=9999).contains(&year) {
         [*y0, *y1] = two((year / 100) as u8);
         [*y2, *y3] = two((year % 100) as u8);
-        [*m0, *m1] = two(month as u8);
-        [*d0, *d1] = two(day as u8);
-        [*h0, *h1] = two(hour as u8);
-        [*i0, *i1] = two(minute as u8);
-        [*s0, *s1] = two(second as u8);
         out.extend_from_slice(&buf);
     } else {
         out.push(if year < 0 { b'-' } else { b'+' });
         out.extend_from_slice(itoa::Buffer::new().format(year.unsigned_abs()).as_bytes());
-        [*m0, *m1] = two(month as u8);
-        [*d0, *d1] = two(day as u8);
-        [*h0, *h1] = two(hour as u8);
-        [*i0, *i1] = two(minute as u8);
-        [*s0, *s1] = two(second as u8);
         out.extend_from_slice(&buf[4..]);
     }
 }
