@@ -43,8 +43,10 @@ pub enum NormaliseError {
 /// `interval_s` is the batch's declared spacing; the wire layer guarantees it
 /// is positive, and a non-positive value is treated as absent rather than
 /// producing empty or backwards spans. Readings' values are taken as they
-/// are (the wire layer has checked they are finite and non-negative). Times
-/// near the ends of `i64` saturate instead of overflowing.
+/// are: the wire layer has checked they are in
+/// `0..=`[`crate::wire::MAX_READING_VALUE`], which keeps even a kWh reading
+/// spread over one second a finite power. Times near the ends of `i64`
+/// saturate instead of overflowing.
 pub fn normalise(
     units: Units,
     readings: &[Reading],
@@ -486,6 +488,16 @@ mod tests {
                 normalise(Units::Kwh, &readings(&points), None)
             );
         }
+    }
+
+    #[test]
+    fn the_largest_reading_over_one_second_stays_finite() {
+        let max = crate::wire::MAX_READING_VALUE;
+        let spans = normalise(Units::Kwh, &readings(&[(0, max), (1, max)]), None).expect("valid");
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].power_kw, max * 3600.0);
+        let energy: f64 = buckets_of(&spans).iter().map(|b| b.energy_kwh).sum();
+        assert!(energy.is_finite());
     }
 
     #[test]

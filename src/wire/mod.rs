@@ -6,7 +6,8 @@
 //!
 //! Invariants the rest of the service relies on:
 //! - A [`PostBody`] that [`parse_post_body`] returns has at least one reading;
-//!   every value is finite and non-negative (never `-0`); every timestamp is a
+//!   every value is in `0..=`[`MAX_READING_VALUE`] (never `-0`, so kWh spread
+//!   over even one second stays a finite power); every timestamp is a
 //!   real instant between years 0001 and 9999 (before offset conversion),
 //!   truncated to the whole second; `interval_s`, when present, is in
 //!   `1..=`[`MAX_INTERVAL_S`]. Duplicate timestamps are *not* checked here:
@@ -30,7 +31,7 @@ pub mod timestamp;
 
 pub use duration::{parse_duration, MAX_INTERVAL_S};
 pub use number::write_number;
-pub use post::parse_post_body;
+pub use post::{parse_post_body, MAX_READING_VALUE};
 pub use timestamp::{
     format_timestamp, parse_timestamp, parse_timestamp_cached, write_timestamp, DateCache,
 };

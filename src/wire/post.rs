@@ -617,22 +617,37 @@ fn check_datetime(got: Scalar<'_>, dates: &mut DateCache) -> Result<i64, String>
     }
 }
 
+/// The largest reading accepted, in kW or kWh. Far beyond any meter, yet it
+/// keeps every derived number finite: a kWh reading spread over one second
+/// is `value × 3600` kW, and bucket and fleet sums stay far below f64's range.
+pub const MAX_READING_VALUE: f64 = 1e15;
+
 fn check_value(got: Scalar<'_>) -> Result<f64, String> {
-    match got {
-        Scalar::Unsigned(n) => Ok(n as f64),
-        Scalar::Float(x) if !x.is_finite() => Err("is not a finite number".to_owned()),
-        Scalar::Float(x) if x < 0.0 => Err(format!(
-            "{} is negative; readings must be zero or more",
-            float_text(x)
-        )),
+    let number = match got {
+        Scalar::Unsigned(n) => n as f64,
+        Scalar::Float(x) => x,
+        Scalar::Negative(n) => {
+            return Err(format!("{n} is negative; readings must be zero or more"))
+        }
+        Scalar::Str(s) => {
+            return Err(format!(
+                "expected a number, got the string {} (numbers must not be quoted)",
+                quote(s)
+            ))
+        }
+        other => return Err(format!("expected a number, got {other}")),
+    };
+    if !number.is_finite() {
+        Err("is not a finite number".to_owned())
+    } else if number < 0.0 {
+        let text = float_text(number);
+        Err(format!("{text} is negative; readings must be zero or more"))
+    } else if number > MAX_READING_VALUE {
+        let text = float_text(number);
+        Err(format!("{text} is too large; readings go up to 1e15"))
+    } else {
         // `+ 0.0` turns -0 into +0 so no sign leaks into sums or output.
-        Scalar::Float(x) => Ok(x + 0.0),
-        Scalar::Negative(n) => Err(format!("{n} is negative; readings must be zero or more")),
-        Scalar::Str(s) => Err(format!(
-            "expected a number, got the string {} (numbers must not be quoted)",
-            quote(s)
-        )),
-        other => Err(format!("expected a number, got {other}")),
+        Ok(number + 0.0)
     }
 }
 
@@ -739,6 +754,8 @@ mod tests {
         assert_eq!(one("0.001"), Ok(0.001));
         assert_eq!(one("1.5e3"), Ok(1500.0));
         assert_eq!(one("1e-400"), Ok(0.0));
+        assert_eq!(one("1e15"), Ok(MAX_READING_VALUE));
+        assert_eq!(one("1000000000000000"), Ok(MAX_READING_VALUE));
         let minus_zero = one("-0").expect("valid");
         assert_eq!(minus_zero, 0.0);
         assert!(minus_zero.is_sign_positive());
@@ -781,6 +798,14 @@ mod tests {
         assert_eq!(
             at2("-1e400"),
             "data[2].value: is not a finite number (too large)"
+        );
+        assert_eq!(
+            at2("1e300"),
+            "data[2].value: 1e300 is too large; readings go up to 1e15"
+        );
+        assert_eq!(
+            at2("18446744073709551615"),
+            "data[2].value: 1.8446744073709552e19 is too large; readings go up to 1e15"
         );
         // JSON has no NaN or Infinity literals: those are syntax errors.
         assert!(at2("NaN").starts_with("body is not valid JSON: "));
