@@ -185,7 +185,10 @@ fn decimal_form(spans: &[Span]) -> Option<(u8, Vec<i64>)> {
         let mut ints = Vec::with_capacity(spans.len());
         for span in spans {
             let scaled = (span.power_kw * scale).round();
-            if !(scaled.abs() < MAX_EXACT_INT as f64) || scaled / scale != span.power_kw {
+            // NaN-safe: a NaN product fails the first test.
+            if scaled.abs().partial_cmp(&(MAX_EXACT_INT as f64)) != Some(std::cmp::Ordering::Less)
+                || scaled / scale != span.power_kw
+            {
                 continue 'exponent;
             }
             ints.push(scaled as i64);

@@ -98,22 +98,45 @@ impl Timeline {
 }
 
 /// Applies `overlay` (newer) on top of `base` (older); both sorted and
-/// disjoint. The result is sorted and disjoint.
+/// disjoint, and so is the result. Linear in the total length: the parts of
+/// base spans that no overlay span covers are merged in time order with the
+/// overlay spans.
 pub fn overlay_spans(base: &[Span], overlay: &[Span], out: &mut Vec<Span>) {
-    if overlay.is_empty() {
-        out.extend_from_slice(base);
+    if overlay.is_empty() || base.is_empty() {
+        out.extend_from_slice(if overlay.is_empty() { base } else { overlay });
         return;
     }
-    let mut timeline = Timeline::new();
-    for &span in base {
-        timeline
-            .spans
-            .insert(span.start_s, (span.end_s, span.power_kw));
+    let mut next_overlay = 0; // overlay spans before this one are already emitted
+    let mut first_cover = 0; // first overlay span that may still cover base spans
+    for span in base {
+        while first_cover < overlay.len() && overlay[first_cover].end_s <= span.start_s {
+            first_cover += 1;
+        }
+        let mut cursor = span.start_s;
+        let mut k = first_cover;
+        while cursor < span.end_s {
+            let (piece_end, resume) = match overlay.get(k) {
+                Some(cover) if cover.start_s < span.end_s => {
+                    (cover.start_s.max(cursor), cover.end_s)
+                }
+                _ => (span.end_s, span.end_s),
+            };
+            if piece_end > cursor {
+                while next_overlay < overlay.len() && overlay[next_overlay].start_s < cursor {
+                    out.push(overlay[next_overlay]);
+                    next_overlay += 1;
+                }
+                out.push(Span {
+                    start_s: cursor,
+                    end_s: piece_end,
+                    power_kw: span.power_kw,
+                });
+            }
+            cursor = resume.max(cursor);
+            k += 1;
+        }
     }
-    for &span in overlay {
-        timeline.overwrite(span);
-    }
-    out.extend(timeline.iter());
+    out.extend_from_slice(&overlay[next_overlay..]);
 }
 
 #[cfg(test)]
@@ -170,6 +193,29 @@ mod tests {
         t.overwrite(s(0, 300, 1.0));
         t.overwrite(s(300, 600, 2.0));
         assert_eq!(all(&t), before);
+    }
+
+    #[test]
+    fn overlay_matches_overwriting_one_by_one() {
+        let base: Vec<Span> = (0..20)
+            .map(|i| s(i * 100, i * 100 + 90, i as f64))
+            .collect();
+        let overlays = [
+            vec![s(-50, 5, 9.0)],
+            vec![s(95, 105, 9.0), s(150, 420, 8.0), s(1990, 2500, 7.0)],
+            vec![s(0, 2000, 1.0)],
+            vec![s(10, 20, 1.0), s(30, 40, 2.0), s(45, 50, 3.0)],
+            vec![s(3000, 3100, 1.0)],
+        ];
+        for overlay in overlays {
+            let mut expected = Timeline::new();
+            for &span in base.iter().chain(&overlay) {
+                expected.overwrite(span);
+            }
+            let mut merged = Vec::new();
+            overlay_spans(&base, &overlay, &mut merged);
+            assert_eq!(merged, all(&expected), "overlay {overlay:?}");
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub use number::write_number;
 pub use post::{parse_post_body, MAX_READING_VALUE};
 pub use timestamp::{
     format_timestamp, parse_timestamp, parse_timestamp_cached, write_timestamp, DateCache,
+    TimestampWriter,
 };
 
 /// A problem with one field of the input.

@@ -58,6 +58,48 @@ pub fn write_timestamp(out: &mut Vec<u8>, secs: i64) {
     }
 }
 
+/// [`write_timestamp`] for runs of timestamps that mostly share a date, as
+/// the buckets of a response do: the date part is formatted once per day.
+#[derive(Clone, Debug)]
+pub struct TimestampWriter {
+    day: i64,
+    /// `YYYY-MM-DDT` of `day`, valid when `day != i64::MIN`.
+    date: [u8; 11],
+}
+
+impl Default for TimestampWriter {
+    fn default() -> Self {
+        TimestampWriter {
+            day: i64::MIN,
+            date: [0; 11],
+        }
+    }
+}
+
+impl TimestampWriter {
+    pub fn write(&mut self, out: &mut Vec<u8>, secs: i64) {
+        let day = secs.div_euclid(SECONDS_PER_DAY);
+        if day != self.day {
+            let (year, _, _) = civil_from_days(day);
+            if !(0..=9999).contains(&year) {
+                write_timestamp(out, secs);
+                return;
+            }
+            let mut full = Vec::with_capacity(20);
+            write_timestamp(&mut full, day * SECONDS_PER_DAY);
+            self.date.copy_from_slice(&full[..11]);
+            self.day = day;
+        }
+        let of_day = secs.rem_euclid(SECONDS_PER_DAY);
+        let mut time = *b"00:00:00Z";
+        [time[0], time[1]] = two((of_day / 3600) as u8);
+        [time[3], time[4]] = two((of_day / 60 % 60) as u8);
+        [time[6], time[7]] = two((of_day % 60) as u8);
+        out.extend_from_slice(&self.date);
+        out.extend_from_slice(&time);
+    }
+}
+
 /// [`write_timestamp`] into a fresh `String`.
 pub fn format_timestamp(secs: i64) -> String {
     let mut out = Vec::with_capacity(20);
@@ -311,6 +353,34 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn timestamp_writer_matches_write_timestamp() {
+        let mut writer = TimestampWriter::default();
+        for secs in [
+            0i64,
+            899,
+            86_399,
+            86_400,
+            1_535_068_800,
+            1_535_068_800 + 900,
+            -1,
+            -86_401,
+            253_402_300_799,
+            253_402_300_800,
+            -62_167_219_201,
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            writer.write(&mut a, secs);
+            write_timestamp(&mut b, secs);
+            assert_eq!(
+                String::from_utf8(a).unwrap(),
+                String::from_utf8(b).unwrap(),
+                "{secs}"
+            );
+        }
+    }
+
     use super::*;
 
     fn ok(text: &str) -> i64 {
