@@ -1,6 +1,8 @@
 //! Integration tests: one binary, one module per theme.
 
 mod engine;
+mod http;
+mod util;
 
 #[test]
 fn engine_round_trip() {
