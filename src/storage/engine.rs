@@ -560,10 +560,10 @@ fn replay_log(
             }
             let record =
                 decode_write(payload).map_err(|e| StorageError::corrupted(&path, offset, e.0))?;
-            let timeline = active.entry(record.ship).or_default();
-            for span in record.spans {
-                timeline.overwrite(span);
-            }
+            active
+                .entry(record.ship)
+                .or_default()
+                .overwrite_all(&record.spans);
             records += 1;
             Ok(())
         })?;
@@ -703,10 +703,11 @@ fn commit_batch(
     {
         let mut state = shared.state.write().expect("engine state lock poisoned");
         for pending in batch {
-            let timeline = state.active.entry(pending.ship).or_default();
-            for span in pending.spans {
-                timeline.overwrite(span);
-            }
+            state
+                .active
+                .entry(pending.ship)
+                .or_default()
+                .overwrite_all(&pending.spans);
             state.stats.writes += 1;
             callbacks.push(pending.done);
         }
@@ -768,10 +769,10 @@ fn freeze(
             Some(previous) => {
                 let mut merged = (*previous).clone();
                 for (ship, timeline) in active {
-                    let target = merged.entry(ship).or_default();
-                    for span in timeline.iter() {
-                        target.overwrite(span);
-                    }
+                    merged
+                        .entry(ship)
+                        .or_default()
+                        .overwrite_all(timeline.as_slice());
                 }
                 merged
             }

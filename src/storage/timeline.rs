@@ -1,19 +1,17 @@
-//! A ship's timeline as an ordered map of disjoint constant-power spans, and
-//! the one operation the overlap model needs: overwrite the seconds a new
-//! span covers, keeping whatever lies outside it.
+//! A ship's timeline as a sorted vector of disjoint constant-power spans,
+//! and the one operation the overlap model needs: overwrite the seconds a
+//! new batch covers, keeping whatever lies outside it.
 //!
-//! Invariant: spans in a [`Timeline`] are disjoint, non-empty, and keyed by
-//! their start second.
-
-use std::collections::BTreeMap;
-use std::ops::Bound;
+//! Invariant: spans in a [`Timeline`] are sorted, disjoint and non-empty.
+//! A vector rather than a tree because ships report in time order: the
+//! usual batch lands after everything stored and is a plain append, and
+//! reads are a binary search and a contiguous slice.
 
 use crate::model::Span;
 
 #[derive(Clone, Debug, Default)]
 pub struct Timeline {
-    /// start second → (end second, power kW)
-    spans: BTreeMap<i64, (i64, f64)>,
+    spans: Vec<Span>,
 }
 
 impl Timeline {
@@ -31,69 +29,53 @@ impl Timeline {
 
     /// Replaces everything in `[span.start_s, span.end_s)` with `span`.
     pub fn overwrite(&mut self, span: Span) {
-        debug_assert!(span.start_s < span.end_s);
-        self.cut(span.start_s, span.end_s);
-        self.spans.insert(span.start_s, (span.end_s, span.power_kw));
+        self.overwrite_all(std::slice::from_ref(&span));
     }
 
-    /// Removes the seconds `[start, end)`, trimming spans that straddle an edge.
-    fn cut(&mut self, start: i64, end: i64) {
-        // A span that begins before `start` may reach into the cut.
-        if let Some((&s, &(e, p))) = self.spans.range(..start).next_back() {
-            if e > start {
-                self.spans.insert(s, (start, p));
-                if e > end {
-                    self.spans.insert(end, (e, p));
-                    return;
-                }
-            }
+    /// Overwrites with a batch of sorted, disjoint spans, as if each were
+    /// written in turn.
+    pub fn overwrite_all(&mut self, batch: &[Span]) {
+        let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+            return;
+        };
+        debug_assert!(batch.windows(2).all(|w| w[0].end_s <= w[1].start_s));
+        if self
+            .spans
+            .last()
+            .is_none_or(|tail| tail.end_s <= first.start_s)
+        {
+            self.spans.extend_from_slice(batch);
+            return;
         }
-        // Spans that begin inside the cut: drop them, keeping a tail past `end`.
-        let inside: Vec<i64> = self.spans.range(start..end).map(|(&s, _)| s).collect();
-        for s in inside {
-            let (e, p) = self.spans.remove(&s).expect("key was just listed");
-            if e > end {
-                self.spans.insert(end, (e, p));
-            }
-        }
+        // Only spans that intersect the batch's extent can change.
+        let from = self.spans.partition_point(|s| s.end_s <= first.start_s);
+        let to = self.spans.partition_point(|s| s.start_s < last.end_s);
+        let mut merged = Vec::with_capacity(to - from + batch.len() + 2);
+        overlay_spans(&self.spans[from..to], batch, &mut merged);
+        self.spans.splice(from..to, merged);
     }
 
     /// Spans that intersect `[start, end)`, clipped to it, ascending.
     pub fn spans_in(&self, start: i64, end: i64, out: &mut Vec<Span>) {
-        if let Some((_, &(e, p))) = self.spans.range(..start).next_back() {
-            if e > start {
-                out.push(Span {
-                    start_s: start,
-                    end_s: e.min(end),
-                    power_kw: p,
-                });
+        let from = self.spans.partition_point(|s| s.end_s <= start);
+        for span in &self.spans[from..] {
+            if span.start_s >= end {
+                break;
             }
-        }
-        for (&s, &(e, p)) in self
-            .spans
-            .range((Bound::Included(start), Bound::Excluded(end)))
-        {
             out.push(Span {
-                start_s: s,
-                end_s: e.min(end),
-                power_kw: p,
+                start_s: span.start_s.max(start),
+                end_s: span.end_s.min(end),
+                power_kw: span.power_kw,
             });
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Span> + '_ {
-        self.spans.iter().map(|(&s, &(e, p))| Span {
-            start_s: s,
-            end_s: e,
-            power_kw: p,
-        })
+        self.spans.iter().copied()
     }
 
-    /// First covered second and one past the last, if any.
-    pub fn extent(&self) -> Option<(i64, i64)> {
-        let first = self.spans.iter().next()?;
-        let last = self.spans.iter().next_back()?;
-        Some((*first.0, last.1 .0))
+    pub fn as_slice(&self) -> &[Span] {
+        &self.spans
     }
 }
 
