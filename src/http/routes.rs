@@ -5,7 +5,6 @@
 //! JSON. Any error goes back through [`error::response`], the one place
 //! statuses are decided.
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
@@ -141,18 +140,20 @@ fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpRespons
     const BUCKET_JSON_BYTES: usize = 72;
     let mut body = Vec::with_capacity(64 + buckets.len() * BUCKET_JSON_BYTES);
     body.extend_from_slice(br#"{"spaceship_id":"#);
-    write!(body, "{ship}").expect("writing to a Vec cannot fail");
+    body.extend_from_slice(itoa::Buffer::new().format(ship).as_bytes());
     body.extend_from_slice(br#","units":"kWh","data":["#);
+    let mut timestamps = wire::TimestampWriter::default();
+    let mut digits = itoa::Buffer::new();
     for (position, bucket) in buckets.iter().enumerate() {
         if position > 0 {
             body.push(b',');
         }
         body.extend_from_slice(br#"{"datetime":""#);
-        wire::write_timestamp(&mut body, bucket.index * BUCKET_SECONDS);
+        timestamps.write(&mut body, bucket.index * BUCKET_SECONDS);
         body.extend_from_slice(br#"","value":"#);
         wire::write_number(&mut body, bucket.energy_kwh);
         body.extend_from_slice(br#","coverage":"#);
-        write!(body, "{}", bucket.coverage_s).expect("writing to a Vec cannot fail");
+        body.extend_from_slice(digits.format(bucket.coverage_s).as_bytes());
         body.push(b'}');
     }
     body.extend_from_slice(b"]}");
