@@ -16,7 +16,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::util::{
-    at, post_body, read_until_closed, start_server, start_server_with, RawClient, TestServer,
+    at, post_body, read_until_closed, start_server, start_server_with, RawClient, TempDir,
+    TestServer, STEP_TIMEOUT,
 };
 use powerd::config::ServerConfig;
 
@@ -833,4 +834,77 @@ async fn shutdown_gives_up_on_stuck_requests_after_the_grace() {
     assert!(stuck.closed_within(Duration::from_secs(5)).await);
     assert!(!server.engine.ship_exists(1));
     server.engine.close().unwrap();
+}
+
+/// The binary itself: the banner comes once the port is bound, the port is
+/// the real one for `--listen …:0`, and SIGTERM means a clean exit 0.
+#[cfg(unix)]
+#[test]
+fn the_binary_announces_serves_and_exits_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+
+    let dir = TempDir::new("bin");
+    let data_dir = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_powerd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("powerd starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = line_tx.send(line);
+    });
+    let banner = line_rx
+        .recv_timeout(STEP_TIMEOUT)
+        .expect("the banner is printed");
+    let address = banner
+        .strip_prefix("powerd listening on http://")
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("unexpected banner {banner:?}"));
+    let canonical = std::fs::canonicalize(&data_dir).expect("the data dir exists");
+    assert!(
+        banner
+            .trim_end()
+            .ends_with(&format!("data in {}", canonical.display())),
+        "{banner:?}"
+    );
+
+    let mut stream = std::net::TcpStream::connect(address).expect("the port is live");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
+
+    let pid = child.id().to_string();
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exit_tx.send(child.wait());
+    });
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.expect("kill runs").success());
+    let status = exit_rx
+        .recv_timeout(STEP_TIMEOUT)
+        .expect("powerd exits after SIGTERM")
+        .expect("wait works");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_powerd"))
+        .args(["serve", "--max-connections", "0"])
+        .output()
+        .expect("powerd runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--max-connections"), "{stderr}");
 }
