@@ -1,7 +1,7 @@
 //! The HTTP layer: the hyper server, routing, request limits, and the one
 //! mapping from errors to status codes.
 //!
-//! Owns: sockets and connections ([`server`]), per-connection idle tracking
+//! Owns: sockets and connections (`server`), per-connection idle tracking
 //! (`idle`), reading bodies under a size limit (`body`), query strings
 //! (`params`), endpoints (`routes`), error bodies and status codes (`error`),
 //! and keeping a panicking handler from taking its connection down (`panic`).
