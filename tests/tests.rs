@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per theme.
 
+mod crash;
 mod engine;
 mod http;
 mod util;

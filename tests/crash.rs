@@ -1,0 +1,364 @@
+//! Crash consistency of the real binary: several clients POST at once, the
+//! server is killed with SIGKILL mid-stream, restarted on the same data
+//! directory, and every POST ever sent is checked.
+//!
+//! Guarantee under test: an acknowledged POST is wholly there after any
+//! crash, and a POST that was in flight is either wholly there or wholly
+//! absent — never partly applied. Each POST writes its own ship-day with
+//! values derived from its number, so "wholly there" is an exact check.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::util::TempDir;
+
+const ROUNDS: usize = 20;
+const CLIENTS: u64 = 4;
+const DAY_S: i64 = 86_400;
+/// 2020-01-01T00:00:00Z
+const EPOCH_S: i64 = 1_577_836_800;
+
+/// What a client knows about one of its POSTs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Acknowledged,
+    /// Sent, but the connection died before the answer: may or may not be there.
+    InFlight,
+}
+
+struct Server {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_powerd"))
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the powerd binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let address = loop {
+            let line = lines
+                .next()
+                .expect("powerd printed its listen line before exiting")
+                .expect("stdout is readable");
+            if let Some(rest) = line.split("http://").nth(1) {
+                let address = rest.split([',', ' ']).next().unwrap_or_default();
+                break address.parse().expect("the listen line carries an address");
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { child, address }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL is delivered");
+        self.child.wait().expect("the killed server is reaped");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection; any I/O error is returned, since
+/// the server dying under the client is the point of this test.
+struct Client {
+    stream: TcpStream,
+}
+
+impl Client {
+    fn connect(address: SocketAddr) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(address)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream })
+    }
+
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        let head = format!("{method} {path} HTTP/1.1\r\nhost: crash\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
+        self.stream.write_all(head.as_bytes())?;
+        self.stream.write_all(body)?;
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 16384];
+        let header_end = loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or(std::io::ErrorKind::InvalidData)?;
+        let length: usize = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .ok_or(std::io::ErrorKind::InvalidData)?;
+        while buffer.len() < header_end + length {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        Ok((status, buffer[header_end..header_end + length].to_vec()))
+    }
+}
+
+/// POST number `n` of `ship`: its own day, 96 fifteen-minute kWh readings
+/// whose values encode `n`, so a bucket tells which POST wrote it.
+fn post_body(ship: u64, n: i64) -> Vec<u8> {
+    let day_start = EPOCH_S + n * DAY_S;
+    let readings: Vec<String> = (0..96)
+        .map(|i| {
+            format!(
+                r#"{{"datetime":"{}","value":{}}}"#,
+                timestamp(day_start + i * 900),
+                expected_value(n, i)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"spaceship_id":{ship},"units":"kWh","data":[{}]}}"#,
+        readings.join(",")
+    )
+    .into_bytes()
+}
+
+fn expected_value(n: i64, i: i64) -> i64 {
+    n * 1000 + i
+}
+
+fn timestamp(secs: i64) -> String {
+    let days = secs.div_euclid(DAY_S);
+    let rem = secs.rem_euclid(DAY_S);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The buckets of `ship` on day `n`, as (bucket index in the day, value, coverage).
+fn read_day(client: &mut Client, ship: u64, n: i64) -> Option<Vec<(i64, f64, u64)>> {
+    let path = format!(
+        "/data?spaceship_id={ship}&start={}&end={}",
+        timestamp(EPOCH_S + n * DAY_S),
+        timestamp(EPOCH_S + (n + 1) * DAY_S)
+    );
+    let (status, body) = client
+        .request("GET", &path, b"")
+        .expect("GET after restart");
+    if status == 404 {
+        return None;
+    }
+    assert_eq!(
+        status,
+        200,
+        "GET {path}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("GET answers JSON");
+    let data = json["data"].as_array().expect("data is an array");
+    let index_of: HashMap<String, i64> = (0..96)
+        .map(|i| (timestamp(EPOCH_S + n * DAY_S + i * 900), i))
+        .collect();
+    Some(
+        data.iter()
+            .map(|b| {
+                let when = b["datetime"].as_str().expect("datetime");
+                let index = index_of[when];
+                (
+                    index,
+                    b["value"].as_f64().expect("value"),
+                    b["coverage"].as_u64().expect("coverage"),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn acknowledged_posts_survive_kill_9_and_none_is_partly_applied() {
+    let dir = TempDir::new("crash");
+    let data_dir = dir.path().join("data");
+    // Per ship: POST number → outcome. Ship = client.
+    let outcomes: Arc<Mutex<HashMap<(u64, i64), Outcome>>> = Arc::default();
+    let mut next_post: Vec<i64> = vec![0; CLIENTS as usize];
+    let mut acknowledged_total = 0usize;
+    let mut in_flight_total = 0usize;
+
+    let mut verified_up_to: Vec<i64> = vec![0; CLIENTS as usize];
+    for round in 0..ROUNDS {
+        let server = Server::start(&data_dir);
+        // What the last round wrote, right after the crash that ended it.
+        verify(
+            server.address,
+            &mut outcomes.lock().expect("outcomes lock"),
+            &verified_up_to,
+            &next_post,
+        );
+        verified_up_to.clone_from(&next_post);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..CLIENTS)
+            .map(|ship| {
+                let stop = Arc::clone(&stop);
+                let outcomes = Arc::clone(&outcomes);
+                let address = server.address;
+                let first = next_post[ship as usize];
+                std::thread::spawn(move || {
+                    let mut n = first;
+                    let Ok(mut client) = Client::connect(address) else {
+                        return n;
+                    };
+                    while !stop.load(Ordering::Relaxed) {
+                        let body = post_body(ship, n);
+                        outcomes
+                            .lock()
+                            .expect("outcomes lock")
+                            .insert((ship, n), Outcome::InFlight);
+                        match client.request("POST", "/data", &body) {
+                            Ok((200, _)) => {
+                                outcomes
+                                    .lock()
+                                    .expect("outcomes lock")
+                                    .insert((ship, n), Outcome::Acknowledged);
+                            }
+                            Ok((status, body)) => panic!(
+                                "POST {n} of ship {ship} got {status}: {}",
+                                String::from_utf8_lossy(&body)
+                            ),
+                            Err(_) => return n + 1,
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        // Vary the moment of the kill so it lands in different phases.
+        std::thread::sleep(Duration::from_millis(50 + (round as u64 * 37) % 150));
+        server.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for (ship, writer) in writers.into_iter().enumerate() {
+            next_post[ship] = writer.join().expect("writer thread");
+        }
+    }
+
+    // Everything, once more, after all the crashes.
+    let server = Server::start(&data_dir);
+    verify(
+        server.address,
+        &mut outcomes.lock().expect("outcomes lock"),
+        &vec![0; CLIENTS as usize],
+        &next_post,
+    );
+    for outcome in outcomes.lock().expect("outcomes lock").values() {
+        match outcome {
+            Outcome::Acknowledged => acknowledged_total += 1,
+            Outcome::InFlight => in_flight_total += 1,
+        }
+    }
+    assert!(
+        acknowledged_total > ROUNDS * CLIENTS as usize,
+        "too few POSTs were acknowledged ({acknowledged_total}) for the test to mean anything"
+    );
+    eprintln!("crash test: {ROUNDS} kill -9 rounds, {acknowledged_total} acknowledged POSTs all intact, {in_flight_total} in flight at a kill, none partly applied");
+    drop(server);
+    let report = powerd::storage::check(&data_dir).expect("check runs");
+    assert!(report.is_ok(), "{report}");
+}
+
+/// Every POST ever sent is wholly there (acknowledged ones must be) or,
+/// if it was in flight at a kill, wholly absent. An in-flight POST found
+/// whole is durable from then on, and later rounds hold it to that.
+fn verify(
+    address: SocketAddr,
+    outcomes: &mut HashMap<(u64, i64), Outcome>,
+    from_post: &[i64],
+    next_post: &[i64],
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut client = loop {
+        match Client::connect(address) {
+            Ok(client) => break client,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("waiting for the server: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("server did not come back: {e}"),
+        }
+    };
+    for ship in 0..CLIENTS {
+        for n in from_post[ship as usize]..next_post[ship as usize] {
+            let outcome = outcomes.get(&(ship, n)).copied();
+            let buckets = read_day(&mut client, ship, n).unwrap_or_default();
+            let whole = buckets.len() == 96
+                && buckets.iter().all(|&(i, value, coverage)| {
+                    value == expected_value(n, i) as f64 && coverage == 900
+                });
+            match outcome {
+                Some(Outcome::Acknowledged) => assert!(
+                    whole,
+                    "acknowledged POST {n} of ship {ship} is not wholly there: {buckets:?}"
+                ),
+                Some(Outcome::InFlight) => {
+                    assert!(
+                        whole || buckets.is_empty(),
+                        "in-flight POST {n} of ship {ship} is partly applied: {} of 96 buckets",
+                        buckets.len()
+                    );
+                    if whole {
+                        outcomes.insert((ship, n), Outcome::Acknowledged);
+                    }
+                }
+                None => assert!(
+                    buckets.is_empty(),
+                    "POST {n} of ship {ship} was never sent but has data"
+                ),
+            }
+        }
+    }
+}
