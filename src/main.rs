@@ -43,7 +43,8 @@ enum AppError {
         what: String,
         source: std::io::Error,
     },
-    NotImplemented(&'static str),
+    /// `powerd check` found this many problems.
+    Damaged(usize),
 }
 
 impl AppError {
@@ -51,8 +52,8 @@ impl AppError {
     /// running (clap also exits 2 on unparsable flags).
     fn exit_code(&self) -> ExitCode {
         match self {
-            AppError::Config(_) | AppError::NotImplemented(_) => ExitCode::from(2),
-            AppError::Storage(_) | AppError::Io { .. } => ExitCode::FAILURE,
+            AppError::Config(_) => ExitCode::from(2),
+            AppError::Storage(_) | AppError::Io { .. } | AppError::Damaged(_) => ExitCode::FAILURE,
         }
     }
 
@@ -68,7 +69,10 @@ impl fmt::Display for AppError {
             AppError::Config(e) => write!(f, "invalid configuration: {e}"),
             AppError::Storage(e) => write!(f, "{e}"),
             AppError::Io { what, source } => write!(f, "could not {what}: {source}"),
-            AppError::NotImplemented(what) => write!(f, "{what}: not yet implemented"),
+            AppError::Damaged(problems) => write!(
+                f,
+                "the data directory is damaged ({problems} problem(s), listed above)"
+            ),
         }
     }
 }
@@ -157,10 +161,14 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     }
 }
 
-/// `powerd check`: verifies a data directory offline.
+/// `powerd check`: verifies a data directory offline and prints what it
+/// found; damage makes the exit status non-zero.
 fn check(data_dir: PathBuf) -> Result<(), AppError> {
-    // TEMPORARY: wire this to `powerd::storage::check(&data_dir)` once the
-    // storage engine provides it, mapping its problems to AppError.
-    let _ = data_dir;
-    Err(AppError::NotImplemented("check"))
+    let report = powerd::storage::check(&data_dir).map_err(AppError::Storage)?;
+    println!("{report}");
+    if report.is_ok() {
+        Ok(())
+    } else {
+        Err(AppError::Damaged(report.problems.len()))
+    }
 }

@@ -8,19 +8,17 @@
 //! values derived from its number, so "wholly there" is an exact check.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::process::{timestamp, Client, Server};
 use crate::util::TempDir;
 
 const ROUNDS: usize = 20;
 const CLIENTS: u64 = 4;
-const DAY_S: i64 = 86_400;
+use crate::process::DAY_S;
 /// 2020-01-01T00:00:00Z
 const EPOCH_S: i64 = 1_577_836_800;
 
@@ -30,110 +28,6 @@ enum Outcome {
     Acknowledged,
     /// Sent, but the connection died before the answer: may or may not be there.
     InFlight,
-}
-
-struct Server {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Server {
-    fn start(data_dir: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_powerd"))
-            .args(["serve", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the powerd binary starts");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let address = loop {
-            let line = lines
-                .next()
-                .expect("powerd printed its listen line before exiting")
-                .expect("stdout is readable");
-            if let Some(rest) = line.split("http://").nth(1) {
-                let address = rest.split([',', ' ']).next().unwrap_or_default();
-                break address.parse().expect("the listen line carries an address");
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Server { child, address }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL is delivered");
-        self.child.wait().expect("the killed server is reaped");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One keep-alive HTTP/1.1 connection; any I/O error is returned, since
-/// the server dying under the client is the point of this test.
-struct Client {
-    stream: TcpStream,
-}
-
-impl Client {
-    fn connect(address: SocketAddr) -> std::io::Result<Client> {
-        let stream = TcpStream::connect(address)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        stream.set_nodelay(true)?;
-        Ok(Client { stream })
-    }
-
-    fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> std::io::Result<(u16, Vec<u8>)> {
-        let head = format!("{method} {path} HTTP/1.1\r\nhost: crash\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
-        self.stream.write_all(head.as_bytes())?;
-        self.stream.write_all(body)?;
-        let mut buffer = Vec::new();
-        let mut chunk = [0u8; 16384];
-        let header_end = loop {
-            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            buffer.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buffer[..header_end]).into_owned();
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or(std::io::ErrorKind::InvalidData)?;
-        let length: usize = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .ok_or(std::io::ErrorKind::InvalidData)?;
-        while buffer.len() < header_end + length {
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            buffer.extend_from_slice(&chunk[..n]);
-        }
-        Ok((status, buffer[header_end..header_end + length].to_vec()))
-    }
 }
 
 /// POST number `n` of `ship`: its own day, 96 fifteen-minute kWh readings
@@ -158,26 +52,6 @@ fn post_body(ship: u64, n: i64) -> Vec<u8> {
 
 fn expected_value(n: i64, i: i64) -> i64 {
     n * 1000 + i
-}
-
-fn timestamp(secs: i64) -> String {
-    let days = secs.div_euclid(DAY_S);
-    let rem = secs.rem_euclid(DAY_S);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// The buckets of `ship` on day `n`, as (bucket index in the day, value, coverage).

@@ -10,6 +10,8 @@ use powerd::model::{Bucket, Span, BUCKET_SECONDS};
 use powerd::storage::{Engine, EngineOptions};
 use proptest::prelude::*;
 
+use crate::util::TempDir;
+
 /// Seconds simulated per ship: two days.
 const HORIZON_S: i64 = 2 * 86_400;
 const SHIPS: u64 = 3;
@@ -244,31 +246,4 @@ fn reads_see_writes_across_checkpoint_and_compaction() {
         .expect("ship exists");
     assert_eq!(rare.len(), 6);
     assert!(rare.iter().all(|b| b.energy_kwh == 1.0));
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "powerd-{tag}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        TempDir(path)
-    }
-
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

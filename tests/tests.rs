@@ -1,8 +1,10 @@
 //! Integration tests: one binary, one module per theme.
 
+mod corruption;
 mod crash;
 mod engine;
 mod http;
+mod process;
 mod util;
 
 #[test]
