@@ -83,6 +83,17 @@ pub fn spans_to_buckets(spans: &[Span], first_bucket: i64, end_bucket: i64, out:
     for span in spans {
         let mut start = span.start_s.max(window_start);
         let end = span.end_s.min(window_end);
+        // The common case: the span lies inside the bucket being filled.
+        if let Some((bucket, kw_seconds, coverage)) = &mut open {
+            if start >= *bucket * BUCKET_SECONDS
+                && end <= (*bucket + 1) * BUCKET_SECONDS
+                && start < end
+            {
+                *kw_seconds += span.power_kw * (end - start) as f64;
+                *coverage += end - start;
+                continue;
+            }
+        }
         while start < end {
             let bucket = bucket_of(start);
             let piece_end = end.min((bucket + 1) * BUCKET_SECONDS);

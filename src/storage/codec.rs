@@ -419,15 +419,24 @@ fn decode_powers_range(
             if width > 53 {
                 return Err(DecodeError::new(format!("bit width {width} out of range")));
             }
+            // Every value lies in [min, min + 2^width - 1]: checking both
+            // ends once proves them all finite, non-negative and exact.
+            let max = 1i64
+                .checked_shl(width)
+                .and_then(|span| min.checked_add(span - 1))
+                .filter(|&max| min >= 0 && max < MAX_EXACT_INT)
+                .ok_or_else(|| {
+                    DecodeError::new(format!(
+                        "decimal powers from {min} over {width} bits are out of range"
+                    ))
+                })?;
+            debug_assert!(max >= min);
             let column = reader.take((count * width as usize).div_ceil(8))?;
             let mut bits = BitReader::at_bit(column, skip * width as usize);
             for span in spans.iter_mut() {
-                let value = min
-                    .checked_add(bits.get(width) as i64)
-                    .filter(|v| v.abs() < MAX_EXACT_INT)
-                    .ok_or_else(|| DecodeError::new("decimal power out of range"))?;
-                span.power_kw = value as f64 / scale;
+                span.power_kw = (min + bits.get(width) as i64) as f64 / scale;
             }
+            return Ok(());
         }
         tag => return Err(DecodeError::new(format!("unknown power column tag {tag}"))),
     }
@@ -503,44 +512,36 @@ impl<'a> BitWriter<'a> {
     }
 }
 
+/// Random-access reader of fixed-width, LSB-first packed values.
 struct BitReader<'a> {
     bytes: &'a [u8],
-    next_byte: usize,
-    pending: u128,
-    pending_bits: u32,
+    bit: usize,
 }
 
 impl<'a> BitReader<'a> {
-    /// Starts reading at bit `bit` (LSB-first) of `bytes`.
+    /// Starts reading at bit `bit` of `bytes`.
     fn at_bit(bytes: &'a [u8], bit: usize) -> Self {
-        let mut reader = BitReader {
-            bytes,
-            next_byte: bit / 8,
-            pending: 0,
-            pending_bits: 0,
-        };
-        let skip = (bit % 8) as u32;
-        if skip > 0 {
-            reader.get(skip);
-        }
-        reader
+        BitReader { bytes, bit }
     }
 
-    /// The caller sized `bytes` for every value it reads; past the end, zeros.
+    /// The next `width`-bit value (`width` ≤ 56, so one unaligned 8-byte
+    /// load holds it whatever the bit offset). The caller sized `bytes` for
+    /// every value it reads; bits past the end read as zero.
     fn get(&mut self, width: u32) -> u64 {
-        if width == 0 {
-            return 0;
-        }
-        while self.pending_bits < width {
-            let byte = self.bytes.get(self.next_byte).copied().unwrap_or(0);
-            self.next_byte += 1;
-            self.pending |= u128::from(byte) << self.pending_bits;
-            self.pending_bits += 8;
-        }
-        let value = (self.pending & ((1u128 << width) - 1)) as u64;
-        self.pending >>= width;
-        self.pending_bits -= width;
-        value
+        debug_assert!(width <= 56);
+        let start = self.bit / 8;
+        let shift = (self.bit % 8) as u32;
+        self.bit += width as usize;
+        let word = match self.bytes.get(start..start + 8) {
+            Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or([0; 8])),
+            None => {
+                let mut padded = [0u8; 8];
+                let tail = self.bytes.get(start..).unwrap_or(&[]);
+                padded[..tail.len().min(8)].copy_from_slice(&tail[..tail.len().min(8)]);
+                u64::from_le_bytes(padded)
+            }
+        };
+        (word >> shift) & ((1u64 << width) - 1)
     }
 }
 

@@ -343,7 +343,7 @@ impl Engine {
         if !state.knows(ship) {
             return Ok(None);
         }
-        let mut base = Vec::new();
+        let mut base = Vec::with_capacity(512);
         if let Some(partitions) = state.chunks.get(&ship) {
             if start_s < end_s {
                 for (&partition, chunk) in
@@ -382,7 +382,9 @@ impl Engine {
         let Some(spans) = self.read_spans(ship, start_s, end_s)? else {
             return Ok(None);
         };
-        let mut out = Vec::new();
+        // Each span touches at least one bucket and usually few more.
+        let window = usize::try_from(end_bucket.saturating_sub(start_bucket)).unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(window.min(spans.len().saturating_mul(4)));
         spans_to_buckets(&spans, start_bucket, end_bucket, &mut out);
         Ok(Some(out))
     }

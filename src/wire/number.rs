@@ -6,10 +6,10 @@
 //!
 //! Energies are sums of products of decimal inputs, so they carry binary
 //! noise (`0.30000000000000004`). Rounding to 9 decimal places — far below any
-//! meter's resolution — removes it, and the shortest round-trip form (ryu)
-//! then prints what a person expects. Above 1e6 the rounding is skipped:
-//! `x * 1e9` would leave the range where f64 holds every integer exactly, so
-//! it could no longer round to a decimal place and would only add error.
+//! meter's resolution — removes it, and printing that decimal without
+//! trailing zeros gives what a person expects. Above 1e6 the rounding is
+//! skipped: `x * 1e9` would leave the range where f64 holds every integer
+//! exactly, so those values print in the shortest round-trip form (ryu).
 
 /// Largest magnitude below which [`write_number`] rounds to 9 decimal places.
 const ROUND_BELOW: f64 = 1e6;
@@ -17,7 +17,7 @@ const ROUND_BELOW: f64 = 1e6;
 const EXACT_INTEGER_BELOW: f64 = 9_007_199_254_740_992.0;
 
 /// Appends a JSON number: whole numbers without a fraction (`3`, not `3.0`),
-/// others rounded to 9 decimal places (when |x| < 1e6) and printed shortest;
+/// others rounded to 9 decimal places (when |x| < 1e6, else shortest);
 /// `-0` as `0`; non-finite values as `null`.
 pub fn write_number(out: &mut Vec<u8>, value: f64) {
     if !value.is_finite() {
@@ -25,33 +25,40 @@ pub fn write_number(out: &mut Vec<u8>, value: f64) {
         return;
     }
     if value.abs() < ROUND_BELOW {
-        // Below 1e6, value × 1e9 < 2^53: the rounded product is an exact
-        // integer, and its decimal digits with the point put back are the
-        // 9-place rounding itself. Cheaper than a shortest-float printer.
-        let nanos = (value * 1e9).round() as i64;
-        if nanos < 0 {
+        // Below 1e6, |value| × 1e9 + 0.5 < 2^52: exact, so truncating it
+        // rounds half away from zero, and the integer's digits with the
+        // point put back are the 9-place rounding itself. No float printer.
+        let nanos = (value.abs() * 1e9 + 0.5) as u64;
+        if nanos != 0 && value < 0.0 {
             out.push(b'-');
         }
-        let nanos = nanos.unsigned_abs();
-        let mut digits = itoa::Buffer::new();
-        out.extend_from_slice(digits.format(nanos / 1_000_000_000).as_bytes());
-        let mut fraction = nanos % 1_000_000_000;
-        if fraction != 0 {
-            let mut places = 9;
-            while fraction.is_multiple_of(10) {
-                fraction /= 10;
-                places -= 1;
-            }
-            out.push(b'.');
-            let text = digits.format(fraction).as_bytes();
-            out.extend(std::iter::repeat_n(b'0', places - text.len()));
-            out.extend_from_slice(text);
-        }
+        out.extend_from_slice(itoa::Buffer::new().format(nanos / 1_000_000_000).as_bytes());
+        write_fraction(out, (nanos % 1_000_000_000) as u32);
     } else if value.fract() == 0.0 && value.abs() < EXACT_INTEGER_BELOW {
         out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
     } else {
         out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
     }
+}
+
+/// Appends `.ddddddddd` for a 9-digit fraction, without trailing zeros;
+/// nothing for zero.
+fn write_fraction(out: &mut Vec<u8>, fraction: u32) {
+    if fraction == 0 {
+        return;
+    }
+    let mut digits = [b'0'; 10];
+    digits[0] = b'.';
+    let mut rest = fraction;
+    for position in (1..10).rev() {
+        digits[position] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let mut len = 10;
+    while digits[len - 1] == b'0' {
+        len -= 1;
+    }
+    out.extend_from_slice(&digits[..len]);
 }
 
 #[cfg(test)]
