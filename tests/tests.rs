@@ -3,6 +3,7 @@
 mod corruption;
 mod crash;
 mod engine;
+mod fuzz_replay;
 mod http;
 mod process;
 mod util;
