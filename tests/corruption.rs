@@ -72,30 +72,36 @@ fn total_energy(data_dir: &Path, days: i64) -> f64 {
         .sum()
 }
 
-fn only_file(dir: &Path, extension: &str) -> PathBuf {
+/// The files with `extension` in `dir`, in name order (for segments and
+/// blocks: oldest first).
+fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("directory exists")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect();
     files.sort();
+    assert!(
+        !files.is_empty(),
+        "no .{extension} file in {}",
+        dir.display()
+    );
     files
-        .pop()
-        .unwrap_or_else(|| panic!("no .{extension} file in {}", dir.display()))
 }
 
-/// Byte offsets of the frames of a log segment (header 32 bytes; a frame is
-/// a 16-byte header whose first 4 bytes are the payload length).
-fn frame_offsets(segment: &[u8]) -> Vec<usize> {
+/// Byte offsets of the frames of a log segment and where its data ends
+/// (header 32 bytes; a frame is a 16-byte header whose first 4 bytes are
+/// the payload length; a preallocated segment ends in zeros).
+fn frame_offsets(segment: &[u8]) -> (Vec<usize>, usize) {
     let mut offsets = Vec::new();
     let mut offset = 32;
-    while offset + 16 <= segment.len() {
+    while offset + 16 <= segment.len() && segment[offset..offset + 16].iter().any(|&b| b != 0) {
         offsets.push(offset);
         let len =
             u32::from_le_bytes(segment[offset..offset + 4].try_into().expect("4 bytes")) as usize;
         offset += 16 + len;
     }
-    offsets
+    (offsets, offset)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -107,16 +113,22 @@ fn a_torn_tail_is_cut_back_and_reported() {
     let dir = TempDir::new("torn-tail");
     let data_dir = dir.path().join("data");
     write_days(&data_dir, 3, false);
-    let segment = only_file(&data_dir.join("log"), "log");
+    let segment = files(&data_dir.join("log"), "log")
+        .pop()
+        .expect("a segment");
     let mut bytes = std::fs::read(&segment).expect("read segment");
     let whole_len = bytes.len();
-    assert_eq!(frame_offsets(&bytes).len(), 3, "three POSTs, three records");
-    // The start of a fourth frame: a valid header, half a payload.
-    let first = frame_offsets(&bytes)[0];
+    let (frames, data_end) = frame_offsets(&bytes);
+    // The start of one more frame where the next write would have gone: a
+    // valid header and half a payload, as a crash mid-write leaves it.
+    let first = frames[0];
     let payload_len =
         u32::from_le_bytes(bytes[first..first + 4].try_into().expect("4 bytes")) as usize;
     let partial = bytes[first..first + 16 + payload_len / 2].to_vec();
-    bytes.extend_from_slice(&partial);
+    if bytes.len() < data_end + partial.len() {
+        bytes.resize(data_end + partial.len(), 0);
+    }
+    bytes[data_end..data_end + partial.len()].copy_from_slice(&partial);
     std::fs::write(&segment, &bytes).expect("write segment");
 
     let check = powerd(&["check"], &data_dir);
@@ -139,18 +151,14 @@ fn a_torn_tail_is_cut_back_and_reported() {
         "{}",
         text(&check.stdout)
     );
-    // The tail was cut, not the records before it (or the segment is
-    // already folded into a block and gone).
-    let listing: Vec<_> = std::fs::read_dir(data_dir.join("log"))
-        .expect("log dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    // The tail was cut back to the whole records (or the segment, already
+    // folded into a block by the restart, is gone).
     let cut = std::fs::metadata(&segment)
         .map(|m| m.len() as usize)
         .unwrap_or(0);
     assert!(
-        cut == whole_len || !segment.exists(),
-        "segment is {cut} bytes, expected {whole_len}; log dir: {listing:?}"
+        cut == data_end || !segment.exists(),
+        "segment is {cut} bytes, expected {data_end} (was {whole_len})"
     );
 }
 
@@ -159,9 +167,11 @@ fn a_flipped_byte_in_a_log_record_is_an_error_naming_file_and_offset() {
     let dir = TempDir::new("flip-log");
     let data_dir = dir.path().join("data");
     write_days(&data_dir, 3, false);
-    let segment = only_file(&data_dir.join("log"), "log");
+    // The oldest record of all: whichever segment holds it, records follow
+    // it, so damage there can only be corruption, never a torn tail.
+    let segment = files(&data_dir.join("log"), "log").remove(0);
     let mut bytes = std::fs::read(&segment).expect("read segment");
-    let second = frame_offsets(&bytes)[1];
+    let second = frame_offsets(&bytes).0[0];
     bytes[second + 16 + 5] ^= 0x20;
     std::fs::write(&segment, &bytes).expect("write segment");
 
@@ -199,7 +209,9 @@ fn a_flipped_byte_in_a_block_is_an_error_naming_file_and_offset() {
     let dir = TempDir::new("flip-block");
     let data_dir = dir.path().join("data");
     write_days(&data_dir, 3, true);
-    let block = only_file(&data_dir.join("blocks"), "blk");
+    let block = files(&data_dir.join("blocks"), "blk")
+        .pop()
+        .expect("a block");
     let mut bytes = std::fs::read(&block).expect("read block");
     // The block header is 32 bytes, the first chunk's header 32 more.
     bytes[32 + 32 + 3] ^= 0x01;

@@ -337,22 +337,22 @@ pub fn decode_spans_window(
                 "run span count does not match the column count",
             ));
         }
-        let run_end = i64::try_from(run_spans)
-            .ok()
-            .and_then(|n| length.checked_mul(n))
-            .and_then(|total| start.checked_add(total))
-            .ok_or_else(|| DecodeError::new("run end out of range"))?;
+        // In i128: `length × spans` may overflow where the end itself fits.
+        let run_end = i64::try_from(i128::from(start) + i128::from(length) * i128::from(run_spans))
+            .map_err(|_| DecodeError::new("run end out of range"))?;
         if run_end > window_start_s && start < window_end_s {
             // Spans k in [k0, k1) of this run intersect the window.
+            // In i128: offsets within a run can exceed i64 on hostile input.
+            let (start_wide, length_wide) = (i128::from(start), i128::from(length));
             let k0 = if window_start_s <= start {
                 0
             } else {
-                ((window_start_s - start) / length) as u64
+                ((i128::from(window_start_s) - start_wide) / length_wide) as u64
             };
             let k1 = if window_end_s >= run_end {
                 run_spans
             } else {
-                ((window_end_s - start) + length - 1) as u64 / length as u64
+                ((i128::from(window_end_s) - start_wide + length_wide - 1) / length_wide) as u64
             };
             if first_index.is_none() {
                 first_index = Some(index + k0);
@@ -361,13 +361,15 @@ pub fn decode_spans_window(
                 // run can only continue where the previous one stopped.
                 return Err(DecodeError::new("window spans are not contiguous"));
             }
-            for k in k0..k1 {
-                let span_start = start + k as i64 * length;
+            // k < run_spans, so every span start and end lies within the run.
+            let mut span_start = (start_wide + i128::from(k0) * length_wide) as i64;
+            for _ in k0..k1 {
                 out.push(Span {
                     start_s: span_start,
                     end_s: span_start + length,
                     power_kw: 0.0,
                 });
+                span_start = span_start.saturating_add(length);
             }
         }
         index += run_spans;

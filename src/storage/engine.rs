@@ -34,7 +34,8 @@ use super::error::StorageError;
 use super::manifest::Manifest;
 use super::record::{decode_write, encode_write, KIND_WRITE};
 use super::segment::{
-    append_frame, list_segments, scan_segment, segment_path, ScanEnd, SegmentWriter,
+    append_frame, list_segments, prepare_spare, scan_segment, segment_path, ScanEnd, SegmentWriter,
+    SPARE_SUFFIX,
 };
 use super::timeline::{overlay_spans, Timeline};
 use crate::model::{spans_to_buckets, Bucket, ShipId, Span, BUCKET_SECONDS};
@@ -54,6 +55,10 @@ pub struct EngineOptions {
     /// Blocks whose live chunks fill less than this fraction of the file are
     /// rewritten by the next checkpoint.
     pub compact_below_live_fraction: f64,
+    /// Size of the zero-filled spare segments the log moves into. Appends
+    /// inside preallocated space make `fdatasync` flush data only, no
+    /// metadata: several times cheaper per commit.
+    pub segment_bytes: u64,
 }
 
 impl Default for EngineOptions {
@@ -61,6 +66,7 @@ impl Default for EngineOptions {
         EngineOptions {
             checkpoint_log_bytes: 32 << 20,
             compact_below_live_fraction: 0.5,
+            segment_bytes: 8 << 20,
         }
     }
 }
@@ -124,6 +130,12 @@ impl State {
     }
 }
 
+#[derive(Default)]
+struct SpareSlot {
+    ready: Option<PathBuf>,
+    closed: bool,
+}
+
 struct CheckpointJob {
     first_live_segment: u64,
     waiters: Vec<std::sync::mpsc::Sender<Result<(), String>>>,
@@ -140,6 +152,9 @@ struct Shared {
     /// The checkpointer's inbox; `None` inside means idle.
     checkpoint: Mutex<Option<CheckpointJob>>,
     checkpoint_changed: Condvar,
+    /// The next log segment, zero-filled ahead of time by the preparer.
+    spare: Mutex<SpareSlot>,
+    spare_changed: Condvar,
     /// Held for the engine's lifetime: one powerd per data directory.
     _lock: File,
 }
@@ -241,6 +256,8 @@ impl Engine {
             queue_ready: Condvar::new(),
             checkpoint: Mutex::new(first_job),
             checkpoint_changed: Condvar::new(),
+            spare: Mutex::new(SpareSlot::default()),
+            spare_changed: Condvar::new(),
             _lock: lock,
         });
         let committer = {
@@ -257,9 +274,16 @@ impl Engine {
                 .spawn(move || checkpointer_loop(&shared))
         }
         .map_err(|e| StorageError::io(dir, "spawn checkpointer thread", e))?;
+        let preparer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("powerd-prealloc".into())
+                .spawn(move || preparer_loop(&shared))
+        }
+        .map_err(|e| StorageError::io(dir, "spawn preallocation thread", e))?;
         Ok(Engine {
             shared,
-            threads: Mutex::new(vec![committer, checkpointer]),
+            threads: Mutex::new(vec![committer, checkpointer, preparer]),
         })
     }
 
@@ -433,6 +457,11 @@ impl Engine {
             queue.closed = true;
         }
         self.shared.queue_ready.notify_all();
+        {
+            let mut spare = self.shared.spare.lock().expect("spare lock poisoned");
+            spare.closed = true;
+        }
+        self.shared.spare_changed.notify_all();
         let threads: Vec<JoinHandle<()>> =
             std::mem::take(&mut *self.threads.lock().expect("thread list lock poisoned"));
         for thread in threads {
@@ -578,7 +607,9 @@ fn replay_log(
             warn!(
                 segment = %path.display(),
                 offset = valid_len,
-                dropped_bytes = file_len - valid_len,
+                // Preallocated zeros are not data: count what was written.
+                dropped_bytes = bytes.iter().rposition(|&b| b != 0).map_or(0, |last| last as u64 + 1).max(valid_len) - valid_len,
+                file_len,
                 reason = %reason,
                 "torn tail in the newest log segment (a crash during a write that was never acknowledged); cutting it off"
             );
@@ -608,6 +639,14 @@ fn remove_stale_files(
     for sequence in list_segments(log_dir)? {
         if sequence < manifest.first_live_segment {
             remove_file(&segment_path(log_dir, sequence))?;
+        }
+    }
+    for entry in std::fs::read_dir(log_dir).map_err(|e| StorageError::io(log_dir, "list", e))? {
+        let path = entry
+            .map_err(|e| StorageError::io(log_dir, "list", e))?
+            .path();
+        if path.to_str().is_some_and(|p| p.ends_with(SPARE_SUFFIX)) {
+            remove_file(&path)?;
         }
     }
     let live: HashSet<u64> = manifest.chunks.values().map(|c| c.block).collect();
@@ -693,6 +732,16 @@ fn commit_batch(
         buffer.extend_from_slice(&pending.frame);
     }
     let written = buffer.len() as u64;
+    if !writer.fits_preallocated(written) {
+        if let Some(spare) = take_spare(shared) {
+            match SegmentWriter::from_spare(&shared.log_dir, &spare, writer.sequence() + 1) {
+                Ok(next) => *writer = next,
+                Err(e) => {
+                    tracing::warn!("could not move the log into a spare segment, staying put: {e}")
+                }
+            }
+        }
+    }
     if let Err(e) = writer.append(buffer).and_then(|()| writer.sync()) {
         let message = format!("log write failed, refusing further writes: {e}");
         fail(shared, &message);
@@ -758,7 +807,10 @@ fn freeze(
         }
         return Ok(());
     }
-    let next = SegmentWriter::create(&shared.log_dir, writer.sequence() + 1)?;
+    let next = match take_spare(shared) {
+        Some(spare) => SegmentWriter::from_spare(&shared.log_dir, &spare, writer.sequence() + 1)?,
+        None => SegmentWriter::create(&shared.log_dir, writer.sequence() + 1)?,
+    };
     let first_live_segment = next.sequence();
     *writer = next;
     {
@@ -789,6 +841,61 @@ fn freeze(
     drop(checkpoint);
     shared.checkpoint_changed.notify_all();
     Ok(())
+}
+
+/// The spare segment, if one is ready; the preparer starts the next one.
+fn take_spare(shared: &Shared) -> Option<PathBuf> {
+    let spare = shared
+        .spare
+        .lock()
+        .expect("spare lock poisoned")
+        .ready
+        .take();
+    shared.spare_changed.notify_all();
+    spare
+}
+
+/// Keeps one zero-filled spare segment ready, so moving the log into
+/// preallocated space never waits for the zero-fill.
+fn preparer_loop(shared: &Shared) {
+    let mut made = 0u64;
+    loop {
+        {
+            let mut slot = shared.spare.lock().expect("spare lock poisoned");
+            while slot.ready.is_some() && !slot.closed {
+                slot = shared
+                    .spare_changed
+                    .wait(slot)
+                    .expect("spare lock poisoned");
+            }
+            if slot.closed {
+                if let Some(unused) = slot.ready.take() {
+                    let _ = remove_file(&unused);
+                }
+                return;
+            }
+        }
+        made += 1;
+        let path = shared.log_dir.join(format!("{made:020}{SPARE_SUFFIX}"));
+        match prepare_spare(&path, shared.options.segment_bytes) {
+            Ok(()) => {
+                let mut slot = shared.spare.lock().expect("spare lock poisoned");
+                if slot.closed {
+                    let _ = remove_file(&path);
+                    return;
+                }
+                slot.ready = Some(path);
+            }
+            Err(e) => {
+                tracing::warn!("could not prepare a spare log segment, retrying in a second: {e}");
+                let _ = remove_file(&path);
+                let slot = shared.spare.lock().expect("spare lock poisoned");
+                let _ = shared
+                    .spare_changed
+                    .wait_timeout(slot, std::time::Duration::from_secs(1));
+            }
+        }
+    }
 }
 
 fn checkpointer_loop(shared: &Shared) {

@@ -79,7 +79,11 @@ pub struct SegmentWriter {
     file: File,
     path: PathBuf,
     sequence: u64,
+    /// Bytes of header and frames written so far: where the next frame goes.
     len: u64,
+    /// Bytes already allocated and zero-filled on disk. Writes inside this
+    /// range change no file metadata, so `fdatasync` has only data to flush.
+    preallocated: u64,
 }
 
 impl SegmentWriter {
@@ -102,6 +106,40 @@ impl SegmentWriter {
             path,
             sequence,
             len: SEGMENT_HEADER_LEN as u64,
+            preallocated: 0,
+        })
+    }
+
+    /// Turns a spare file made by [`prepare_spare`] into segment `sequence`:
+    /// header written and synced, then renamed into place and the directory
+    /// synced.
+    pub fn from_spare(
+        dir: &Path,
+        spare: &Path,
+        sequence: u64,
+    ) -> Result<SegmentWriter, StorageError> {
+        let path = segment_path(dir, sequence);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(spare)
+            .map_err(|e| StorageError::io(spare, "open", e))?;
+        let preallocated = file
+            .metadata()
+            .map_err(|e| StorageError::io(spare, "stat", e))?
+            .len();
+        file.write_all(&segment_header(sequence))
+            .map_err(|e| StorageError::io(spare, "write", e))?;
+        file.sync_data()
+            .map_err(|e| StorageError::io(spare, "sync", e))?;
+        std::fs::rename(spare, &path)
+            .map_err(|e| StorageError::io(&path, "rename spare segment to", e))?;
+        sync_dir(dir)?;
+        Ok(SegmentWriter {
+            file,
+            path,
+            sequence,
+            len: SEGMENT_HEADER_LEN as u64,
+            preallocated,
         })
     }
 
@@ -111,6 +149,12 @@ impl SegmentWriter {
 
     pub fn is_empty(&self) -> bool {
         self.len == SEGMENT_HEADER_LEN as u64
+    }
+
+    /// Whether the next append of `bytes` stays inside the zero-filled,
+    /// preallocated part of the file.
+    pub fn fits_preallocated(&self, bytes: u64) -> bool {
+        self.len + bytes <= self.preallocated
     }
 
     /// Appends whole frames; durable only after [`SegmentWriter::sync`].
@@ -127,6 +171,32 @@ impl SegmentWriter {
             .sync_data()
             .map_err(|e| StorageError::io(&self.path, "sync", e))
     }
+}
+
+/// Suffix of spare segment files: zero-filled, not yet numbered.
+pub const SPARE_SUFFIX: &str = ".spare";
+
+/// Writes a zero-filled file of `len` bytes at `path` and syncs it and its
+/// directory. Real zeros rather than `fallocate`: an allocated-but-unwritten
+/// extent would still need a metadata update on first write.
+pub fn prepare_spare(path: &Path, len: u64) -> Result<(), StorageError> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| StorageError::io(path, "create", e))?;
+    let zeros = vec![0u8; 1 << 20];
+    let mut written = 0;
+    while written < len {
+        let chunk = (len - written).min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..chunk])
+            .map_err(|e| StorageError::io(path, "zero-fill", e))?;
+        written += chunk as u64;
+    }
+    file.sync_all()
+        .map_err(|e| StorageError::io(path, "sync", e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// How a segment scan ended.
@@ -175,6 +245,11 @@ pub fn scan_segment(
     };
     while offset < bytes.len() {
         let rest = &bytes[offset..];
+        // A preallocated segment ends in zeros: an all-zero frame header
+        // followed only by zeros is the clean end of the data, in any segment.
+        if rest.len() >= FRAME_HEADER_LEN && all_zero(rest) {
+            return Ok(ScanEnd::Clean { len: offset as u64 });
+        }
         if rest.len() < FRAME_HEADER_LEN {
             return torn(offset, "incomplete frame header");
         }
@@ -191,8 +266,9 @@ pub fn scan_segment(
             return torn(offset, "incomplete frame header");
         };
         if crc32fast::hash(&rest[0..8]) != header_crc || payload_len > MAX_FRAME_PAYLOAD {
-            if rest.iter().all(|&b| b == 0) {
-                return torn(offset, "zero-filled tail");
+            // A header cut short by a crash, with nothing written after it.
+            if all_zero(&rest[FRAME_HEADER_LEN..]) {
+                return torn(offset, "damaged frame header followed only by zeros");
             }
             return Err(StorageError::corrupted(
                 path,
@@ -206,7 +282,8 @@ pub fn scan_segment(
         }
         let payload = &rest[FRAME_HEADER_LEN..frame_end];
         if crc32fast::hash(payload) != payload_crc {
-            if rest.len() == frame_end {
+            // The last frame, partly written when the crash came.
+            if all_zero(&rest[frame_end..]) {
                 return torn(offset, "payload CRC mismatch in the last frame");
             }
             return Err(StorageError::corrupted(
@@ -219,6 +296,10 @@ pub fn scan_segment(
         offset += frame_end;
     }
     Ok(ScanEnd::Clean { len: file_len })
+}
+
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 fn check_segment_header(
@@ -340,11 +421,42 @@ mod tests {
     }
 
     #[test]
-    fn zero_tail_is_torn() {
+    fn zero_tail_is_the_clean_end_of_a_preallocated_segment() {
         let mut bytes = segment_with(&[b"first"]);
+        let data_len = bytes.len() as u64;
         bytes.extend_from_slice(&[0u8; 100]);
-        let (end, seen) = scan(&bytes, true).unwrap();
-        assert_eq!(seen.len(), 1);
-        assert!(matches!(end, ScanEnd::TornTail { .. }));
+        for newest in [true, false] {
+            let (end, seen) = scan(&bytes, newest).unwrap();
+            assert_eq!(seen.len(), 1);
+            assert_eq!(end, ScanEnd::Clean { len: data_len });
+        }
+    }
+
+    #[test]
+    fn a_partly_written_frame_in_preallocated_space_is_torn() {
+        let whole = segment_with(&[b"first", b"second frame"]);
+        let second = SEGMENT_HEADER_LEN + FRAME_HEADER_LEN + 5;
+        // Every prefix of the second frame, then zeros to the end of the file.
+        for cut in second + 1..whole.len() {
+            let mut bytes = whole[..cut].to_vec();
+            bytes.resize(whole.len() + 64, 0);
+            let (end, seen) = scan(&bytes, true).unwrap();
+            assert_eq!(seen, vec![b"first".to_vec()], "cut at {cut}");
+            assert_eq!(
+                end,
+                ScanEnd::TornTail {
+                    valid_len: second as u64,
+                    file_len: bytes.len() as u64,
+                    reason: match end {
+                        ScanEnd::TornTail { ref reason, .. } => reason.clone(),
+                        _ => String::new(),
+                    }
+                }
+            );
+            assert!(
+                scan(&bytes, false).is_err(),
+                "only the newest segment may be torn"
+            );
+        }
     }
 }
