@@ -50,8 +50,12 @@ pub const LOCK_FILE: &str = "LOCK";
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     /// A checkpoint starts once this much log has been written since the
-    /// previous one. Bounds both replay time and memtable memory.
+    /// previous one. Bounds replay time.
     pub checkpoint_log_bytes: u64,
+    /// ... or once this many spans have been written since the previous
+    /// one. Bounds memtable memory (24 bytes a span), which the compact log
+    /// alone would not: a span costs about 2 bytes of log.
+    pub checkpoint_memtable_spans: u64,
     /// Blocks whose live chunks fill less than this fraction of the file are
     /// rewritten by the next checkpoint.
     pub compact_below_live_fraction: f64,
@@ -65,6 +69,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             checkpoint_log_bytes: 32 << 20,
+            checkpoint_memtable_spans: 4 << 20,
             compact_below_live_fraction: 0.5,
             segment_bytes: 8 << 20,
         }
@@ -668,6 +673,7 @@ fn remove_file(path: &Path) -> Result<(), StorageError> {
 
 fn committer_loop(shared: &Shared, mut writer: SegmentWriter) {
     let mut bytes_since_freeze = 0u64;
+    let mut spans_since_freeze = 0u64;
     let mut buffer = Vec::new();
     loop {
         let (batch, waiters, closing) = {
@@ -685,12 +691,17 @@ fn committer_loop(shared: &Shared, mut writer: SegmentWriter) {
             )
         };
         if !batch.is_empty() {
+            spans_since_freeze += batch.iter().map(|p| p.spans.len() as u64).sum::<u64>();
             bytes_since_freeze += commit_batch(shared, &mut writer, batch, &mut buffer);
         }
-        let due = bytes_since_freeze >= shared.options.checkpoint_log_bytes;
+        let due = bytes_since_freeze >= shared.options.checkpoint_log_bytes
+            || spans_since_freeze >= shared.options.checkpoint_memtable_spans;
         if due || !waiters.is_empty() || closing {
             match freeze(shared, &mut writer, waiters) {
-                Ok(()) => bytes_since_freeze = 0,
+                Ok(()) => {
+                    bytes_since_freeze = 0;
+                    spans_since_freeze = 0;
+                }
                 Err(e) => fail(shared, &format!("could not start a new log segment: {e}")),
             }
         }
