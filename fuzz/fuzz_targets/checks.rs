@@ -20,8 +20,8 @@ use std::path::Path;
 use powerd::model::{Span, BUCKET_SECONDS};
 use powerd::normalise::{normalise, NormaliseError};
 use powerd::storage::fuzzing::{
-    append_frame, decode_spans, decode_spans_window, decode_write, encode_spans, parse_chunk,
-    scan_segment, Reader,
+    append_frame, decode_spans, decode_spans_window, decode_write, encode_chunk, encode_spans,
+    parse_chunk, scan_segment, Reader,
 };
 use powerd::storage::StorageError;
 use powerd::wire::{parse_post_body, MAX_INTERVAL_S};
@@ -52,14 +52,17 @@ const KIND_WRITE: u8 = 1;
 ///
 /// - The input as a whole segment file (sequence from its own header, and a
 ///   fixed one), newest and not: never a panic; visited frames are
-///   contiguous from the header and inside the file; `Clean` covers the file;
+///   contiguous from the header and inside the file; `Clean` ends at the last
+///   frame, followed by nothing or by zeros (a preallocated tail);
 ///   a torn tail only in the newest segment, right after the last frame;
 ///   corruption at the next frame's offset. Every payload goes through
 ///   `decode_write` (see [`check_write_payload`]).
 /// - A valid header followed by the input, so frames need no valid header.
 /// - A recipe ([`truncated_segment`]): frames built with `append_frame` and
 ///   cut at any length after the header scan as `Clean` or `TornTail` (never
-///   `Corrupted`) when newest, and yield exactly the whole frames' payloads.
+///   `Corrupted`) when newest, and yield exactly the whole frames' payloads;
+///   padded with zeros (a preallocated segment) they scan `Clean` at the end
+///   of the data once the zeros hold a frame header.
 pub fn segment_decode(data: &[u8]) {
     let header_sequence = data
         .get(16..24)
@@ -141,8 +144,14 @@ fn check_scan(bytes: &[u8], sequence: u64, newest: bool) {
     }
     match result {
         Ok(End::Clean { len }) => {
-            assert_eq!(len, file_len, "clean scan must cover the file");
-            assert_eq!(next, file_len, "clean scan must end on the last frame");
+            assert_eq!(next, len, "clean scan must end on the last frame");
+            // Past the data, only a preallocated tail: at least a frame
+            // header's worth of zeros.
+            let tail = &bytes[len as usize..];
+            assert!(
+                tail.is_empty() || (tail.len() as u64 >= FRAME_HEADER_LEN && all_zero(tail)),
+                "clean scan at {len} of {file_len} leaves non-zero or short bytes"
+            );
         }
         Ok(End::Torn {
             valid_len,
@@ -181,6 +190,10 @@ fn check_write_payload(payload: &[u8]) {
     assert_eq!(decoded, record, "write record must survive re-encoding");
 }
 
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
+}
+
 /// A header as `SegmentWriter::create` writes it (storage-format.md).
 fn segment_header(sequence: u64) -> Vec<u8> {
     let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
@@ -195,8 +208,8 @@ fn segment_header(sequence: u64) -> Vec<u8> {
 }
 
 /// Recipe: `cut: u32, sequence: u8, (kind: u8, len: u8, payload: len bytes)*`.
-/// The frames go into a segment that is then cut to
-/// `32 + cut % (frames' length + 1)` bytes.
+/// The frames go into a segment that is padded with `(cut >> 16) % 512`
+/// zeros, and cut to `32 + cut % (frames' length + 1)` bytes.
 fn truncated_segment(data: &[u8]) {
     let mut input = Input::new(data);
     let cut = input.u32() as usize;
@@ -221,6 +234,36 @@ fn truncated_segment(data: &[u8]) {
         }
     );
     assert_eq!(seen.len(), frames.len());
+
+    // The same segment preallocated: zeros after the data are a clean end
+    // in any segment once they hold a frame header; fewer are a torn tail.
+    let pad = (cut >> 16) % 512;
+    let data_len = file.len() as u64;
+    let mut padded = file.clone();
+    padded.resize(file.len() + pad, 0);
+    for newest in [true, false] {
+        let (result, seen) = scan(&padded, sequence, newest);
+        assert_eq!(
+            seen.len(),
+            frames.len(),
+            "zero padding of {pad} hides frames"
+        );
+        match result {
+            Ok(End::Clean { len }) => assert!(pad == 0 || pad >= 16, "clean at {len}, pad {pad}"),
+            Ok(End::Torn { valid_len, .. }) => {
+                assert!(newest && pad < 16, "torn at {valid_len}, pad {pad}");
+                assert_eq!(valid_len, data_len);
+            }
+            Err(StorageError::Corrupted { offset, .. }) => {
+                assert!(!newest && pad < 16, "corrupted at {offset}, pad {pad}");
+                assert_eq!(offset, data_len);
+            }
+            Err(e) => panic!("padded segment: {e}"),
+        }
+        if let Ok(End::Clean { len }) = result {
+            assert_eq!(len, data_len);
+        }
+    }
 
     let header_len = SEGMENT_HEADER_LEN as usize;
     let cut = header_len + cut % (file.len() - header_len + 1);
@@ -465,10 +508,11 @@ const CHUNK_HEADER_LEN: usize = 32;
 ///
 /// - The input as a chunk: no panic; an accepted chunk lies inside the
 ///   input, and its payload holds `span_count` valid spans in its partition.
-/// - The input as header fields `span_count: u32, ship: u64, partition: i64`
-///   and a payload, with a correct CRC and length, so the span decoder and
-///   the partition checks see arbitrary payloads: the same guarantees.
-/// - A recipe: a chunk built as `BlockBuilder::add_chunk` builds it from
+/// - The input as header fields `span_count: u32, ship: u64, partition: i64,
+///   span_bytes: u32` and a payload, with a correct CRC and length, so the
+///   span and bucket decoders and the partition checks see arbitrary
+///   payloads: the same guarantees.
+/// - A recipe: a chunk built by `encode_chunk` (as `BlockBuilder` builds it) from
 ///   `ship: u64, partition: i16, first: u32` and [`recipe_spans`] inside the
 ///   partition parses, with or without bytes after it, to its header.
 pub fn block_chunk(data: &[u8]) {
@@ -486,8 +530,9 @@ pub fn block_chunk(data: &[u8]) {
     let span_count = input.u32();
     let ship = input.u64();
     let partition = input.i64();
+    let span_bytes = input.u32();
     let payload = input.rest();
-    let chunk = chunk_bytes(ship, partition, span_count, payload);
+    let chunk = chunk_bytes(ship, partition, span_count, span_bytes, payload);
     if let Ok(header) = parse_chunk(&chunk) {
         assert_eq!(
             (
@@ -512,11 +557,10 @@ pub fn block_chunk(data: &[u8]) {
         partition_start + PARTITION_SECONDS,
         4096,
     );
-    let mut payload = Vec::new();
-    encode_spans(&spans, partition_start, &mut payload);
-    let mut chunk = chunk_bytes(ship, partition, spans.len() as u32, &payload);
+    let mut chunk = encode_chunk(ship, partition, &spans);
+    let payload_len = chunk.len() - CHUNK_HEADER_LEN;
     for trailing in [&[][..], data] {
-        chunk.truncate(CHUNK_HEADER_LEN + payload.len());
+        chunk.truncate(CHUNK_HEADER_LEN + payload_len);
         chunk.extend_from_slice(trailing);
         let header = parse_chunk(&chunk)
             .unwrap_or_else(|e| panic!("a valid chunk does not parse: {e:?}\n{spans:?}"));
@@ -527,23 +571,30 @@ pub fn block_chunk(data: &[u8]) {
                 header.ship,
                 header.partition
             ),
-            (payload.len(), spans.len(), ship, partition)
+            (payload_len, spans.len(), ship, partition)
         );
     }
 }
 
-/// A chunk as `BlockBuilder::add_chunk` lays it out (storage-format.md).
-fn chunk_bytes(ship: u64, partition: i64, span_count: u32, payload: &[u8]) -> Vec<u8> {
+/// A chunk header as storage-format.md lays it out, with a correct CRC,
+/// around an arbitrary payload.
+fn chunk_bytes(
+    ship: u64,
+    partition: i64,
+    span_count: u32,
+    span_bytes: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut chunk = Vec::with_capacity(CHUNK_HEADER_LEN + payload.len());
     chunk.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     chunk.extend_from_slice(&span_count.to_le_bytes());
     chunk.extend_from_slice(&ship.to_le_bytes());
     chunk.extend_from_slice(&partition.to_le_bytes());
+    chunk.extend_from_slice(&span_bytes.to_le_bytes());
     let mut crc = crc32fast::Hasher::new();
     crc.update(&chunk);
     crc.update(payload);
     chunk.extend_from_slice(&crc.finalize().to_le_bytes());
-    chunk.extend_from_slice(&0u32.to_le_bytes());
     chunk.extend_from_slice(payload);
     chunk
 }
@@ -822,17 +873,15 @@ pub fn hand_made_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 
     // Block chunks: a day in its partition, and the field-first layout.
     let partition = DAY.div_euclid(PARTITION_SECONDS);
-    let mut payload = Vec::new();
-    encode_spans(&day, partition * PARTITION_SECONDS, &mut payload);
-    seeds.push((
-        "block_chunk",
-        "hand-day.chunk",
-        chunk_bytes(42, partition, day.len() as u32, &payload),
-    ));
+    let chunk = encode_chunk(42, partition, &day);
+    let span_bytes = u32::from_le_bytes(chunk[24..28].try_into().expect("4 bytes"));
+    let payload = chunk[CHUNK_HEADER_LEN..].to_vec();
+    seeds.push(("block_chunk", "hand-day.chunk", chunk));
     let mut fields = Vec::new();
     fields.extend_from_slice(&(day.len() as u32).to_le_bytes());
     fields.extend_from_slice(&42u64.to_le_bytes());
     fields.extend_from_slice(&partition.to_le_bytes());
+    fields.extend_from_slice(&span_bytes.to_le_bytes());
     fields.extend_from_slice(&payload);
     seeds.push(("block_chunk", "hand-fields.bin", fields));
 

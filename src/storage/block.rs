@@ -17,13 +17,14 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use super::bucket_columns;
 use super::codec::{decode_spans, encode_spans, put_i64, put_u32, put_u64, DecodeError, Reader};
 use super::error::StorageError;
 use super::fsutil::sync_dir;
-use crate::model::{ShipId, Span, BUCKET_SECONDS};
+use crate::model::{Bucket, ShipId, Span, BUCKET_SECONDS};
 
 pub const BLOCK_MAGIC: [u8; 8] = *b"PWRDBLK\0";
-pub const BLOCK_VERSION: u32 = 1;
+pub const BLOCK_VERSION: u32 = 2;
 pub const BLOCK_HEADER_LEN: usize = 32;
 pub const CHUNK_HEADER_LEN: usize = 32;
 /// Buckets per partition (≈ 42.7 days).
@@ -38,6 +39,10 @@ pub fn partition_of(second: i64) -> i64 {
 
 pub fn partition_start(partition: i64) -> i64 {
     partition * PARTITION_SECONDS
+}
+
+pub fn partition_first_bucket(partition: i64) -> i64 {
+    partition * PARTITION_BUCKETS
 }
 
 pub fn block_path(dir: &Path, id: u64) -> PathBuf {
@@ -75,6 +80,9 @@ pub struct ChunkLocation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkHeader {
     pub payload_len: u32,
+    /// Bytes of span columns at the start of the payload; the bucket
+    /// columns follow them.
+    pub span_bytes: u32,
     pub span_count: u32,
     pub ship: ShipId,
     pub partition: i64,
@@ -109,17 +117,19 @@ impl BlockBuilder {
         let offset = self.bytes.len();
         self.bytes.extend_from_slice(&[0u8; CHUNK_HEADER_LEN]);
         encode_spans(spans, partition_start(partition), &mut self.bytes);
+        let span_bytes = (self.bytes.len() - offset - CHUNK_HEADER_LEN) as u32;
+        bucket_columns::encode(spans, partition_first_bucket(partition), &mut self.bytes);
         let payload_len = (self.bytes.len() - offset - CHUNK_HEADER_LEN) as u32;
         let mut header = Vec::with_capacity(CHUNK_HEADER_LEN);
         put_u32(&mut header, payload_len);
         put_u32(&mut header, spans.len() as u32);
         put_u64(&mut header, ship);
         put_i64(&mut header, partition);
+        put_u32(&mut header, span_bytes);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&header);
         crc.update(&self.bytes[offset + CHUNK_HEADER_LEN..]);
         put_u32(&mut header, crc.finalize());
-        put_u32(&mut header, 0);
         self.bytes[offset..offset + CHUNK_HEADER_LEN].copy_from_slice(&header);
         ChunkLocation {
             block: self.id,
@@ -161,6 +171,14 @@ impl BlockBuilder {
         sync_dir(dir)?;
         Ok(self.bytes.len() as u64)
     }
+}
+
+/// One chunk exactly as [`BlockBuilder::add_chunk`] lays it out, alone:
+/// for the fuzz targets and tests that need valid chunks.
+pub fn encode_chunk(ship: ShipId, partition: i64, spans: &[Span]) -> Vec<u8> {
+    let mut builder = BlockBuilder::new(0);
+    builder.add_chunk(ship, partition, spans);
+    builder.bytes.split_off(BLOCK_HEADER_LEN)
 }
 
 /// A sealed block file, mapped read-only.
@@ -211,6 +229,36 @@ impl BlockFile {
             .ok_or_else(|| {
                 StorageError::corrupted(&self.path, location.offset, "chunk lies outside the file")
             })
+    }
+
+    /// Appends the buckets in `[start_bucket, end_bucket)` of a verified
+    /// chunk, from its bucket columns.
+    pub fn read_buckets(
+        &self,
+        location: &ChunkLocation,
+        partition: i64,
+        start_bucket: i64,
+        end_bucket: i64,
+        out: &mut Vec<Bucket>,
+    ) -> Result<(), StorageError> {
+        let bytes = self.chunk_bytes(location)?;
+        let corrupted = |what: String| StorageError::corrupted(&self.path, location.offset, what);
+        let span_bytes = bytes
+            .get(24..28)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(|| corrupted("chunk header cut short".into()))?;
+        let columns = bytes
+            .get(CHUNK_HEADER_LEN + span_bytes..)
+            .ok_or_else(|| corrupted("span columns overrun the chunk".into()))?;
+        bucket_columns::decode_window(
+            &mut Reader::new(columns),
+            partition_first_bucket(partition),
+            PARTITION_BUCKETS as u64,
+            start_bucket,
+            end_bucket,
+            out,
+        )
+        .map_err(|e| corrupted(e.0))
     }
 
     /// Checks the chunk at `location`: bounds, CRC, and that it belongs to
@@ -289,8 +337,8 @@ pub fn parse_chunk(bytes: &[u8]) -> Result<ChunkHeader, DecodeError> {
     let span_count = reader.u32()?;
     let ship = reader.u64()?;
     let partition = reader.i64()?;
+    let span_bytes = reader.u32()?;
     let crc = reader.u32()?;
-    let _reserved = reader.u32()?;
     let payload = reader.take(payload_len as usize)?;
     if partition
         .checked_add(1)
@@ -301,18 +349,63 @@ pub fn parse_chunk(bytes: &[u8]) -> Result<ChunkHeader, DecodeError> {
         return Err(DecodeError(format!("partition {partition} out of range")));
     }
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&bytes[..24]);
+    hasher.update(&bytes[..28]);
     hasher.update(payload);
     if hasher.finalize() != crc {
         return Err(DecodeError("chunk CRC mismatch".into()));
     }
+    let (span_part, bucket_part) =
+        payload
+            .split_at_checked(span_bytes as usize)
+            .ok_or_else(|| {
+                DecodeError(format!(
+                    "span columns of {span_bytes} bytes overrun the payload"
+                ))
+            })?;
     let mut spans = Vec::new();
+    let mut span_reader = Reader::new(span_part);
     decode_spans(
-        &mut Reader::new(payload),
+        &mut span_reader,
         partition_start(partition),
         MAX_SPANS_PER_CHUNK,
         &mut spans,
     )?;
+    if span_reader.remaining() != 0 {
+        return Err(DecodeError("bytes left over after the span columns".into()));
+    }
+    // The bucket columns must be exactly what the spans say.
+    let mut buckets = Vec::new();
+    let mut bucket_reader = Reader::new(bucket_part);
+    bucket_columns::decode_window(
+        &mut bucket_reader,
+        partition_first_bucket(partition),
+        PARTITION_BUCKETS as u64,
+        i64::MIN,
+        i64::MAX,
+        &mut buckets,
+    )?;
+    if bucket_reader.remaining() != 0 {
+        return Err(DecodeError(
+            "bytes left over after the bucket columns".into(),
+        ));
+    }
+    let mut expected = Vec::new();
+    crate::model::spans_to_buckets(
+        &spans,
+        i64::MIN / BUCKET_SECONDS,
+        i64::MAX / BUCKET_SECONDS,
+        &mut expected,
+    );
+    let agrees = buckets.len() == expected.len()
+        && buckets.iter().zip(&expected).all(|(b, e)| {
+            b.index == e.index
+                && b.coverage_s == e.coverage_s
+                && (b.energy_kwh == e.energy_kwh
+                    || (b.energy_kwh - e.energy_kwh).abs() <= 1e-9 * e.energy_kwh.max(1.0))
+        });
+    if !agrees {
+        return Err(DecodeError("bucket columns disagree with the spans".into()));
+    }
     if spans.len() != span_count as usize {
         return Err(DecodeError(format!(
             "chunk header says {span_count} spans, payload holds {}",
@@ -326,6 +419,7 @@ pub fn parse_chunk(bytes: &[u8]) -> Result<ChunkHeader, DecodeError> {
     }
     Ok(ChunkHeader {
         payload_len,
+        span_bytes,
         span_count,
         ship,
         partition,

@@ -22,14 +22,14 @@ const POWER_RAW: u8 = 0;
 /// Power column tag: bit-packed scaled decimals.
 const POWER_DECIMAL: u8 = 1;
 /// Integers beyond this are not exactly representable as `f64`.
-const MAX_EXACT_INT: i64 = 1 << 53;
+pub(super) const MAX_EXACT_INT: i64 = 1 << 53;
 
 /// Why bytes could not be decoded; the caller adds file and offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError(pub String);
 
 impl DecodeError {
-    fn new(what: impl Into<String>) -> Self {
+    pub(super) fn new(what: impl Into<String>) -> Self {
         DecodeError(what.into())
     }
 }
@@ -179,7 +179,7 @@ fn encode_times(spans: &[Span], base_s: i64, out: &mut Vec<u8>) {
 
 /// The smallest exponent `e` for which every power is exactly `i / 10^e`
 /// for an integer `i` of at most 53 bits, with those integers.
-fn decimal_form(spans: &[Span]) -> Option<(u8, Vec<i64>)> {
+pub(super) fn decimal_form(spans: &[Span]) -> Option<(u8, Vec<i64>)> {
     'exponent: for exponent in 0..=MAX_DECIMAL_EXPONENT {
         let scale = 10f64.powi(i32::from(exponent));
         let mut ints = Vec::with_capacity(spans.len());
@@ -198,17 +198,36 @@ fn decimal_form(spans: &[Span]) -> Option<(u8, Vec<i64>)> {
     None
 }
 
+/// The packing of non-negative integers against their minimum: `(min,
+/// width)`, if every value the packed column could hold — up to `min +
+/// 2^width - 1` — is below 2^53, which is what decoders check once per
+/// column instead of once per value.
+pub(super) fn packing(values: &[i64]) -> Option<(i64, u32)> {
+    let min = values.iter().copied().min().unwrap_or(0);
+    let max = values.iter().copied().max().unwrap_or(0);
+    let width = 64 - ((max - min) as u64).leading_zeros();
+    packable(min, width).then_some((min, width))
+}
+
+/// See [`packing`]: the decoders' one check of a packed column's range.
+pub(super) fn packable(min: i64, width: u32) -> bool {
+    width <= 53
+        && 1i64
+            .checked_shl(width)
+            .and_then(|span| min.checked_add(span - 1))
+            .is_some_and(|max| min >= 0 && max < MAX_EXACT_INT)
+}
+
 fn encode_powers(spans: &[Span], out: &mut Vec<u8>) {
-    let Some((exponent, ints)) = decimal_form(spans) else {
+    let packed =
+        decimal_form(spans).and_then(|(exponent, ints)| Some((exponent, packing(&ints)?, ints)));
+    let Some((exponent, (min, width), ints)) = packed else {
         out.push(POWER_RAW);
         for span in spans {
             out.extend_from_slice(&span.power_kw.to_le_bytes());
         }
         return;
     };
-    let min = ints.iter().copied().min().unwrap_or(0);
-    let max = ints.iter().copied().max().unwrap_or(0);
-    let width = 64 - ((max - min) as u64).leading_zeros();
     out.push(POWER_DECIMAL);
     out.push(exponent);
     put_zigzag(out, min);
@@ -423,16 +442,11 @@ fn decode_powers_range(
             }
             // Every value lies in [min, min + 2^width - 1]: checking both
             // ends once proves them all finite, non-negative and exact.
-            let max = 1i64
-                .checked_shl(width)
-                .and_then(|span| min.checked_add(span - 1))
-                .filter(|&max| min >= 0 && max < MAX_EXACT_INT)
-                .ok_or_else(|| {
-                    DecodeError::new(format!(
-                        "decimal powers from {min} over {width} bits are out of range"
-                    ))
-                })?;
-            debug_assert!(max >= min);
+            if !packable(min, width) {
+                return Err(DecodeError::new(format!(
+                    "decimal powers from {min} over {width} bits are out of range"
+                )));
+            }
             let column = reader.take((count * width as usize).div_ceil(8))?;
             let mut bits = BitReader::at_bit(column, skip * width as usize);
             for span in spans.iter_mut() {
@@ -479,14 +493,14 @@ pub fn validate_spans(spans: &[Span]) -> Result<(), DecodeError> {
 }
 
 /// Packs values LSB-first into bytes.
-struct BitWriter<'a> {
+pub(super) struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
     pending: u128,
     pending_bits: u32,
 }
 
 impl<'a> BitWriter<'a> {
-    fn new(out: &'a mut Vec<u8>) -> Self {
+    pub(super) fn new(out: &'a mut Vec<u8>) -> Self {
         BitWriter {
             out,
             pending: 0,
@@ -494,7 +508,7 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    fn put(&mut self, value: u64, width: u32) {
+    pub(super) fn put(&mut self, value: u64, width: u32) {
         if width == 0 {
             return;
         }
@@ -507,7 +521,7 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    fn finish(self) {
+    pub(super) fn finish(self) {
         if self.pending_bits > 0 {
             self.out.push(self.pending as u8);
         }
@@ -515,21 +529,21 @@ impl<'a> BitWriter<'a> {
 }
 
 /// Random-access reader of fixed-width, LSB-first packed values.
-struct BitReader<'a> {
+pub(super) struct BitReader<'a> {
     bytes: &'a [u8],
     bit: usize,
 }
 
 impl<'a> BitReader<'a> {
     /// Starts reading at bit `bit` of `bytes`.
-    fn at_bit(bytes: &'a [u8], bit: usize) -> Self {
+    pub(super) fn at_bit(bytes: &'a [u8], bit: usize) -> Self {
         BitReader { bytes, bit }
     }
 
     /// The next `width`-bit value (`width` ≤ 56, so one unaligned 8-byte
     /// load holds it whatever the bit offset). The caller sized `bytes` for
     /// every value it reads; bits past the end read as zero.
-    fn get(&mut self, width: u32) -> u64 {
+    pub(super) fn get(&mut self, width: u32) -> u64 {
         debug_assert!(width <= 56);
         let start = self.bit / 8;
         let shift = (self.bit % 8) as u32;

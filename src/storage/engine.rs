@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use super::block::{
     list_blocks, partition_of, partition_start, BlockBuilder, BlockFile, ChunkLocation,
-    CHUNK_HEADER_LEN, MAX_SPANS_PER_CHUNK,
+    CHUNK_HEADER_LEN, MAX_SPANS_PER_CHUNK, PARTITION_BUCKETS,
 };
 use super::codec::{decode_spans_window, validate_spans, Reader};
 use super::error::StorageError;
@@ -408,11 +408,44 @@ impl Engine {
     ) -> Result<Option<Vec<Bucket>>, StorageError> {
         let start_s = start_bucket.saturating_mul(BUCKET_SECONDS);
         let end_s = end_bucket.saturating_mul(BUCKET_SECONDS);
+        let window = usize::try_from(end_bucket.saturating_sub(start_bucket)).unwrap_or(usize::MAX);
+        {
+            // Fast path: nothing in the memtables touches the window, so the
+            // sealed chunks' bucket columns are the answer as they stand.
+            let state = self.state();
+            if !state.knows(ship) {
+                return Ok(None);
+            }
+            let layers = [
+                state.frozen.as_ref().and_then(|f| f.get(&ship)),
+                state.active.get(&ship),
+            ];
+            if !layers
+                .into_iter()
+                .flatten()
+                .any(|t| t.intersects(start_s, end_s))
+            {
+                let mut out = Vec::with_capacity(window.min(PARTITION_BUCKETS as usize));
+                if let (Some(partitions), true) = (state.chunks.get(&ship), start_s < end_s) {
+                    for (&partition, chunk) in
+                        partitions.range(partition_of(start_s)..=partition_of(end_s - 1))
+                    {
+                        chunk.block.read_buckets(
+                            &chunk.location,
+                            partition,
+                            start_bucket,
+                            end_bucket,
+                            &mut out,
+                        )?;
+                    }
+                }
+                return Ok(Some(out));
+            }
+        }
         let Some(spans) = self.read_spans(ship, start_s, end_s)? else {
             return Ok(None);
         };
         // Each span touches at least one bucket and usually few more.
-        let window = usize::try_from(end_bucket.saturating_sub(start_bucket)).unwrap_or(usize::MAX);
         let mut out = Vec::with_capacity(window.min(spans.len().saturating_mul(4)));
         spans_to_buckets(&spans, start_bucket, end_bucket, &mut out);
         Ok(Some(out))

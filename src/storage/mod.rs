@@ -9,6 +9,7 @@
 //! directory offline. Byte layouts: storage-format.md.
 
 mod block;
+mod bucket_columns;
 mod check;
 mod codec;
 mod engine;
@@ -27,7 +28,7 @@ pub use error::StorageError;
 /// stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use super::block::parse_chunk;
+    pub use super::block::{encode_chunk, parse_chunk};
     pub use super::codec::{decode_spans, decode_spans_window, encode_spans, Reader};
     pub use super::record::decode_write;
     pub use super::segment::{append_frame, scan_segment};

@@ -70,6 +70,12 @@ impl Timeline {
         }
     }
 
+    /// Whether any span intersects `[start, end)`.
+    pub fn intersects(&self, start: i64, end: i64) -> bool {
+        let from = self.spans.partition_point(|s| s.end_s <= start);
+        self.spans.get(from).is_some_and(|span| span.start_s < end)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = Span> + '_ {
         self.spans.iter().copied()
     }

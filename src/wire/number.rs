@@ -20,45 +20,102 @@ const EXACT_INTEGER_BELOW: f64 = 9_007_199_254_740_992.0;
 /// others rounded to 9 decimal places (when |x| < 1e6, else shortest);
 /// `-0` as `0`; non-finite values as `null`.
 pub fn write_number(out: &mut Vec<u8>, value: f64) {
+    let mut text = [0u8; NUMBER_MAX_LEN];
+    let len = format_number(&mut text, value);
+    out.extend_from_slice(&text[..len]);
+}
+
+/// The longest text [`format_number`] writes.
+pub const NUMBER_MAX_LEN: usize = 32;
+
+/// [`write_number`] into a stack buffer; returns the length. For callers
+/// that assemble a whole record on the stack and append it at once.
+pub fn format_number(text: &mut [u8; NUMBER_MAX_LEN], value: f64) -> usize {
     if !value.is_finite() {
-        out.extend_from_slice(b"null");
-        return;
+        text[..4].copy_from_slice(b"null");
+        return 4;
     }
     if value.abs() < ROUND_BELOW {
         // Below 1e6, |value| × 1e9 + 0.5 < 2^52: exact, so truncating it
         // rounds half away from zero, and the integer's digits with the
         // point put back are the 9-place rounding itself. No float printer.
         let nanos = (value.abs() * 1e9 + 0.5) as u64;
+        let mut len = 0;
         if nanos != 0 && value < 0.0 {
-            out.push(b'-');
+            text[0] = b'-';
+            len = 1;
         }
-        out.extend_from_slice(itoa::Buffer::new().format(nanos / 1_000_000_000).as_bytes());
-        write_fraction(out, (nanos % 1_000_000_000) as u32);
-    } else if value.fract() == 0.0 && value.abs() < EXACT_INTEGER_BELOW {
-        out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
+        len += write_integer(&mut text[len..], (nanos / 1_000_000_000) as u32);
+        len += write_fraction(&mut text[len..], (nanos % 1_000_000_000) as u32);
+        len
     } else {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+        let mut integer = itoa::Buffer::new();
+        let mut float = ryu::Buffer::new();
+        let printed = if value.fract() == 0.0 && value.abs() < EXACT_INTEGER_BELOW {
+            integer.format(value as i64)
+        } else {
+            float.format_finite(value)
+        };
+        let len = printed.len().min(NUMBER_MAX_LEN);
+        text[..len].copy_from_slice(&printed.as_bytes()[..len]);
+        len
     }
 }
 
-/// Appends `.ddddddddd` for a 9-digit fraction, without trailing zeros;
-/// nothing for zero.
-fn write_fraction(out: &mut Vec<u8>, fraction: u32) {
+/// Two-digit strings "00".."99": one table lookup per digit pair.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut table = [[0u8; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        table[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    table
+};
+
+/// Writes `value` (< 10^6) in decimal at the start of `out` (at least 7
+/// bytes); returns the length.
+fn write_integer(out: &mut [u8], value: u32) -> usize {
+    let mut digits = [0u8; 10];
+    let mut position = digits.len();
+    let mut rest = value;
+    while rest >= 100 {
+        position -= 2;
+        digits[position..position + 2].copy_from_slice(&PAIRS[(rest % 100) as usize]);
+        rest /= 100;
+    }
+    if rest >= 10 {
+        position -= 2;
+        digits[position..position + 2].copy_from_slice(&PAIRS[rest as usize]);
+    } else {
+        position -= 1;
+        digits[position] = b'0' + rest as u8;
+    }
+    let len = digits.len() - position;
+    out[..len].copy_from_slice(&digits[position..]);
+    len
+}
+
+/// Writes `.ddddddddd` for a 9-digit fraction at the start of `out` (at
+/// least 10 bytes), without trailing zeros; nothing for zero. Returns the
+/// length.
+fn write_fraction(out: &mut [u8], fraction: u32) -> usize {
     if fraction == 0 {
-        return;
+        return 0;
     }
-    let mut digits = [b'0'; 10];
-    digits[0] = b'.';
-    let mut rest = fraction;
-    for position in (1..10).rev() {
-        digits[position] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
+    let mut digits = [b'.'; 10];
+    digits[1] = b'0' + (fraction / 100_000_000) as u8;
+    let rest = fraction % 100_000_000;
+    digits[2..4].copy_from_slice(&PAIRS[(rest / 1_000_000) as usize]);
+    digits[4..6].copy_from_slice(&PAIRS[(rest / 10_000 % 100) as usize]);
+    digits[6..8].copy_from_slice(&PAIRS[(rest / 100 % 100) as usize]);
+    digits[8..10].copy_from_slice(&PAIRS[(rest % 100) as usize]);
     let mut len = 10;
     while digits[len - 1] == b'0' {
         len -= 1;
     }
-    out.extend_from_slice(&digits[..len]);
+    out[..len].copy_from_slice(&digits[..len]);
+    len
 }
 
 #[cfg(test)]

@@ -97,12 +97,20 @@ impl Default for TimestampWriter {
 
 impl TimestampWriter {
     pub fn write(&mut self, out: &mut Vec<u8>, secs: i64) {
+        match self.stamp(secs) {
+            Some(stamp) => out.extend_from_slice(&stamp),
+            None => write_timestamp(out, secs),
+        }
+    }
+
+    /// The 20-byte stamp of `secs`, or `None` outside years 0000–9999
+    /// (which print longer; see [`write_timestamp`]).
+    pub fn stamp(&mut self, secs: i64) -> Option<[u8; 20]> {
         let day = secs.div_euclid(SECONDS_PER_DAY);
         if day != self.day {
             let (year, _, _) = civil_from_days(day);
             if !(0..=9999).contains(&year) {
-                write_timestamp(out, secs);
-                return;
+                return None;
             }
             let mut full = Vec::with_capacity(20);
             write_timestamp(&mut full, day * SECONDS_PER_DAY);
@@ -110,16 +118,18 @@ impl TimestampWriter {
             self.day = day;
         }
         let of_day = secs.rem_euclid(SECONDS_PER_DAY);
-        out.extend_from_slice(&self.date);
+        let mut stamp = [0u8; 20];
+        stamp[..11].copy_from_slice(&self.date);
         if of_day % QUARTER_HOUR_S == 0 {
-            out.extend_from_slice(&QUARTER_HOURS[(of_day / QUARTER_HOUR_S) as usize]);
-            return;
+            stamp[11..].copy_from_slice(&QUARTER_HOURS[(of_day / QUARTER_HOUR_S) as usize]);
+        } else {
+            let mut time = *b"00:00:00Z";
+            [time[0], time[1]] = two((of_day / 3600) as u8);
+            [time[3], time[4]] = two((of_day / 60 % 60) as u8);
+            [time[6], time[7]] = two((of_day % 60) as u8);
+            stamp[11..].copy_from_slice(&time);
         }
-        let mut time = *b"00:00:00Z";
-        [time[0], time[1]] = two((of_day / 3600) as u8);
-        [time[3], time[4]] = two((of_day / 60 % 60) as u8);
-        [time[6], time[7]] = two((of_day % 60) as u8);
-        out.extend_from_slice(&time);
+        Some(stamp)
     }
 }
 

@@ -1,0 +1,414 @@
+//! Bucket columns: a chunk's 15-minute buckets (index, energy, coverage),
+//! computed from its spans when the chunk is written, so a read of sealed
+//! data is a column decode with no span arithmetic at all.
+//!
+//! The spans stay the truth (a later overwrite needs them); these columns
+//! are derived from them once, at checkpoint time, and [`decode_window`]
+//! must give what [`crate::model::spans_to_buckets`] gives for the same
+//! spans up to float rounding in the last place.
+//!
+//! Energy is stored exactly where it can be: when every power is a decimal
+//! `m / 10^e` (the span codec's test), a bucket's `Σ power × seconds` is the
+//! integer `Σ m × seconds` over `10^e`, and its energy is that integer over
+//! `3600 × 10^e` — one correctly rounded division. Otherwise raw `f64`s.
+//! Byte layout: storage-format.md, "Bucket columns".
+
+use super::codec::{
+    decimal_form, packable, packing, put_varint, put_zigzag, BitReader, BitWriter, DecodeError,
+    Reader, MAX_EXACT_INT,
+};
+use crate::model::{bucket_of, spans_to_buckets, Bucket, Span, BUCKET_SECONDS, SECONDS_PER_HOUR};
+
+const ENERGY_RAW: u8 = 0;
+const ENERGY_SCALED: u8 = 1;
+
+/// Appends the bucket columns of `spans` (sorted, disjoint, all inside the
+/// partition starting at bucket `first_bucket`).
+pub fn encode(spans: &[Span], first_bucket: i64, out: &mut Vec<u8>) {
+    let mut buckets = Vec::new();
+    spans_to_buckets(
+        spans,
+        i64::MIN / BUCKET_SECONDS,
+        i64::MAX / BUCKET_SECONDS,
+        &mut buckets,
+    );
+    put_varint(out, buckets.len() as u64);
+
+    // Index: runs of consecutive buckets, each (gap, length).
+    let mut runs: Vec<(i64, u64)> = Vec::new();
+    for bucket in &buckets {
+        match runs.last_mut() {
+            Some((start, length)) if *start + *length as i64 == bucket.index => *length += 1,
+            _ => runs.push((bucket.index, 1)),
+        }
+    }
+    put_varint(out, runs.len() as u64);
+    let mut previous_end = first_bucket;
+    for &(start, length) in &runs {
+        put_varint(out, (start - previous_end) as u64);
+        put_varint(out, length);
+        previous_end = start + length as i64;
+    }
+
+    // Coverage: runs of equal values, each (coverage, count).
+    let mut coverage_runs: Vec<(u32, u64)> = Vec::new();
+    for bucket in &buckets {
+        match coverage_runs.last_mut() {
+            Some((coverage, count)) if *coverage == bucket.coverage_s => *count += 1,
+            _ => coverage_runs.push((bucket.coverage_s, 1)),
+        }
+    }
+    put_varint(out, coverage_runs.len() as u64);
+    for &(coverage, count) in &coverage_runs {
+        put_varint(out, u64::from(coverage));
+        put_varint(out, count);
+    }
+
+    // Energy.
+    let packed = scaled_energies(spans, buckets.len())
+        .and_then(|(exponent, values)| Some((exponent, packing(&values)?, values)));
+    match packed {
+        Some((exponent, (min, width), values)) => {
+            out.push(ENERGY_SCALED);
+            out.push(exponent);
+            put_zigzag(out, min);
+            out.push(width as u8);
+            let mut writer = BitWriter::new(out);
+            for value in values {
+                writer.put((value - min) as u64, width);
+            }
+            writer.finish();
+        }
+        None => {
+            out.push(ENERGY_RAW);
+            for bucket in &buckets {
+                out.extend_from_slice(&bucket.energy_kwh.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Per bucket, `Σ m × seconds` where each power is `m / 10^e`: exact
+/// integers below 2^53, or `None` when the powers are not such decimals or
+/// a sum is too large.
+fn scaled_energies(spans: &[Span], bucket_count: usize) -> Option<(u8, Vec<i64>)> {
+    let (exponent, ints) = decimal_form(spans)?;
+    let mut values: Vec<i64> = Vec::with_capacity(bucket_count);
+    let mut open: Option<(i64, i128)> = None;
+    for (span, &m) in spans.iter().zip(&ints) {
+        let mut start = span.start_s;
+        while start < span.end_s {
+            let bucket = bucket_of(start);
+            let piece_end = span.end_s.min((bucket + 1) * BUCKET_SECONDS);
+            let product = i128::from(m) * i128::from(piece_end - start);
+            match &mut open {
+                Some((b, sum)) if *b == bucket => *sum += product,
+                _ => {
+                    if let Some((_, sum)) = open.take() {
+                        values.push(exact(sum)?);
+                    }
+                    open = Some((bucket, product));
+                }
+            }
+            start = piece_end;
+        }
+    }
+    if let Some((_, sum)) = open {
+        values.push(exact(sum)?);
+    }
+    (values.len() == bucket_count).then_some((exponent, values))
+}
+
+fn exact(sum: i128) -> Option<i64> {
+    i64::try_from(sum).ok().filter(|v| v.abs() < MAX_EXACT_INT)
+}
+
+/// Appends the buckets with index in `[start_bucket, end_bucket)` from
+/// columns written by [`encode`] with the same `first_bucket`, and leaves
+/// the reader after the columns. At most `max_buckets` are accepted.
+pub fn decode_window(
+    reader: &mut Reader<'_>,
+    first_bucket: i64,
+    max_buckets: u64,
+    start_bucket: i64,
+    end_bucket: i64,
+    out: &mut Vec<Bucket>,
+) -> Result<(), DecodeError> {
+    let count = reader.varint()?;
+    if count > max_buckets {
+        return Err(DecodeError::new(format!(
+            "bucket count {count} exceeds the limit {max_buckets}"
+        )));
+    }
+    // Index runs: which positions in the columns fall in the window.
+    let run_count = reader.varint()?;
+    if run_count > count {
+        return Err(DecodeError::new(format!(
+            "{run_count} bucket runs for {count} buckets"
+        )));
+    }
+    let first_out = out.len();
+    let mut first_position: Option<u64> = None;
+    let mut position = 0u64;
+    let mut previous_end = first_bucket;
+    for _ in 0..run_count {
+        let gap = i64::try_from(reader.varint()?)
+            .map_err(|_| DecodeError::new("bucket gap out of range"))?;
+        let length = reader.varint()?;
+        let start = previous_end
+            .checked_add(gap)
+            .ok_or_else(|| DecodeError::new("bucket run out of range"))?;
+        if length == 0 || length > count - position {
+            return Err(DecodeError::new(
+                "bucket run lengths do not match the bucket count",
+            ));
+        }
+        let end = i64::try_from(length)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .ok_or_else(|| DecodeError::new("bucket run out of range"))?;
+        let from = start.max(start_bucket);
+        let to = end.min(end_bucket);
+        if from < to {
+            first_position.get_or_insert(position + (from - start) as u64);
+            out.extend((from..to).map(|index| Bucket {
+                index,
+                energy_kwh: 0.0,
+                coverage_s: 0,
+            }));
+        }
+        position += length;
+        previous_end = end;
+    }
+    if position != count {
+        return Err(DecodeError::new(
+            "bucket runs cover fewer buckets than the count",
+        ));
+    }
+    let skip = first_position.unwrap_or(0);
+    let wanted = &mut out[first_out..];
+
+    // Coverage runs: walk to the window's positions.
+    let coverage_runs = reader.varint()?;
+    if coverage_runs > count {
+        return Err(DecodeError::new("more coverage runs than buckets"));
+    }
+    let mut position = 0u64;
+    let mut filled = 0usize;
+    for _ in 0..coverage_runs {
+        let coverage = reader.varint()?;
+        let run = reader.varint()?;
+        if coverage == 0 || coverage > BUCKET_SECONDS as u64 || run == 0 || run > count - position {
+            return Err(DecodeError::new("coverage runs are out of range"));
+        }
+        let from = position.max(skip);
+        let to = (position + run).min(skip + wanted.len() as u64);
+        for bucket in wanted
+            .iter_mut()
+            .take(to.saturating_sub(skip) as usize)
+            .skip(from.saturating_sub(skip) as usize)
+        {
+            bucket.coverage_s = coverage as u32;
+            filled += 1;
+        }
+        position += run;
+    }
+    if position != count || filled != wanted.len() {
+        return Err(DecodeError::new(
+            "coverage runs do not match the bucket count",
+        ));
+    }
+
+    // Energy: fixed width, so only the window's values are decoded.
+    let skip = skip as usize;
+    let count = count as usize;
+    match reader.u8()? {
+        ENERGY_RAW => {
+            let column = reader.take(
+                count
+                    .checked_mul(8)
+                    .ok_or_else(|| DecodeError::new("energy column too long"))?,
+            )?;
+            let mut values = Reader::new(column.get(skip * 8..).unwrap_or(&[]));
+            for bucket in wanted.iter_mut() {
+                bucket.energy_kwh = values.f64()?;
+            }
+        }
+        ENERGY_SCALED => {
+            let exponent = reader.u8()?;
+            if exponent > super::codec::MAX_DECIMAL_EXPONENT {
+                return Err(DecodeError::new(format!(
+                    "energy exponent {exponent} out of range"
+                )));
+            }
+            let min = reader.zigzag()?;
+            let width = u32::from(reader.u8()?);
+            if width > 53 {
+                return Err(DecodeError::new(format!(
+                    "energy bit width {width} out of range"
+                )));
+            }
+            // Every value lies in [min, min + 2^width - 1]; checking both
+            // ends once proves them all exact and non-negative.
+            if !packable(min, width) {
+                return Err(DecodeError::new("scaled energies out of range"));
+            }
+            let divisor = SECONDS_PER_HOUR * 10f64.powi(i32::from(exponent));
+            let column = reader.take((count * width as usize).div_ceil(8))?;
+            let mut bits = BitReader::at_bit(column, skip * width as usize);
+            for bucket in wanted.iter_mut() {
+                bucket.energy_kwh = (min + bits.get(width) as i64) as f64 / divisor;
+            }
+        }
+        tag => return Err(DecodeError::new(format!("unknown energy column tag {tag}"))),
+    }
+    // Not NaN and not negative. +inf is what spans of finite but enormous
+    // power add up to (the span path computes the same), so it stands.
+    if let Some(bad) = wanted
+        .iter()
+        .find(|b| b.energy_kwh.is_nan() || b.energy_kwh < 0.0)
+    {
+        return Err(DecodeError::new(format!(
+            "bucket energy {} is not a non-negative number",
+            bad.energy_kwh
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(spans: &[Span], first_bucket: i64) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode(spans, first_bucket, &mut bytes);
+        let mut all = Vec::new();
+        spans_to_buckets(
+            spans,
+            i64::MIN / BUCKET_SECONDS,
+            i64::MAX / BUCKET_SECONDS,
+            &mut all,
+        );
+        let last = all.last().map_or(first_bucket, |b| b.index + 1);
+        for (lo, hi) in [
+            (i64::MIN / 2, i64::MAX / 2),
+            (first_bucket, first_bucket + 1),
+            (first_bucket + 3, last - 2),
+            (last - 1, last + 5),
+        ] {
+            let mut got = Vec::new();
+            let mut reader = Reader::new(&bytes);
+            decode_window(&mut reader, first_bucket, 1 << 20, lo, hi, &mut got).unwrap();
+            assert_eq!(reader.remaining(), 0);
+            let want: Vec<&Bucket> = all
+                .iter()
+                .filter(|b| b.index >= lo && b.index < hi)
+                .collect();
+            assert_eq!(got.len(), want.len(), "window [{lo}, {hi})");
+            for (g, w) in got.iter().zip(want) {
+                assert_eq!((g.index, g.coverage_s), (w.index, w.coverage_s));
+                assert!(
+                    (g.energy_kwh - w.energy_kwh).abs() <= 1e-12 * w.energy_kwh.max(1.0),
+                    "{} vs {}",
+                    g.energy_kwh,
+                    w.energy_kwh
+                );
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn five_minute_decimals_are_exact_and_compact() {
+        let base = 4096 * 900 * 7;
+        let spans: Vec<Span> = (0..288)
+            .map(|i| Span {
+                start_s: base + i * 300,
+                end_s: base + (i + 1) * 300,
+                power_kw: f64::from((i * 7919 % 50_000) as u32) / 1000.0,
+            })
+            .collect();
+        let bytes = check(&spans, 4096 * 7);
+        assert!(bytes.len() < 96 * 4, "{} bytes for 96 buckets", bytes.len());
+        // 22, 24, 23 kW for five minutes each: 69/12 kWh exactly as SPEC example 2.
+        let example = [22.0, 24.0, 23.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| Span {
+                start_s: i as i64 * 300,
+                end_s: (i as i64 + 1) * 300,
+                power_kw: p,
+            })
+            .collect::<Vec<_>>();
+        let mut bytes = Vec::new();
+        encode(&example, 0, &mut bytes);
+        let mut got = Vec::new();
+        decode_window(&mut Reader::new(&bytes), 0, 10, 0, 1, &mut got).unwrap();
+        assert_eq!(
+            got,
+            vec![Bucket {
+                index: 0,
+                energy_kwh: 5.75,
+                coverage_s: 900
+            }]
+        );
+    }
+
+    #[test]
+    fn gaps_partial_buckets_and_raw_powers() {
+        let spans = vec![
+            Span {
+                start_s: 100,
+                end_s: 400,
+                power_kw: 1.0 / 3.0,
+            },
+            Span {
+                start_s: 3600,
+                end_s: 7300,
+                power_kw: 2.5,
+            },
+            Span {
+                start_s: 9000,
+                end_s: 9001,
+                power_kw: 0.0,
+            },
+        ];
+        check(&spans, 0);
+        let decimal: Vec<Span> = spans
+            .iter()
+            .map(|s| Span {
+                power_kw: 0.125,
+                ..*s
+            })
+            .collect();
+        check(&decimal, 0);
+    }
+
+    #[test]
+    fn damaged_columns_are_errors_not_panics() {
+        let spans: Vec<Span> = (0..40)
+            .map(|i| Span {
+                start_s: i * 450,
+                end_s: i * 450 + 300,
+                power_kw: i as f64,
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        encode(&spans, 0, &mut bytes);
+        for cut in 0..bytes.len() {
+            let mut out = Vec::new();
+            assert!(
+                decode_window(&mut Reader::new(&bytes[..cut]), 0, 100, 0, 100, &mut out).is_err()
+            );
+        }
+        for index in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut damaged = bytes.clone();
+                damaged[index] ^= 1 << bit;
+                let mut out = Vec::new();
+                let _ = decode_window(&mut Reader::new(&damaged), 0, 100, -5, 100, &mut out);
+            }
+        }
+    }
+}
