@@ -1,86 +1,167 @@
 //! The engine against the reference model of SPEC.md: a per-ship timeline
-//! of power per second, where each write overwrites the seconds it covers.
-//! Random batches (unaligned, overlapping, with gaps, over several ships),
-//! interleaved with checkpoints and reopenings, must leave every bucket's
-//! energy and coverage equal to the model's.
+//! of energy density per second, where each POST overwrites the seconds it
+//! covers. Random POST bodies — kW and kWh, 5-minute, 15-minute, hourly and
+//! odd spacings, unaligned starts, gaps, unsorted readings, with and without
+//! `interval` — go through the real parser, normaliser and engine, over
+//! several ships, interleaved with checkpoints and reopenings; every
+//! bucket's energy and coverage must equal the model's, which applies the
+//! SPEC's span rule itself, second by second.
 
 use std::collections::HashMap;
 
-use powerd::model::{Bucket, Span, BUCKET_SECONDS};
+use powerd::model::{Bucket, Span, Units, BUCKET_SECONDS};
 use powerd::storage::{Engine, EngineOptions};
 use proptest::prelude::*;
 
 use crate::util::TempDir;
 
-/// Seconds simulated per ship: two days.
+/// Seconds simulated per ship: two days, starting at 2020-01-01T00:00:00Z.
 const HORIZON_S: i64 = 2 * 86_400;
+const EPOCH_S: i64 = 1_577_836_800;
 const SHIPS: u64 = 3;
+
+/// One POST: readings as (seconds from EPOCH_S, value), in request order.
+#[derive(Clone, Debug)]
+struct Post {
+    units: Units,
+    interval_s: Option<i64>,
+    readings: Vec<(i64, f64)>,
+}
 
 #[derive(Clone, Debug)]
 enum Op {
-    Write { ship: u64, spans: Vec<Span> },
+    Write { ship: u64, post: Post },
     Checkpoint,
     Reopen,
 }
 
-/// Sorted, disjoint spans with gaps, unaligned starts and assorted lengths.
-fn batch() -> impl Strategy<Value = Vec<Span>> {
-    let step = prop_oneof![Just(300i64), Just(900), Just(3600), 1i64..2000];
+/// A POST: a start anywhere (unaligned), a spacing, some readings skipped
+/// (gaps), now and then one early (a shorter span), shuffled.
+fn post() -> impl Strategy<Value = Post> {
+    let spacing = prop_oneof![Just(300i64), Just(900), Just(3600), 1i64..2000];
     (
-        0i64..HORIZON_S - 1,
-        step,
-        prop::collection::vec((0u8..4, 0u32..50_000, any::<bool>()), 1..40),
+        0i64..HORIZON_S - 2 * 3600,
+        spacing,
+        any::<bool>(),
+        0u8..3,
+        prop::collection::vec((0u8..6, 0u32..50_000, any::<bool>(), any::<u32>()), 1..40),
     )
-        .prop_map(|(start, step, readings)| {
-            let mut spans = Vec::new();
+        .prop_map(|(start, spacing, kilowatts, interval_kind, readings)| {
+            let mut out: Vec<(i64, f64, u32)> = Vec::new();
             let mut t = start;
-            for (gap_kind, raw_power, decimal) in readings {
-                // Now and then a gap (missing data) or a short span.
-                let len = if gap_kind == 0 { step / 2 + 1 } else { step };
-                if gap_kind == 1 {
-                    t += step;
+            for (kind, raw, decimal, order) in readings {
+                match kind {
+                    0 => t += spacing,     // a missing reading: a gap
+                    1 => t -= spacing / 3, // an early reading
+                    _ => {}
                 }
-                if t + len > HORIZON_S {
-                    break;
+                if t < 0
+                    || t + spacing > HORIZON_S
+                    || out.last().is_some_and(|&(last, _, _)| t <= last)
+                {
+                    t += spacing;
+                    continue;
                 }
-                let power_kw = if decimal {
-                    f64::from(raw_power) / 1000.0
+                let value = if decimal {
+                    f64::from(raw) / 1000.0
                 } else {
-                    f64::from(raw_power) / 7.0
+                    f64::from(raw) / 7.0
                 };
-                spans.push(Span {
-                    start_s: t,
-                    end_s: t + len,
-                    power_kw,
-                });
-                t += len;
+                out.push((t, value, order));
+                t += spacing;
             }
-            spans
+            // Readings may arrive in any order.
+            out.sort_by_key(|&(_, _, order)| order);
+            let interval_s = match interval_kind {
+                0 => None,
+                1 => Some(spacing),
+                _ => Some((spacing / 2).max(1)),
+            };
+            Post {
+                units: if kilowatts { Units::Kw } else { Units::Kwh },
+                interval_s,
+                readings: out.into_iter().map(|(t, v, _)| (t, v)).collect(),
+            }
         })
+}
+
+/// The JSON body of `post` for `ship`.
+fn body(ship: u64, post: &Post) -> Vec<u8> {
+    let data: Vec<String> = post
+        .readings
+        .iter()
+        .map(|&(t, v)| {
+            format!(
+                r#"{{"datetime":"{}","value":{v}}}"#,
+                powerd::wire::format_timestamp(EPOCH_S + t)
+            )
+        })
+        .collect();
+    let units = if post.units == Units::Kw { "kW" } else { "kWh" };
+    let interval = post
+        .interval_s
+        .map(|s| format!(r#","interval":"PT{s}S""#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"spaceship_id":{ship},"units":"{units}"{interval},"data":[{}]}}"#,
+        data.join(",")
+    )
+    .into_bytes()
+}
+
+/// The engine's side: parse, normalise, write, exactly as `POST /data` does.
+fn write(engine: &Engine, ship: u64, post: &Post) {
+    let parsed =
+        powerd::wire::parse_post_body(&body(ship, post)).expect("generated bodies are valid");
+    let spans = powerd::normalise::normalise(parsed.units, &parsed.readings, parsed.interval_s)
+        .expect("no duplicates");
+    engine.write(ship, spans).expect("write");
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (0..SHIPS, batch()).prop_map(|(ship, spans)| Op::Write { ship, spans }),
+        8 => (0..SHIPS, post()).prop_map(|(ship, post)| Op::Write { ship, post }),
         1 => Just(Op::Checkpoint),
         1 => Just(Op::Reopen),
     ]
 }
 
-/// The SPEC's reference model: power per second, `None` where uncovered.
+/// The SPEC's reference model: energy (kWh) per second, `None` where
+/// uncovered.
 struct Model {
     seconds: HashMap<u64, Vec<Option<f64>>>,
 }
 
 impl Model {
-    fn write(&mut self, ship: u64, spans: &[Span]) {
+    /// SPEC.md's span rule, applied second by second: reading i covers
+    /// `[t_i, t_i + min(t_(i+1) - t_i, nominal))`, `nominal` being the
+    /// `interval` or the most common spacing (ties: the smaller; a lone
+    /// reading: 900 s); kW is energy per hour, kWh is spread evenly.
+    fn write(&mut self, ship: u64, post: &Post) {
+        let mut readings = post.readings.clone();
+        readings.sort_by_key(|&(t, _)| t);
+        let mut spacings: HashMap<i64, usize> = HashMap::new();
+        for pair in readings.windows(2) {
+            *spacings.entry(pair[1].0 - pair[0].0).or_default() += 1;
+        }
+        let most_common = spacings
+            .iter()
+            .max_by_key(|&(&spacing, &count)| (count, std::cmp::Reverse(spacing)))
+            .map(|(&s, _)| s);
+        let nominal = post.interval_s.or(most_common).unwrap_or(900);
         let timeline = self
             .seconds
             .entry(ship)
             .or_insert_with(|| vec![None; HORIZON_S as usize]);
-        for span in spans {
-            for t in span.start_s..span.end_s {
-                timeline[t as usize] = Some(span.power_kw);
+        for (i, &(t, value)) in readings.iter().enumerate() {
+            let next = readings.get(i + 1).map_or(i64::MAX, |&(n, _)| n);
+            let d = (next - t).min(nominal);
+            let kwh_per_second = match post.units {
+                Units::Kw => value / 3600.0,
+                Units::Kwh => value / d as f64,
+            };
+            for second in t..t + d {
+                timeline[second as usize] = Some(kwh_per_second);
             }
         }
     }
@@ -91,9 +172,9 @@ impl Model {
         for (index, seconds) in timeline.chunks(BUCKET_SECONDS as usize).enumerate() {
             let covered: Vec<f64> = seconds.iter().flatten().copied().collect();
             if !covered.is_empty() {
-                let energy_kwh = covered.iter().sum::<f64>() / 3600.0;
+                let energy_kwh = covered.iter().sum::<f64>();
                 out.push(Bucket {
-                    index: index as i64,
+                    index: EPOCH_S / BUCKET_SECONDS + index as i64,
                     energy_kwh,
                     coverage_s: covered.len() as u32,
                 });
@@ -106,7 +187,11 @@ impl Model {
 fn assert_matches(engine: &Engine, model: &Model) -> Result<(), TestCaseError> {
     for ship in 0..SHIPS + 1 {
         let got = engine
-            .read_buckets(ship, 0, HORIZON_S / BUCKET_SECONDS)
+            .read_buckets(
+                ship,
+                EPOCH_S / BUCKET_SECONDS,
+                (EPOCH_S + HORIZON_S) / BUCKET_SECONDS,
+            )
             .expect("read");
         let want = model.buckets(ship);
         prop_assert_eq!(got.is_some(), want.is_some(), "ship {} existence", ship);
@@ -155,12 +240,12 @@ proptest! {
         let mut model = Model { seconds: HashMap::new() };
         for op in ops {
             match op {
-                Op::Write { ship, spans } => {
-                    if spans.is_empty() {
+                Op::Write { ship, post } => {
+                    if post.readings.is_empty() {
                         continue;
                     }
-                    engine.write(ship, spans.clone()).expect("write");
-                    model.write(ship, &spans);
+                    write(&engine, ship, &post);
+                    model.write(ship, &post);
                 }
                 Op::Checkpoint => engine.checkpoint().expect("checkpoint"),
                 Op::Reopen => {
