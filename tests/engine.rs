@@ -160,7 +160,8 @@ impl Model {
                 Units::Kw => value / 3600.0,
                 Units::Kwh => value / d as f64,
             };
-            for second in t..t + d {
+            // The engine stores past the horizon too; only the horizon is compared.
+            for second in t..(t + d).min(HORIZON_S) {
                 timeline[second as usize] = Some(kwh_per_second);
             }
         }

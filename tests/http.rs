@@ -580,7 +580,7 @@ async fn an_eight_mebibyte_body_is_accepted() {
         if readings > 0 {
             body.push(',');
         }
-        let when = chrono_free_rfc3339(start_s + readings * 300);
+        let when = crate::process::timestamp(start_s + readings * 300);
         body.push_str(&format!(
             r#"{{"datetime": "{when}", "value": {}}}"#,
             readings % 7
@@ -601,33 +601,17 @@ async fn an_eight_mebibyte_body_is_accepted() {
     server.stop().await;
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for `secs` (civil-from-days, Howard Hinnant), so
-/// the test does not lean on the code under test to spell its input.
-fn chrono_free_rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
-}
-
 #[test]
 fn civil_dates_for_the_big_body_are_right() {
-    assert_eq!(chrono_free_rfc3339(0), "1970-01-01T00:00:00Z");
-    assert_eq!(chrono_free_rfc3339(1_535_068_800), "2018-08-24T00:00:00Z");
-    assert_eq!(chrono_free_rfc3339(1_551_398_399), "2019-02-28T23:59:59Z");
+    assert_eq!(crate::process::timestamp(0), "1970-01-01T00:00:00Z");
+    assert_eq!(
+        crate::process::timestamp(1_535_068_800),
+        "2018-08-24T00:00:00Z"
+    );
+    assert_eq!(
+        crate::process::timestamp(1_551_398_399),
+        "2019-02-28T23:59:59Z"
+    );
 }
 
 /// Sends `GET /health` with a long header one byte per 100 ms, until the

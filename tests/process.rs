@@ -136,6 +136,8 @@ pub fn powerd(args: &[&str], data_dir: &Path) -> Output {
         .expect("the powerd binary runs")
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` for `secs` (civil-from-days, Howard Hinnant), so
+/// tests do not lean on the code under test to spell their input.
 pub fn timestamp(secs: i64) -> String {
     let days = secs.div_euclid(DAY_S);
     let rem = secs.rem_euclid(DAY_S);

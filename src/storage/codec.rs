@@ -248,62 +248,7 @@ pub fn decode_spans(
     max_spans: usize,
     out: &mut Vec<Span>,
 ) -> Result<(), DecodeError> {
-    let count = reader.varint()?;
-    if count > max_spans as u64 {
-        return Err(DecodeError::new(format!(
-            "span count {count} exceeds the limit {max_spans}"
-        )));
-    }
-    let count = count as usize;
-    let first = out.len();
-    out.reserve(count);
-    let run_count = reader.varint()?;
-    if run_count > count as u64 {
-        return Err(DecodeError::new(format!(
-            "{run_count} runs for {count} spans"
-        )));
-    }
-    let mut previous_end = base_s;
-    for run in 0..run_count {
-        let start = if run == 0 {
-            base_s.checked_add(reader.zigzag()?)
-        } else {
-            i64::try_from(reader.varint()?)
-                .ok()
-                .and_then(|gap| previous_end.checked_add(gap))
-        }
-        .ok_or_else(|| DecodeError::new("run start out of range"))?;
-        let length = i64::try_from(reader.varint()?)
-            .map_err(|_| DecodeError::new("span length out of range"))?;
-        let run_spans = reader.varint()?;
-        if length <= 0 {
-            return Err(DecodeError::new("span length is zero"));
-        }
-        if run_spans == 0 || run_spans > (count - (out.len() - first)) as u64 {
-            return Err(DecodeError::new(
-                "run span count does not match the column count",
-            ));
-        }
-        let mut span_start = start;
-        for _ in 0..run_spans {
-            let span_end = span_start
-                .checked_add(length)
-                .ok_or_else(|| DecodeError::new("span end out of range"))?;
-            out.push(Span {
-                start_s: span_start,
-                end_s: span_end,
-                power_kw: 0.0,
-            });
-            span_start = span_end;
-        }
-        previous_end = span_start;
-    }
-    if out.len() - first != count {
-        return Err(DecodeError::new(
-            "runs cover fewer spans than the column count",
-        ));
-    }
-    decode_powers_range(reader, count, 0, &mut out[first..])
+    decode_spans_window(reader, base_s, max_spans, i64::MIN, i64::MAX, out)
 }
 
 /// Like [`decode_spans`], but appends only the spans that intersect

@@ -265,27 +265,19 @@ impl Engine {
             spare_changed: Condvar::new(),
             _lock: lock,
         });
-        let committer = {
+        let spawn = |name: &str, body: Box<dyn FnOnce(&Shared) + Send>| {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
-                .name("powerd-commit".into())
-                .spawn(move || committer_loop(&shared, writer))
-        }
-        .map_err(|e| StorageError::io(dir, "spawn committer thread", e))?;
-        let checkpointer = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("powerd-checkpoint".into())
-                .spawn(move || checkpointer_loop(&shared))
-        }
-        .map_err(|e| StorageError::io(dir, "spawn checkpointer thread", e))?;
-        let preparer = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("powerd-prealloc".into())
-                .spawn(move || preparer_loop(&shared))
-        }
-        .map_err(|e| StorageError::io(dir, "spawn preallocation thread", e))?;
+                .name(name.into())
+                .spawn(move || body(&shared))
+                .map_err(|e| StorageError::io(dir, "spawn a thread", e))
+        };
+        let committer = spawn(
+            "powerd-commit",
+            Box::new(move |shared| committer_loop(shared, writer)),
+        )?;
+        let checkpointer = spawn("powerd-checkpoint", Box::new(checkpointer_loop))?;
+        let preparer = spawn("powerd-prealloc", Box::new(preparer_loop))?;
         Ok(Engine {
             shared,
             threads: Mutex::new(vec![committer, checkpointer, preparer]),
