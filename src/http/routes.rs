@@ -145,7 +145,6 @@ fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpRespons
     body.extend_from_slice(br#","units":"kWh","data":["#);
     let mut digits = itoa::Buffer::new();
     let mut timestamps = wire::TimestampWriter::default();
-    let mut number = [0u8; wire::NUMBER_MAX_LEN];
     let data_start = body.len();
     for bucket in &buckets {
         let start_s = bucket.index * BUCKET_SECONDS;
@@ -165,14 +164,20 @@ fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpRespons
         len += 20;
         item[len..len + VALUE.len()].copy_from_slice(VALUE);
         len += VALUE.len();
-        let number_len = wire::format_number(&mut number, bucket.energy_kwh);
-        item[len..len + number_len].copy_from_slice(&number[..number_len]);
-        len += number_len;
+        let number: &mut [u8; wire::NUMBER_MAX_LEN] = (&mut item[len..len + wire::NUMBER_MAX_LEN])
+            .try_into()
+            .expect("the item has room for the longest number");
+        len += wire::format_number(number, bucket.energy_kwh);
         item[len..len + COVERAGE.len()].copy_from_slice(COVERAGE);
         len += COVERAGE.len();
-        let coverage = digits.format(bucket.coverage_s).as_bytes();
-        item[len..len + coverage.len()].copy_from_slice(coverage);
-        len += coverage.len();
+        if bucket.coverage_s == 900 {
+            item[len..len + 3].copy_from_slice(b"900");
+            len += 3;
+        } else {
+            let coverage = digits.format(bucket.coverage_s).as_bytes();
+            item[len..len + coverage.len()].copy_from_slice(coverage);
+            len += coverage.len();
+        }
         item[len] = b'}';
         len += 1;
         let at = body.len();

@@ -73,37 +73,46 @@ const PAIRS: [[u8; 2]; 100] = {
     table
 };
 
-/// Writes `value` (< 10^6) in decimal at the start of `out` (at least 7
-/// bytes); returns the length.
+/// Writes `value` in decimal at the start of `out` (at least 10 bytes);
+/// returns the length. Digits go straight to their places: no variable-
+/// length copies.
 fn write_integer(out: &mut [u8], value: u32) -> usize {
-    let mut digits = [0u8; 10];
-    let mut position = digits.len();
+    let digits = match value {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1_000..=9_999 => 4,
+        10_000..=99_999 => 5,
+        100_000..=999_999 => 6,
+        1_000_000..=9_999_999 => 7,
+        10_000_000..=99_999_999 => 8,
+        100_000_000..=999_999_999 => 9,
+        _ => 10,
+    };
+    let mut position = digits;
     let mut rest = value;
     while rest >= 100 {
         position -= 2;
-        digits[position..position + 2].copy_from_slice(&PAIRS[(rest % 100) as usize]);
+        out[position..position + 2].copy_from_slice(&PAIRS[(rest % 100) as usize]);
         rest /= 100;
     }
     if rest >= 10 {
-        position -= 2;
-        digits[position..position + 2].copy_from_slice(&PAIRS[rest as usize]);
+        out[..2].copy_from_slice(&PAIRS[rest as usize]);
     } else {
-        position -= 1;
-        digits[position] = b'0' + rest as u8;
+        out[0] = b'0' + rest as u8;
     }
-    let len = digits.len() - position;
-    out[..len].copy_from_slice(&digits[position..]);
-    len
+    digits
 }
 
 /// Writes `.ddddddddd` for a 9-digit fraction at the start of `out` (at
 /// least 10 bytes), without trailing zeros; nothing for zero. Returns the
-/// length.
+/// length. All ten bytes are written; the length says how many count.
 fn write_fraction(out: &mut [u8], fraction: u32) -> usize {
     if fraction == 0 {
         return 0;
     }
-    let mut digits = [b'.'; 10];
+    let digits = &mut out[..10];
+    digits[0] = b'.';
     digits[1] = b'0' + (fraction / 100_000_000) as u8;
     let rest = fraction % 100_000_000;
     digits[2..4].copy_from_slice(&PAIRS[(rest / 1_000_000) as usize]);
@@ -114,7 +123,6 @@ fn write_fraction(out: &mut [u8], fraction: u32) -> usize {
     while digits[len - 1] == b'0' {
         len -= 1;
     }
-    out[..len].copy_from_slice(&digits[..len]);
     len
 }
 
