@@ -72,6 +72,15 @@ impl Timeline {
 
     /// Whether any span intersects `[start, end)`.
     pub fn intersects(&self, start: i64, end: i64) -> bool {
+        // Most reads ask about older data than a memtable holds: two loads
+        // answer them, where a binary search would miss the cache at every
+        // probe.
+        let (Some(first), Some(last)) = (self.spans.first(), self.spans.last()) else {
+            return false;
+        };
+        if end <= first.start_s || start >= last.end_s {
+            return false;
+        }
         let from = self.spans.partition_point(|s| s.end_s <= start);
         self.spans.get(from).is_some_and(|span| span.start_s < end)
     }
