@@ -180,16 +180,23 @@ async fn run(settings: Settings) {
     let (mut powerd_latencies, mut baseline_latencies) = (Vec::new(), Vec::new());
     let (mut powerd_total, mut baseline_total) = (0.0, 0.0);
     let mut ratios = Vec::new();
-    for round in 0..GET_ROUNDS {
-        let offset = round as u64 * 1_000_003;
+    // Every request line is rendered before the clock starts, so the load
+    // generator spends the same per request on both servers.
+    let day_paths: Arc<Vec<String>> = Arc::new(
+        (0..ships * days as u64)
+            .map(|i| {
+                let i = i.wrapping_mul(2_654_435_761) % (ships * days as u64);
+                day_path(i % ships, (i / ships) as i64)
+            })
+            .collect(),
+    );
+    let baseline_paths = Arc::new(vec!["/data".to_string()]);
+    for _ in 0..GET_ROUNDS {
         let (powerd_rps, latencies) = drive_gets(
             server.address,
             settings.get_connections,
             round_seconds,
-            move |i| {
-                let i = (i + offset).wrapping_mul(2_654_435_761);
-                day_path(i % ships, ((i / ships) % days as u64) as i64)
-            },
+            Arc::clone(&day_paths),
         )
         .await;
         powerd_latencies.extend(latencies);
@@ -197,7 +204,7 @@ async fn run(settings: Settings) {
             baseline.address,
             settings.get_connections,
             round_seconds,
-            |_| "/data".to_string(),
+            Arc::clone(&baseline_paths),
         )
         .await;
         baseline_latencies.extend(latencies);
@@ -439,7 +446,7 @@ async fn drive_gets(
     address: SocketAddr,
     connections: usize,
     seconds: f64,
-    path_for: impl Fn(u64) -> String + Clone + Send + 'static,
+    paths: Arc<Vec<String>>,
 ) -> (f64, Vec<Duration>) {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let counter = Arc::new(AtomicU64::new(0));
@@ -447,14 +454,14 @@ async fn drive_gets(
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let counter = Arc::clone(&counter);
-        let path_for = path_for.clone();
+        let paths = Arc::clone(&paths);
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect(address).await;
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
-                let path = path_for(counter.fetch_add(1, Ordering::Relaxed));
+                let path = &paths[counter.fetch_add(1, Ordering::Relaxed) as usize % paths.len()];
                 let t = Instant::now();
-                let (status, _) = client.request("GET", &path, None).await;
+                let (status, _) = client.request("GET", path, None).await;
                 latencies.push(t.elapsed());
                 assert_eq!(status, 200);
             }

@@ -86,7 +86,8 @@ fn read_day(client: &mut Client, ship: u64, n: i64) -> Option<Vec<(i64, f64, u64
                 (
                     index,
                     b["value"].as_f64().expect("value"),
-                    b["coverage"].as_u64().expect("coverage"),
+                    // Complete buckets carry no coverage field: it is 900.
+                    b["coverage"].as_u64().unwrap_or(900),
                 )
             })
             .collect(),

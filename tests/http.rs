@@ -149,8 +149,12 @@ async fn whole_numbers_print_without_a_fraction() {
     server.post("/data", example_1(1)).await;
     let reply = server.get("/data?spaceship_id=1").await;
     let text = reply.text();
-    assert!(text.contains(r#""value":3,"#), "{text}");
-    assert!(text.contains(r#""value":6.5,"#), "{text}");
+    // Complete buckets have exactly SPEC.md's shape.
+    assert!(
+        text.contains(r#"{"datetime":"2018-08-24T00:00:00Z","value":3}"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""value":6.5}"#), "{text}");
     assert!(!text.contains("3.0"), "{text}");
     server.stop().await;
 }

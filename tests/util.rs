@@ -219,7 +219,8 @@ impl Reply {
                 (
                     b["datetime"].as_str().expect("datetime").to_owned(),
                     b["value"].as_f64().expect("value"),
-                    b["coverage"].as_u64().expect("coverage"),
+                    // Only partial buckets carry `coverage`; absent means all 900 s.
+                    b["coverage"].as_u64().unwrap_or(900),
                 )
             })
             .collect()

@@ -125,8 +125,9 @@ fn touched_bucket_count(spans: &[Span]) -> u64 {
 }
 
 /// `GET /data?spaceship_id=&start=&end=`: the ship's stored buckets whose
-/// start lies in `[start, end)`, ascending. Each carries `coverage`, the
-/// covered seconds of its 900: below 900 the bucket is partial.
+/// start lies in `[start, end)`, ascending. A partial bucket carries
+/// `coverage`, its covered seconds (below 900); a complete one has exactly
+/// SPEC.md's `{"datetime", "value"}` shape.
 fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpResponse, ApiError> {
     let query = Query::parse(request.uri().query());
     let ship = query.ship_id("spaceship_id")?;
@@ -168,12 +169,11 @@ fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpRespons
             .try_into()
             .expect("the item has room for the longest number");
         len += wire::format_number(number, bucket.energy_kwh);
-        item[len..len + COVERAGE.len()].copy_from_slice(COVERAGE);
-        len += COVERAGE.len();
-        if bucket.coverage_s == 900 {
-            item[len..len + 3].copy_from_slice(b"900");
-            len += 3;
-        } else {
+        // SPEC.md's shape for complete buckets; partial ones say how much
+        // of the bucket is covered.
+        if bucket.coverage_s != 900 {
+            item[len..len + COVERAGE.len()].copy_from_slice(COVERAGE);
+            len += COVERAGE.len();
             let coverage = digits.format(bucket.coverage_s).as_bytes();
             item[len..len + coverage.len()].copy_from_slice(coverage);
             len += coverage.len();
@@ -199,8 +199,10 @@ fn write_bucket_slowly(body: &mut Vec<u8>, bucket: &crate::model::Bucket) {
     wire::write_timestamp(body, bucket.index * BUCKET_SECONDS);
     body.extend_from_slice(br#"","value":"#);
     wire::write_number(body, bucket.energy_kwh);
-    body.extend_from_slice(br#","coverage":"#);
-    body.extend_from_slice(itoa::Buffer::new().format(bucket.coverage_s).as_bytes());
+    if bucket.coverage_s != 900 {
+        body.extend_from_slice(br#","coverage":"#);
+        body.extend_from_slice(itoa::Buffer::new().format(bucket.coverage_s).as_bytes());
+    }
     body.push(b'}');
 }
 
