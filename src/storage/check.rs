@@ -11,7 +11,7 @@ use super::block::{block_path, list_blocks, walk_block, ChunkHeader};
 use super::engine::{BLOCK_DIR, LOCK_FILE, LOG_DIR};
 use super::error::StorageError;
 use super::manifest::{Manifest, MANIFEST_FILE};
-use super::record::{decode_write, KIND_WRITE};
+use super::record::decode_record;
 use super::segment::{list_segments, scan_segment, segment_path, ScanEnd};
 
 /// What [`check`] found. `problems` are damage; `notes` are states that
@@ -182,15 +182,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
         let newest = position + 1 == live.len();
         let mut records = 0u64;
         let result = scan_segment(&path, &bytes, sequence, newest, |offset, kind, payload| {
-            if kind != KIND_WRITE {
-                return Err(StorageError::corrupted(
-                    &path,
-                    offset,
-                    format!("unknown record kind {kind}"),
-                ));
-            }
-            let record =
-                decode_write(payload).map_err(|e| StorageError::corrupted(&path, offset, e.0))?;
+            let record = decode_record(&path, offset, kind, payload)?;
             ships.insert(record.ship);
             records += 1;
             Ok(())

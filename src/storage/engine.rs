@@ -32,7 +32,7 @@ use super::block::{
 use super::codec::{decode_spans_window, validate_spans, Reader};
 use super::error::StorageError;
 use super::manifest::Manifest;
-use super::record::{decode_write, encode_write, KIND_WRITE};
+use super::record::{decode_record, encode_write, KIND_WRITE};
 use super::segment::{
     append_frame, list_segments, prepare_spare, scan_segment, segment_path, ScanEnd, SegmentWriter,
     SPARE_SUFFIX,
@@ -612,15 +612,7 @@ fn replay_log(
         let bytes = std::fs::read(&path).map_err(|e| StorageError::io(&path, "read", e))?;
         let newest = position + 1 == segments.len();
         let end = scan_segment(&path, &bytes, sequence, newest, |offset, kind, payload| {
-            if kind != KIND_WRITE {
-                return Err(StorageError::corrupted(
-                    &path,
-                    offset,
-                    format!("unknown record kind {kind}"),
-                ));
-            }
-            let record =
-                decode_write(payload).map_err(|e| StorageError::corrupted(&path, offset, e.0))?;
+            let record = decode_record(&path, offset, kind, payload)?;
             active
                 .entry(record.ship)
                 .or_default()

@@ -1,7 +1,10 @@
 //! Log record kinds and their payloads. Framing (length, CRCs) belongs to
 //! [`super::segment`]; this module only knows what a payload means.
 
+use std::path::Path;
+
 use super::codec::{decode_spans, encode_spans, put_u64, validate_spans, DecodeError, Reader};
+use super::error::StorageError;
 use crate::model::{ShipId, Span};
 
 /// Record kind: one batch of spans for one ship (one `POST /data`).
@@ -36,4 +39,22 @@ pub fn decode_write(payload: &[u8]) -> Result<WriteRecord, DecodeError> {
     }
     validate_spans(&spans)?;
     Ok(WriteRecord { ship, spans })
+}
+
+/// The record of a frame found at `offset` of the log file `path`: a WRITE,
+/// or corruption naming the file and offset (version 1 knows no other kind).
+pub fn decode_record(
+    path: &Path,
+    offset: u64,
+    kind: u8,
+    payload: &[u8],
+) -> Result<WriteRecord, StorageError> {
+    if kind != KIND_WRITE {
+        return Err(StorageError::corrupted(
+            path,
+            offset,
+            format!("unknown record kind {kind}"),
+        ));
+    }
+    decode_write(payload).map_err(|e| StorageError::corrupted(path, offset, e.0))
 }
