@@ -187,17 +187,7 @@ impl Engine {
             .write(true)
             .open(&lock_path)
             .map_err(|e| StorageError::io(&lock_path, "open", e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StorageError::Locked {
-                    path: dir.to_path_buf(),
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(StorageError::io(&lock_path, "lock", e))
-            }
-        }
+        lock_directory(&lock, &lock_path, dir)?;
 
         let manifest = Manifest::load(dir)?.unwrap_or(Manifest {
             first_live_segment: 1,
@@ -545,6 +535,30 @@ fn read_chunk_window(
         out,
     )
     .map_err(|e| StorageError::corrupted(&chunk.block.path, chunk.location.offset, e.0))
+}
+
+/// Takes the directory's exclusive lock. A process forking a child holds a
+/// copy of every descriptor until the child's `exec` closes it, flock
+/// included, so a lock just released by another engine in this process can
+/// look taken for a moment: retry briefly before calling it held.
+fn lock_directory(lock: &File, lock_path: &Path, dir: &Path) -> Result<(), StorageError> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StorageError::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StorageError::io(lock_path, "lock", e))
+            }
+        }
+    }
 }
 
 /// Maps every block the manifest names and verifies each chunk it lists.
