@@ -95,6 +95,7 @@ impl<'a> Reader<'a> {
         Ok(f64::from_le_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
@@ -488,6 +489,7 @@ impl<'a> BitReader<'a> {
     /// The next `width`-bit value (`width` ≤ 56, so one unaligned 8-byte
     /// load holds it whatever the bit offset). The caller sized `bytes` for
     /// every value it reads; bits past the end read as zero.
+    #[inline]
     pub(super) fn get(&mut self, width: u32) -> u64 {
         debug_assert!(width <= 56);
         let start = self.bit / 8;
