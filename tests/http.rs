@@ -896,3 +896,128 @@ fn bad_flags_exit_2_naming_the_flag() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--max-connections"), "{stderr}");
 }
+
+#[tokio::test]
+async fn fleet_sums_counts_and_averages_ships_per_interval() {
+    let server = start_server().await;
+    // Ship 1: 12, 26, 18 kWh hourly (3, 6.5, 4.5 per bucket); ship 2: 2, 5, 2, 6
+    // kWh for the first hour's quarters.
+    assert_eq!(server.post("/data", example_1(1)).await.status, 200);
+    assert_eq!(server.post("/data", example_3(2)).await.status, 200);
+    let reply = server
+        .get("/data/fleet?start=2018-08-24T00:00:00Z&end=2018-08-24T01:00:00Z")
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let json = reply.json();
+    assert_eq!(json["step"], "15m");
+    assert_eq!(json["start"], "2018-08-24T00:00:00Z");
+    let data = json["data"].as_array().expect("data");
+    let rows: Vec<(String, f64, f64, u64)> = data
+        .iter()
+        .map(|d| {
+            (
+                d["datetime"].as_str().expect("datetime").to_string(),
+                d["sum"].as_f64().expect("sum"),
+                d["avg"].as_f64().expect("avg"),
+                d["ships"].as_u64().expect("ships"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (at("00:00"), 5.0, 2.5, 2),
+            (at("00:15"), 8.0, 4.0, 2),
+            (at("00:30"), 5.0, 2.5, 2),
+            (at("00:45"), 9.0, 4.5, 2),
+        ]
+    );
+
+    // Hourly steps over everything stored: ship 2 only has data in the first hour.
+    let reply = server.get("/data/fleet?step=1h").await;
+    let json = reply.json();
+    assert!(json["start"].is_null());
+    let data = json["data"].as_array().expect("data");
+    assert_eq!(data.len(), 3);
+    assert_eq!(
+        (data[0]["sum"].as_f64(), data[0]["ships"].as_u64()),
+        (Some(27.0), Some(2))
+    );
+    assert_eq!(
+        (data[1]["sum"].as_f64(), data[1]["ships"].as_u64()),
+        (Some(26.0), Some(1))
+    );
+    assert_eq!(data[2]["avg"].as_f64(), Some(18.0));
+
+    // An empty window is an empty list, not an error.
+    let reply = server
+        .get("/data/fleet?start=2030-01-01T00:00:00Z&end=2030-01-02T00:00:00Z")
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["data"], json!([]));
+    server
+        .get("/data/fleet?step=2h")
+        .await
+        .assert_error(400, Some("step"));
+    server
+        .get("/data/fleet?start=2018-08-25T00:00:00Z&end=2018-08-24T00:00:00Z")
+        .await
+        .assert_error(400, Some("start"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn top_users_rank_by_energy_with_ties_by_id() {
+    let server = start_server().await;
+    // Ships 1 and 3 store 56 kWh each (a tie), ship 2 stores 15 kWh.
+    assert_eq!(server.post("/data", example_1(3)).await.status, 200);
+    assert_eq!(server.post("/data", example_1(1)).await.status, 200);
+    assert_eq!(server.post("/data", example_3(2)).await.status, 200);
+    let ranking = |reply: crate::util::Reply| -> Vec<(u64, f64)> {
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()["ships"]
+            .as_array()
+            .expect("ships")
+            .iter()
+            .map(|s| {
+                (
+                    s["spaceship_id"].as_u64().expect("id"),
+                    s["consumption"].as_f64().expect("consumption"),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        ranking(server.get("/topusers").await),
+        vec![(1, 56.0), (3, 56.0), (2, 15.0)]
+    );
+    assert_eq!(
+        ranking(server.get("/topusers?count=1").await),
+        vec![(1, 56.0)]
+    );
+    // An unaligned window: 00:20–00:50 covers the 00:30 and 00:45 buckets.
+    assert_eq!(
+        ranking(
+            server
+                .get("/topusers?count=5&start=2018-08-24T00:20:00Z&end=2018-08-24T00:50:00Z")
+                .await
+        ),
+        vec![(2, 8.0), (1, 6.0), (3, 6.0)]
+    );
+    assert!(ranking(server.get("/topusers?start=2030-01-01T00:00:00Z").await).is_empty());
+    server
+        .get("/topusers?count=0")
+        .await
+        .assert_error(400, Some("count"));
+    server
+        .get("/topusers?count=1001")
+        .await
+        .assert_error(400, Some("count"));
+    server
+        .get("/topusers?count=three")
+        .await
+        .assert_error(400, Some("count"));
+    let reply = server.request(Method::POST, "/topusers", Vec::new()).await;
+    assert_eq!(reply.status, 405);
+    server.stop().await;
+}

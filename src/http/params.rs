@@ -75,6 +75,36 @@ impl<'a> Query<'a> {
             .map_err(|_| FieldError::new(name, format!("{text} is too large for a ship id")))
     }
 
+    /// An optional whole number in `1..=max`.
+    pub(crate) fn count(&self, name: &str, max: usize) -> Result<Option<usize>, FieldError> {
+        let Some(text) = self.text(name)? else {
+            return Ok(None);
+        };
+        match text.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(FieldError::new(
+                name,
+                format!("{text:?} is not a whole number from 1 to {max}"),
+            )),
+        }
+    }
+
+    /// An optional step, `15m`, `1h` or `1d`, as a number of buckets.
+    pub(crate) fn step(&self, name: &str) -> Result<Option<i64>, FieldError> {
+        let Some(text) = self.text(name)? else {
+            return Ok(None);
+        };
+        match &*text {
+            "15m" => Ok(Some(1)),
+            "1h" => Ok(Some(4)),
+            "1d" => Ok(Some(96)),
+            _ => Err(FieldError::new(
+                name,
+                format!("{text:?} is not a step; expected \"15m\", \"1h\" or \"1d\""),
+            )),
+        }
+    }
+
     /// An optional timestamp in either spelling, as seconds since the epoch.
     pub(crate) fn timestamp(&self, name: &str) -> Result<Option<i64>, FieldError> {
         let Some(raw) = self.raw(name)? else {

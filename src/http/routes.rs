@@ -37,7 +37,11 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
         (&Method::GET, "/health") => Ok(health()),
         (&Method::GET, "/data") => get_data(&request, &state),
         (&Method::POST, "/data") => post_data(request, &state).await,
-        (_, "/health") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (&Method::GET, "/data/fleet") => get_fleet(&request, &state).await,
+        (&Method::GET, "/topusers") => get_top_users(&request, &state).await,
+        (_, "/health" | "/data/fleet" | "/topusers") => {
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        }
         (_, "/data") => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         _ => Err(ApiError::UnknownPath),
     };
@@ -190,6 +194,108 @@ fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpRespons
     }
     body.extend_from_slice(b"]}");
     Ok(error::json(StatusCode::OK, body))
+}
+
+/// Most ships `GET /topusers` lists.
+const MAX_TOP_USERS: usize = 1000;
+
+/// `GET /data/fleet?start=&end=&step=`: the fleet's energy per interval
+/// (`step` 15m, 1h or 1d; default 15m), with the number of ships with data
+/// and their mean. Fleet-wide work runs off the async workers.
+async fn get_fleet(
+    request: &Request<Incoming>,
+    state: &Arc<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = Query::parse(request.uri().query());
+    let (start_s, end_s) = (query.timestamp("start")?, query.timestamp("end")?);
+    let step = query.step("step")?.unwrap_or(1);
+    let (first_bucket, end_bucket) = bucket_window(start_s, end_s)?;
+    let app = Arc::clone(state);
+    let intervals = tokio::task::spawn_blocking(move || {
+        crate::query::fleet(&app.engine, first_bucket, end_bucket, step)
+    })
+    .await
+    .map_err(|_| ApiError::from(StorageError::Closed))??;
+    let mut body = Vec::with_capacity(96 + intervals.len() * 96);
+    body.extend_from_slice(br#"{"units":"kWh","start":"#);
+    write_optional_timestamp(&mut body, start_s);
+    body.extend_from_slice(br#","end":"#);
+    write_optional_timestamp(&mut body, end_s);
+    body.extend_from_slice(br#","step":""#);
+    body.extend_from_slice(match step {
+        4 => b"1h",
+        96 => b"1d",
+        _ => b"15m",
+    });
+    body.extend_from_slice(br#"","data":["#);
+    for (position, interval) in intervals.iter().enumerate() {
+        if position > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(br#"{"datetime":""#);
+        wire::write_timestamp(&mut body, interval.first_bucket * BUCKET_SECONDS);
+        body.extend_from_slice(br#"","sum":"#);
+        wire::write_number(&mut body, interval.sum_kwh);
+        body.extend_from_slice(br#","avg":"#);
+        wire::write_number(
+            &mut body,
+            interval.sum_kwh / f64::from(interval.ships.max(1)),
+        );
+        body.extend_from_slice(br#","ships":"#);
+        body.extend_from_slice(itoa::Buffer::new().format(interval.ships).as_bytes());
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
+    Ok(error::json(StatusCode::OK, body))
+}
+
+/// `GET /topusers?count=&start=&end=`: the `count` ships (default 3, at most
+/// 1000) with the most energy in the window (default: all stored time),
+/// descending, ties by id.
+async fn get_top_users(
+    request: &Request<Incoming>,
+    state: &Arc<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = Query::parse(request.uri().query());
+    let count = query.count("count", MAX_TOP_USERS)?.unwrap_or(3);
+    let (start_s, end_s) = (query.timestamp("start")?, query.timestamp("end")?);
+    let (first_bucket, end_bucket) = bucket_window(start_s, end_s)?;
+    let app = Arc::clone(state);
+    let ships = tokio::task::spawn_blocking(move || {
+        crate::query::top_users(&app.engine, first_bucket, end_bucket, count)
+    })
+    .await
+    .map_err(|_| ApiError::from(StorageError::Closed))??;
+    let mut body = Vec::with_capacity(64 + ships.len() * 48);
+    body.extend_from_slice(br#"{"start":"#);
+    write_optional_timestamp(&mut body, start_s);
+    body.extend_from_slice(br#","end":"#);
+    write_optional_timestamp(&mut body, end_s);
+    body.extend_from_slice(br#","ships":["#);
+    for (position, (ship, consumption)) in ships.iter().enumerate() {
+        if position > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(br#"{"spaceship_id":"#);
+        body.extend_from_slice(itoa::Buffer::new().format(*ship).as_bytes());
+        body.extend_from_slice(br#","consumption":"#);
+        wire::write_number(&mut body, *consumption);
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
+    Ok(error::json(StatusCode::OK, body))
+}
+
+/// A quoted timestamp, or `null` for a window edge the request left open.
+fn write_optional_timestamp(body: &mut Vec<u8>, secs: Option<i64>) {
+    match secs {
+        Some(secs) => {
+            body.push(b'"');
+            wire::write_timestamp(body, secs);
+            body.push(b'"');
+        }
+        None => body.extend_from_slice(b"null"),
+    }
 }
 
 /// One `data` item of [`get_data`] with plain appends, for bucket times
