@@ -20,12 +20,13 @@ use memmap2::Mmap;
 use super::bucket_columns;
 use super::codec::{decode_spans, encode_spans, put_i64, put_u32, put_u64, DecodeError, Reader};
 use super::error::StorageError;
+use super::file_header::{self, FileKind, FILE_HEADER_LEN};
 use super::fsutil::sync_dir;
 use crate::model::{Bucket, ShipId, Span, BUCKET_SECONDS};
 
 pub const BLOCK_MAGIC: [u8; 8] = *b"PWRDBLK\0";
 pub const BLOCK_VERSION: u32 = 2;
-pub const BLOCK_HEADER_LEN: usize = 32;
+pub const BLOCK_HEADER_LEN: usize = FILE_HEADER_LEN;
 pub const CHUNK_HEADER_LEN: usize = 32;
 /// Buckets per partition (≈ 42.7 days).
 pub const PARTITION_BUCKETS: i64 = 4096;
@@ -97,13 +98,7 @@ pub struct BlockBuilder {
 impl BlockBuilder {
     pub fn new(id: u64) -> Self {
         let mut bytes = Vec::with_capacity(1 << 20);
-        bytes.extend_from_slice(&BLOCK_MAGIC);
-        put_u32(&mut bytes, BLOCK_VERSION);
-        put_u32(&mut bytes, 0);
-        put_u64(&mut bytes, id);
-        let crc = crc32fast::hash(&bytes);
-        put_u32(&mut bytes, crc);
-        put_u32(&mut bytes, 0);
+        bytes.extend_from_slice(&file_header::encode(&BLOCK_KIND, id));
         BlockBuilder { id, bytes }
     }
 
@@ -286,48 +281,15 @@ impl BlockFile {
     }
 }
 
+const BLOCK_KIND: FileKind = FileKind {
+    magic: BLOCK_MAGIC,
+    version: BLOCK_VERSION,
+    noun: "block",
+    description: "powerd block file",
+};
+
 fn check_block_header(path: &Path, expected_id: u64, bytes: &[u8]) -> Result<(), StorageError> {
-    let header = bytes.get(..BLOCK_HEADER_LEN).ok_or_else(|| {
-        StorageError::corrupted(
-            path,
-            0,
-            format!("block is {} bytes, shorter than its header", bytes.len()),
-        )
-    })?;
-    if header[0..8] != BLOCK_MAGIC {
-        return Err(StorageError::corrupted(
-            path,
-            0,
-            "not a powerd block file (bad magic)",
-        ));
-    }
-    let mut reader = Reader::new(&header[8..]);
-    let version = reader.u32().unwrap_or(0);
-    let _reserved = reader.u32();
-    let id = reader.u64().unwrap_or(0);
-    let crc = reader.u32().unwrap_or(0);
-    if crc32fast::hash(&header[..24]) != crc {
-        return Err(StorageError::corrupted(
-            path,
-            24,
-            "block header CRC mismatch",
-        ));
-    }
-    if version != BLOCK_VERSION {
-        return Err(StorageError::corrupted(
-            path,
-            8,
-            format!("unsupported block version {version} (this build reads {BLOCK_VERSION})"),
-        ));
-    }
-    if id != expected_id {
-        return Err(StorageError::corrupted(
-            path,
-            16,
-            format!("header says block {id}, file name says {expected_id}"),
-        ));
-    }
-    Ok(())
+    file_header::check(&BLOCK_KIND, path, bytes, expected_id)
 }
 
 /// Parses and CRC-checks one whole chunk (header and payload).

@@ -32,6 +32,16 @@ impl CheckReport {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// The file's bytes, or `None` with the failure noted as a problem.
+    fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
+        std::fs::read(path)
+            .map_err(|e| {
+                self.problems
+                    .push(StorageError::io(path, "read", e).to_string())
+            })
+            .ok()
+    }
 }
 
 impl fmt::Display for CheckReport {
@@ -101,14 +111,8 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
     for id in list_blocks(&block_dir).unwrap_or_default() {
         let path = block_path(&block_dir, id);
         report.block_files += 1;
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                report
-                    .problems
-                    .push(StorageError::io(&path, "read", e).to_string());
-                continue;
-            }
+        let Some(bytes) = report.read(&path) else {
+            continue;
         };
         match walk_block(&path, id, &bytes) {
             Ok(chunks) => {
@@ -170,14 +174,8 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
                 segment_path(&log_dir, live[position - 1] + 1).display()
             ));
         }
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                report
-                    .problems
-                    .push(StorageError::io(&path, "read", e).to_string());
-                continue;
-            }
+        let Some(bytes) = report.read(&path) else {
+            continue;
         };
         let newest = position + 1 == live.len();
         let mut records = 0u64;

@@ -164,6 +164,30 @@ struct Shared {
     _lock: File,
 }
 
+/// Locks, named. A poisoned lock means a thread panicked while holding it;
+/// the state it guards can no longer be trusted, so these panic too.
+impl Shared {
+    fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().expect("engine state lock poisoned")
+    }
+
+    fn state_mut(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().expect("engine state lock poisoned")
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, CommitQueue> {
+        self.queue.lock().expect("commit queue lock poisoned")
+    }
+
+    fn checkpoint_slot(&self) -> std::sync::MutexGuard<'_, Option<CheckpointJob>> {
+        self.checkpoint.lock().expect("checkpoint lock poisoned")
+    }
+
+    fn spare_slot(&self) -> std::sync::MutexGuard<'_, SpareSlot> {
+        self.spare.lock().expect("spare lock poisoned")
+    }
+}
+
 /// The engine. Every method takes `&self`; share it behind an `Arc`.
 pub struct Engine {
     shared: Arc<Shared>,
@@ -291,11 +315,7 @@ impl Engine {
         append_frame(&mut frame, KIND_WRITE, |out| {
             encode_write(ship, &spans, out)
         });
-        let mut queue = self
-            .shared
-            .queue
-            .lock()
-            .expect("commit queue lock poisoned");
+        let mut queue = self.shared.queue();
         if queue.closed {
             drop(queue);
             done(Err(StorageError::Closed));
@@ -319,10 +339,7 @@ impl Engine {
     }
 
     fn state(&self) -> RwLockReadGuard<'_, State> {
-        self.shared
-            .state
-            .read()
-            .expect("engine state lock poisoned")
+        self.shared.state()
     }
 
     pub fn ship_exists(&self, ship: ShipId) -> bool {
@@ -438,11 +455,7 @@ impl Engine {
     pub fn checkpoint(&self) -> Result<(), StorageError> {
         let (tx, rx) = std::sync::mpsc::channel();
         {
-            let mut queue = self
-                .shared
-                .queue
-                .lock()
-                .expect("commit queue lock poisoned");
+            let mut queue = self.shared.queue();
             if queue.closed {
                 return Err(StorageError::Closed);
             }
@@ -469,16 +482,12 @@ impl Engine {
     /// the engine's threads. Later writes fail with [`StorageError::Closed`].
     pub fn close(&self) -> Result<(), StorageError> {
         {
-            let mut queue = self
-                .shared
-                .queue
-                .lock()
-                .expect("commit queue lock poisoned");
+            let mut queue = self.shared.queue();
             queue.closed = true;
         }
         self.shared.queue_ready.notify_all();
         {
-            let mut spare = self.shared.spare.lock().expect("spare lock poisoned");
+            let mut spare = self.shared.spare_slot();
             spare.closed = true;
         }
         self.shared.spare_changed.notify_all();
@@ -708,7 +717,7 @@ fn committer_loop(shared: &Shared, mut writer: SegmentWriter) {
     let mut buffer = Vec::new();
     loop {
         let (batch, waiters, closing) = {
-            let mut queue = shared.queue.lock().expect("commit queue lock poisoned");
+            let mut queue = shared.queue();
             while queue.pending.is_empty() && queue.checkpoint_waiters.is_empty() && !queue.closed {
                 queue = shared
                     .queue_ready
@@ -738,7 +747,7 @@ fn committer_loop(shared: &Shared, mut writer: SegmentWriter) {
         }
         if closing {
             wait_for_checkpoint(shared);
-            let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+            let mut checkpoint = shared.checkpoint_slot();
             *checkpoint = Some(CheckpointJob {
                 first_live_segment: u64::MAX,
                 waiters: Vec::new(),
@@ -757,13 +766,7 @@ fn commit_batch(
     batch: Vec<Pending>,
     buffer: &mut Vec<u8>,
 ) -> u64 {
-    if let Some(message) = shared
-        .state
-        .read()
-        .expect("engine state lock poisoned")
-        .failed
-        .clone()
-    {
+    if let Some(message) = shared.state().failed.clone() {
         for pending in batch {
             (pending.done)(Err(StorageError::Failed(message.clone())));
         }
@@ -794,7 +797,7 @@ fn commit_batch(
     }
     let mut callbacks = Vec::with_capacity(batch.len());
     {
-        let mut state = shared.state.write().expect("engine state lock poisoned");
+        let mut state = shared.state_mut();
         for pending in batch {
             state
                 .active
@@ -815,12 +818,12 @@ fn commit_batch(
 
 fn fail(shared: &Shared, message: &str) {
     tracing::error!("{message}");
-    let mut state = shared.state.write().expect("engine state lock poisoned");
+    let mut state = shared.state_mut();
     state.failed.get_or_insert_with(|| message.to_string());
 }
 
 fn wait_for_checkpoint(shared: &Shared) {
-    let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+    let mut checkpoint = shared.checkpoint_slot();
     while checkpoint.is_some() {
         checkpoint = shared
             .checkpoint_changed
@@ -837,12 +840,7 @@ fn freeze(
     waiters: Vec<std::sync::mpsc::Sender<Result<(), String>>>,
 ) -> Result<(), StorageError> {
     wait_for_checkpoint(shared);
-    let nothing_new = shared
-        .state
-        .read()
-        .expect("engine state lock poisoned")
-        .active
-        .is_empty();
+    let nothing_new = shared.state().active.is_empty();
     if nothing_new && writer.is_empty() {
         for waiter in waiters {
             let _ = waiter.send(Ok(()));
@@ -856,7 +854,7 @@ fn freeze(
     let first_live_segment = next.sequence();
     *writer = next;
     {
-        let mut state = shared.state.write().expect("engine state lock poisoned");
+        let mut state = shared.state_mut();
         let active = std::mem::take(&mut state.active);
         // A frozen memtable still here means the last checkpoint failed: its
         // writes are still only in the log, so fold them into this one.
@@ -875,7 +873,7 @@ fn freeze(
         };
         state.frozen = Some(Arc::new(frozen));
     }
-    let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+    let mut checkpoint = shared.checkpoint_slot();
     *checkpoint = Some(CheckpointJob {
         first_live_segment,
         waiters,
@@ -887,12 +885,7 @@ fn freeze(
 
 /// The spare segment, if one is ready; the preparer starts the next one.
 fn take_spare(shared: &Shared) -> Option<PathBuf> {
-    let spare = shared
-        .spare
-        .lock()
-        .expect("spare lock poisoned")
-        .ready
-        .take();
+    let spare = shared.spare_slot().ready.take();
     shared.spare_changed.notify_all();
     spare
 }
@@ -903,7 +896,7 @@ fn preparer_loop(shared: &Shared) {
     let mut made = 0u64;
     loop {
         {
-            let mut slot = shared.spare.lock().expect("spare lock poisoned");
+            let mut slot = shared.spare_slot();
             while slot.ready.is_some() && !slot.closed {
                 slot = shared
                     .spare_changed
@@ -921,7 +914,7 @@ fn preparer_loop(shared: &Shared) {
         let path = shared.log_dir.join(format!("{made:020}{SPARE_SUFFIX}"));
         match prepare_spare(&path, shared.options.segment_bytes) {
             Ok(()) => {
-                let mut slot = shared.spare.lock().expect("spare lock poisoned");
+                let mut slot = shared.spare_slot();
                 if slot.closed {
                     let _ = remove_file(&path);
                     return;
@@ -931,7 +924,7 @@ fn preparer_loop(shared: &Shared) {
             Err(e) => {
                 tracing::warn!("could not prepare a spare log segment, retrying in a second: {e}");
                 let _ = remove_file(&path);
-                let slot = shared.spare.lock().expect("spare lock poisoned");
+                let slot = shared.spare_slot();
                 let _ = shared
                     .spare_changed
                     .wait_timeout(slot, std::time::Duration::from_secs(1));
@@ -943,7 +936,7 @@ fn preparer_loop(shared: &Shared) {
 fn checkpointer_loop(shared: &Shared) {
     loop {
         let job = {
-            let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+            let mut checkpoint = shared.checkpoint_slot();
             loop {
                 match checkpoint.as_mut() {
                     Some(job) if job.first_live_segment == u64::MAX => {
@@ -984,7 +977,7 @@ fn checkpointer_loop(shared: &Shared) {
             }
         }
         if result.is_ok() {
-            let mut state = shared.state.write().expect("engine state lock poisoned");
+            let mut state = shared.state_mut();
             state.stats.checkpoints += 1;
             state.stats.last_checkpoint_ms = elapsed_ms;
         }
@@ -992,7 +985,7 @@ fn checkpointer_loop(shared: &Shared) {
         for waiter in job.waiters {
             let _ = waiter.send(reply.clone());
         }
-        let mut checkpoint = shared.checkpoint.lock().expect("checkpoint lock poisoned");
+        let mut checkpoint = shared.checkpoint_slot();
         *checkpoint = None;
         drop(checkpoint);
         shared.checkpoint_changed.notify_all();
@@ -1020,7 +1013,7 @@ fn run_checkpoint(
     first_live_segment: u64,
 ) -> Result<CheckpointSummary, StorageError> {
     let (frozen, manifest, chunks_of) = {
-        let state = shared.state.read().expect("engine state lock poisoned");
+        let state = shared.state();
         let Some(frozen) = state.frozen.clone() else {
             return Ok(CheckpointSummary::default());
         };
@@ -1067,12 +1060,7 @@ fn run_checkpoint(
     for location in next_manifest.chunks.values() {
         *live_bytes.entry(location.block).or_default() += u64::from(location.len);
     }
-    let blocks: HashMap<u64, Arc<BlockFile>> = shared
-        .state
-        .read()
-        .expect("engine state lock poisoned")
-        .blocks
-        .clone();
+    let blocks: HashMap<u64, Arc<BlockFile>> = shared.state().blocks.clone();
     let sparse: HashSet<u64> = blocks
         .iter()
         .filter(|(id, block)| {
@@ -1106,7 +1094,7 @@ fn run_checkpoint(
         .filter(|id| !live_blocks.contains(id))
         .collect();
     {
-        let mut state = shared.state.write().expect("engine state lock poisoned");
+        let mut state = shared.state_mut();
         if let Some(block) = &new_block {
             state.blocks.insert(block_id, Arc::clone(block));
         }

@@ -14,6 +14,7 @@ mod check;
 mod codec;
 mod engine;
 mod error;
+mod file_header;
 mod fsutil;
 mod manifest;
 mod record;

@@ -13,13 +13,14 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::codec::{put_u32, put_u64, Reader};
+use super::codec::Reader;
 use super::error::StorageError;
+use super::file_header::{self, FileKind, FILE_HEADER_LEN};
 use super::fsutil::sync_dir;
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PWRDLOG\0";
 pub const SEGMENT_VERSION: u32 = 1;
-pub const SEGMENT_HEADER_LEN: usize = 32;
+pub const SEGMENT_HEADER_LEN: usize = FILE_HEADER_LEN;
 pub const FRAME_HEADER_LEN: usize = 16;
 /// Largest payload a frame may declare; bigger is damage, not data.
 pub const MAX_FRAME_PAYLOAD: u32 = 256 << 20;
@@ -62,16 +63,15 @@ pub fn append_frame(out: &mut Vec<u8>, kind: u8, write_payload: impl FnOnce(&mut
     out[start + 12..start + 16].copy_from_slice(&payload_crc.to_le_bytes());
 }
 
+const SEGMENT_KIND: FileKind = FileKind {
+    magic: SEGMENT_MAGIC,
+    version: SEGMENT_VERSION,
+    noun: "segment",
+    description: "powerd log segment",
+};
+
 fn segment_header(sequence: u64) -> Vec<u8> {
-    let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
-    header.extend_from_slice(&SEGMENT_MAGIC);
-    put_u32(&mut header, SEGMENT_VERSION);
-    put_u32(&mut header, 0);
-    put_u64(&mut header, sequence);
-    let crc = crc32fast::hash(&header);
-    put_u32(&mut header, crc);
-    put_u32(&mut header, 0);
-    header
+    file_header::encode(&SEGMENT_KIND, sequence)
 }
 
 /// The segment being appended to.
@@ -307,47 +307,7 @@ fn check_segment_header(
     bytes: &[u8],
     expected_sequence: u64,
 ) -> Result<(), StorageError> {
-    let header = bytes.get(..SEGMENT_HEADER_LEN).ok_or_else(|| {
-        StorageError::corrupted(
-            path,
-            0,
-            format!("segment is {} bytes, shorter than its header", bytes.len()),
-        )
-    })?;
-    if header[0..8] != SEGMENT_MAGIC {
-        return Err(StorageError::corrupted(
-            path,
-            0,
-            "not a powerd log segment (bad magic)",
-        ));
-    }
-    let mut reader = Reader::new(&header[8..]);
-    let version = reader.u32().unwrap_or(0);
-    let _reserved = reader.u32().unwrap_or(0);
-    let sequence = reader.u64().unwrap_or(0);
-    let crc = reader.u32().unwrap_or(0);
-    if crc32fast::hash(&header[0..24]) != crc {
-        return Err(StorageError::corrupted(
-            path,
-            24,
-            "segment header CRC mismatch",
-        ));
-    }
-    if version != SEGMENT_VERSION {
-        return Err(StorageError::corrupted(
-            path,
-            8,
-            format!("unsupported segment version {version} (this build reads {SEGMENT_VERSION})"),
-        ));
-    }
-    if sequence != expected_sequence {
-        return Err(StorageError::corrupted(
-            path,
-            16,
-            format!("header says segment {sequence}, file name says {expected_sequence}"),
-        ));
-    }
-    Ok(())
+    file_header::check(&SEGMENT_KIND, path, bytes, expected_sequence)
 }
 
 #[cfg(test)]

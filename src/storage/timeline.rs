@@ -19,14 +19,6 @@ impl Timeline {
         Self::default()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
     /// Replaces everything in `[span.start_s, span.end_s)` with `span`.
     pub fn overwrite(&mut self, span: Span) {
         self.overwrite_all(std::slice::from_ref(&span));
