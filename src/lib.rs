@@ -11,6 +11,8 @@
 //!   per the span and gap rules of SPEC.md.
 //! - [`storage`]: the embedded engine — segment log, memtable, columnar
 //!   blocks, checkpoints, offline check. Knows nothing of HTTP or JSON.
+//! - [`forecast`]: a ship's future energy from its own bucket history — a
+//!   pure model (buckets in, expected curve, total and interval out).
 //! - [`query`]: questions answered from the engine (a ship's buckets, ...).
 //! - [`http`]: the hyper server, routing, limits, and the one mapping from
 //!   errors to status codes.
@@ -18,6 +20,7 @@
 //! - [`model`]: the shared vocabulary (ships, spans, buckets).
 
 pub mod config;
+pub mod forecast;
 pub mod http;
 pub mod model;
 pub mod normalise;
