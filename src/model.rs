@@ -64,6 +64,22 @@ pub struct Bucket {
     pub coverage_s: u32,
 }
 
+/// Energy in nano-kWh (10^-9 kWh): the fixed point of the rollup index.
+///
+/// Sums of `f64` drift when a value is added and later subtracted again (an
+/// overwrite), so fleet and per-ship totals add these integers instead:
+/// exact, order-independent, and equal after any sequence of overwrites,
+/// restarts or rebuilds. 10^-9 kWh is the resolution responses print.
+pub type NanoKwh = i128;
+
+/// A bucket's energy in [`NanoKwh`], rounded half up exactly as responses
+/// round it to 9 decimals, so fleet sums equal the sums of printed values.
+pub fn quantise(energy_kwh: f64) -> NanoKwh {
+    // The largest bucket energy (1e15 kWh readings squeezed into a second)
+    // is ~9e26 nano-kWh: far inside i128, and `as` saturates regardless.
+    (energy_kwh * 1e9 + 0.5).floor() as NanoKwh
+}
+
 /// The bucket that contains second `t` (floor division, also before 1970).
 pub fn bucket_of(t_s: i64) -> i64 {
     t_s.div_euclid(BUCKET_SECONDS)

@@ -1,7 +1,9 @@
 //! Questions answered from the engine. The HTTP layer parses parameters and
 //! renders answers; everything in between lives here.
 
-use crate::model::{Bucket, ShipId};
+use std::collections::BTreeMap;
+
+use crate::model::{quantise, Bucket, NanoKwh, ShipId, BUCKET_SECONDS};
 use crate::storage::{Engine, StorageError};
 
 /// The stored buckets of `ship` in `[start_bucket, end_bucket)`, ascending;
@@ -15,31 +17,68 @@ pub fn ship_buckets(
     engine.read_buckets(ship, start_bucket, end_bucket)
 }
 
-/// One interval of the fleet view: the fleet's energy in it and how many
-/// ships have data there.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FleetInterval {
-    /// First bucket of the interval (a multiple of the step).
-    pub first_bucket: i64,
-    pub sum_kwh: f64,
-    /// Ships with at least one stored bucket in the interval.
-    pub ships: u32,
-}
+pub use crate::storage::FleetInterval;
 
 /// The fleet's energy per interval of `step_buckets` buckets (aligned to
 /// multiples of the step) over buckets `[start_bucket, end_bucket)`,
-/// ascending, intervals without data left out.
-///
-/// Brute force: reads every ship's buckets. It is the reference the rollup
-/// index of the fleet issue must agree with and beat.
+/// ascending, intervals without data left out. Answered by the rollup
+/// index; by [`fleet_scan`] when the engine runs without one.
 pub fn fleet(
     engine: &Engine,
     start_bucket: i64,
     end_bucket: i64,
     step_buckets: i64,
 ) -> Result<Vec<FleetInterval>, StorageError> {
-    let mut intervals: std::collections::BTreeMap<i64, (f64, u32)> =
-        std::collections::BTreeMap::new();
+    match engine.fleet(start_bucket, end_bucket, step_buckets) {
+        Some(intervals) => Ok(intervals),
+        None => fleet_scan(engine, start_bucket, end_bucket, step_buckets),
+    }
+}
+
+/// The `count` ships with the most energy in buckets `[start_bucket,
+/// end_bucket)`, descending, ties by ship id; ships without data in the
+/// window are left out. Answered by the rollup index; by
+/// [`top_users_scan`] when the engine runs without one.
+pub fn top_users(
+    engine: &Engine,
+    start_bucket: i64,
+    end_bucket: i64,
+    count: usize,
+) -> Result<Vec<(ShipId, NanoKwh)>, StorageError> {
+    match engine.top_users(start_bucket, end_bucket, count)? {
+        Some(ships) => Ok(ships),
+        None => top_users_scan(engine, start_bucket, end_bucket, count),
+    }
+}
+
+/// First and end (exclusive) bucket of all stored data, `None` when
+/// nothing is stored.
+pub fn stored_range(engine: &Engine) -> Result<Option<(i64, i64)>, StorageError> {
+    if let Some(range) = engine.stored_range() {
+        return Ok(range);
+    }
+    let mut range: Option<(i64, i64)> = None;
+    for ship in engine.ships() {
+        let buckets = engine
+            .read_buckets(ship, i64::MIN / BUCKET_SECONDS, i64::MAX / BUCKET_SECONDS)?
+            .unwrap_or_default();
+        if let (Some(first), Some(last)) = (buckets.first(), buckets.last()) {
+            let (a, b) = range.unwrap_or((first.index, last.index + 1));
+            range = Some((a.min(first.index), b.max(last.index + 1)));
+        }
+    }
+    Ok(range)
+}
+
+/// [`fleet`] by brute force: reads every ship's buckets. The reference
+/// the rollup index is tested against, and the baseline it must beat.
+pub fn fleet_scan(
+    engine: &Engine,
+    start_bucket: i64,
+    end_bucket: i64,
+    step_buckets: i64,
+) -> Result<Vec<FleetInterval>, StorageError> {
+    let mut intervals: BTreeMap<i64, (NanoKwh, u32)> = BTreeMap::new();
     for ship in engine.ships() {
         let Some(buckets) = engine.read_buckets(ship, start_bucket, end_bucket)? else {
             continue;
@@ -47,8 +86,8 @@ pub fn fleet(
         let mut last_interval = None;
         for bucket in buckets {
             let interval = bucket.index.div_euclid(step_buckets) * step_buckets;
-            let entry = intervals.entry(interval).or_insert((0.0, 0));
-            entry.0 += bucket.energy_kwh;
+            let entry = intervals.entry(interval).or_insert((0, 0));
+            entry.0 += quantise(bucket.energy_kwh);
             if last_interval != Some(interval) {
                 entry.1 += 1;
                 last_interval = Some(interval);
@@ -57,33 +96,37 @@ pub fn fleet(
     }
     Ok(intervals
         .into_iter()
-        .map(|(first_bucket, (sum_kwh, ships))| FleetInterval {
+        .map(|(first_bucket, (sum, ships))| FleetInterval {
             first_bucket,
-            sum_kwh,
+            sum,
             ships,
         })
         .collect())
 }
 
-/// The `count` ships with the most energy in buckets `[start_bucket,
-/// end_bucket)`, descending, ties by ship id; ships without data in the
-/// window are left out. Brute force, like [`fleet`].
-pub fn top_users(
+/// [`top_users`] by brute force, like [`fleet_scan`].
+pub fn top_users_scan(
     engine: &Engine,
     start_bucket: i64,
     end_bucket: i64,
     count: usize,
-) -> Result<Vec<(ShipId, f64)>, StorageError> {
+) -> Result<Vec<(ShipId, NanoKwh)>, StorageError> {
     let mut totals = Vec::new();
     for ship in engine.ships() {
         let Some(buckets) = engine.read_buckets(ship, start_bucket, end_bucket)? else {
             continue;
         };
         if !buckets.is_empty() {
-            totals.push((ship, buckets.iter().map(|b| b.energy_kwh).sum::<f64>()));
+            totals.push((
+                ship,
+                buckets
+                    .iter()
+                    .map(|b| quantise(b.energy_kwh))
+                    .sum::<NanoKwh>(),
+            ));
         }
     }
-    totals.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    totals.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     totals.truncate(count);
     Ok(totals)
 }

@@ -15,7 +15,7 @@ use super::body;
 use super::error::{self, ApiError, HttpResponse};
 use super::params::Query;
 use crate::config::ServerConfig;
-use crate::model::{bucket_of, Reading, Span, BUCKET_SECONDS};
+use crate::model::{bucket_of, NanoKwh, Reading, Span, BUCKET_SECONDS};
 use crate::normalise::{self, NormaliseError};
 use crate::storage::{Engine, StorageError};
 use crate::wire::{self, FieldError};
@@ -211,16 +211,21 @@ async fn get_fleet(
     let step = query.step("step")?.unwrap_or(1);
     let (first_bucket, end_bucket) = bucket_window(start_s, end_s)?;
     let app = Arc::clone(state);
-    let intervals = tokio::task::spawn_blocking(move || {
-        crate::query::fleet(&app.engine, first_bucket, end_bucket, step)
+    let (intervals, stored) = tokio::task::spawn_blocking(move || {
+        let intervals = crate::query::fleet(&app.engine, first_bucket, end_bucket, step)?;
+        let stored = match (start_s, end_s) {
+            (Some(_), Some(_)) => None,
+            _ => crate::query::stored_range(&app.engine)?,
+        };
+        Ok::<_, StorageError>((intervals, stored))
     })
     .await
     .map_err(|_| ApiError::from(StorageError::Closed))??;
     let mut body = Vec::with_capacity(96 + intervals.len() * 96);
     body.extend_from_slice(br#"{"units":"kWh","start":"#);
-    write_optional_timestamp(&mut body, start_s);
+    write_window_edge(&mut body, start_s, stored.map(|(first, _)| first));
     body.extend_from_slice(br#","end":"#);
-    write_optional_timestamp(&mut body, end_s);
+    write_window_edge(&mut body, end_s, stored.map(|(_, end)| end));
     body.extend_from_slice(br#","step":""#);
     body.extend_from_slice(match step {
         4 => b"1h",
@@ -235,12 +240,11 @@ async fn get_fleet(
         body.extend_from_slice(br#"{"datetime":""#);
         wire::write_timestamp(&mut body, interval.first_bucket * BUCKET_SECONDS);
         body.extend_from_slice(br#"","sum":"#);
-        wire::write_number(&mut body, interval.sum_kwh);
+        wire::write_nanokwh(&mut body, interval.sum);
         body.extend_from_slice(br#","avg":"#);
-        wire::write_number(
-            &mut body,
-            interval.sum_kwh / f64::from(interval.ships.max(1)),
-        );
+        // Rounded to the nearest nano-kWh, half up (energies are >= 0).
+        let ships = NanoKwh::from(interval.ships.max(1));
+        wire::write_nanokwh(&mut body, (2 * interval.sum + ships) / (2 * ships));
         body.extend_from_slice(br#","ships":"#);
         body.extend_from_slice(itoa::Buffer::new().format(interval.ships).as_bytes());
         body.push(b'}');
@@ -261,16 +265,21 @@ async fn get_top_users(
     let (start_s, end_s) = (query.timestamp("start")?, query.timestamp("end")?);
     let (first_bucket, end_bucket) = bucket_window(start_s, end_s)?;
     let app = Arc::clone(state);
-    let ships = tokio::task::spawn_blocking(move || {
-        crate::query::top_users(&app.engine, first_bucket, end_bucket, count)
+    let (ships, stored) = tokio::task::spawn_blocking(move || {
+        let ships = crate::query::top_users(&app.engine, first_bucket, end_bucket, count)?;
+        let stored = match (start_s, end_s) {
+            (Some(_), Some(_)) => None,
+            _ => crate::query::stored_range(&app.engine)?,
+        };
+        Ok::<_, StorageError>((ships, stored))
     })
     .await
     .map_err(|_| ApiError::from(StorageError::Closed))??;
     let mut body = Vec::with_capacity(64 + ships.len() * 48);
     body.extend_from_slice(br#"{"start":"#);
-    write_optional_timestamp(&mut body, start_s);
+    write_window_edge(&mut body, start_s, stored.map(|(first, _)| first));
     body.extend_from_slice(br#","end":"#);
-    write_optional_timestamp(&mut body, end_s);
+    write_window_edge(&mut body, end_s, stored.map(|(_, end)| end));
     body.extend_from_slice(br#","ships":["#);
     for (position, (ship, consumption)) in ships.iter().enumerate() {
         if position > 0 {
@@ -279,16 +288,17 @@ async fn get_top_users(
         body.extend_from_slice(br#"{"spaceship_id":"#);
         body.extend_from_slice(itoa::Buffer::new().format(*ship).as_bytes());
         body.extend_from_slice(br#","consumption":"#);
-        wire::write_number(&mut body, *consumption);
+        wire::write_nanokwh(&mut body, *consumption);
         body.push(b'}');
     }
     body.extend_from_slice(b"]}");
     Ok(error::json(StatusCode::OK, body))
 }
 
-/// A quoted timestamp, or `null` for a window edge the request left open.
-fn write_optional_timestamp(body: &mut Vec<u8>, secs: Option<i64>) {
-    match secs {
+/// A window edge as asked for, or, when the request left it open, the
+/// edge of the stored data (bucket `stored`); `null` when nothing is stored.
+fn write_window_edge(body: &mut Vec<u8>, asked_s: Option<i64>, stored: Option<i64>) {
+    match asked_s.or(stored.map(|bucket| bucket * BUCKET_SECONDS)) {
         Some(secs) => {
             body.push(b'"');
             wire::write_timestamp(body, secs);

@@ -33,12 +33,16 @@ use super::codec::{decode_spans_window, validate_spans, Reader};
 use super::error::StorageError;
 use super::manifest::Manifest;
 use super::record::{decode_record, encode_write, KIND_WRITE};
+use super::rollup::{FleetInterval, Rollup};
+use super::rollup_file;
 use super::segment::{
     append_frame, list_segments, prepare_spare, scan_segment, segment_path, ScanEnd, SegmentWriter,
     SPARE_SUFFIX,
 };
 use super::timeline::{overlay_spans, Timeline};
-use crate::model::{spans_to_buckets, Bucket, ShipId, Span, BUCKET_SECONDS};
+use crate::model::{
+    bucket_of, quantise, spans_to_buckets, Bucket, NanoKwh, ShipId, Span, BUCKET_SECONDS,
+};
 
 /// Called once a write is durable and visible (or has failed).
 pub type CommitCallback = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
@@ -63,6 +67,10 @@ pub struct EngineOptions {
     /// inside preallocated space make `fdatasync` flush data only, no
     /// metadata: several times cheaper per commit.
     pub segment_bytes: u64,
+    /// Keep the rollup index (fleet and per-ship totals) up to date on
+    /// every write. Off only to measure what it costs: fleet questions then
+    /// fall back to scanning every ship.
+    pub rollup_index: bool,
 }
 
 impl Default for EngineOptions {
@@ -72,6 +80,7 @@ impl Default for EngineOptions {
             checkpoint_memtable_spans: 4 << 20,
             compact_below_live_fraction: 0.5,
             segment_bytes: 8 << 20,
+            rollup_index: true,
         }
     }
 }
@@ -87,6 +96,11 @@ pub struct EngineStats {
     pub last_checkpoint_ms: u64,
     pub block_files: usize,
     pub chunks: usize,
+    /// Size of the rollup index file the last checkpoint wrote.
+    pub rollup_file_bytes: u64,
+    /// Whether the rollup index answers fleet questions (false when turned
+    /// off, or after a block read failed while updating it).
+    pub rollup_index: bool,
 }
 
 struct Pending {
@@ -125,6 +139,8 @@ struct State {
     /// trusted, so every later write is refused.
     failed: Option<String>,
     stats: EngineStats,
+    /// The rollup index of everything above (blocks, frozen, active).
+    rollup: Option<Rollup>,
 }
 
 impl State {
@@ -132,6 +148,129 @@ impl State {
         self.chunks.contains_key(&ship)
             || self.active.contains_key(&ship)
             || self.frozen.as_ref().is_some_and(|f| f.contains_key(&ship))
+    }
+
+    /// Sets `out` to the spans of `ship` that intersect `[start_s, end_s)`
+    /// (not clipped), sorted and disjoint: blocks, then the frozen and
+    /// active memtables laid over them.
+    fn spans_into(
+        &self,
+        ship: ShipId,
+        start_s: i64,
+        end_s: i64,
+        out: &mut Vec<Span>,
+    ) -> Result<(), StorageError> {
+        let mut base = std::mem::take(out);
+        base.clear();
+        if let Some(partitions) = self.chunks.get(&ship) {
+            if start_s < end_s {
+                for (&partition, chunk) in
+                    partitions.range(partition_of(start_s)..=partition_of(end_s - 1))
+                {
+                    read_chunk_window(chunk, partition, start_s, end_s, &mut base)?;
+                }
+            }
+        }
+        let layers = [
+            self.frozen.as_ref().and_then(|f| f.get(&ship)),
+            self.active.get(&ship),
+        ];
+        for timeline in layers.into_iter().flatten() {
+            let mut overlay = Vec::new();
+            timeline.spans_in(start_s, end_s, &mut overlay);
+            if !overlay.is_empty() {
+                let mut merged = Vec::with_capacity(base.len() + overlay.len());
+                overlay_spans(&base, &overlay, &mut merged);
+                base = merged;
+            }
+        }
+        *out = base;
+        Ok(())
+    }
+
+    /// Applies one durable batch: the rollup index first (it needs the
+    /// buckets as they were), then the active memtable.
+    fn apply_write(&mut self, ship: ShipId, spans: &[Span]) {
+        if self.rollup.is_some() {
+            match self.rollup_change(ship, spans) {
+                Ok((old, new)) => {
+                    if let Some(rollup) = &mut self.rollup {
+                        rollup.apply(ship, &old, &new);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "could not read ship {ship}'s stored data to update the rollup index, \
+                         so fleet questions fall back to scanning every ship until a restart \
+                         rebuilds it: {e}"
+                    );
+                    self.rollup = None;
+                }
+            }
+        }
+        self.active.entry(ship).or_default().overwrite_all(spans);
+    }
+
+    /// The buckets a batch touches, before and after it.
+    ///
+    /// Both come from the ship's spans through [`spans_to_buckets`], the
+    /// one function every rollup value is computed with, so what this write
+    /// adds a later overwrite subtracts to the last nano-kWh. Buckets the
+    /// batch touches are grouped into runs, so a batch with far-apart
+    /// readings does not read the history between them.
+    fn rollup_change(
+        &self,
+        ship: ShipId,
+        spans: &[Span],
+    ) -> Result<(Vec<Bucket>, Vec<Bucket>), StorageError> {
+        let rollup = self.rollup.as_ref().expect("called with an index");
+        let mut old_buckets = Vec::new();
+        let mut new_buckets = Vec::with_capacity(spans.len());
+        let mut old = Vec::new();
+        let mut merged = Vec::new();
+        let mut from = 0;
+        while from < spans.len() {
+            let first = bucket_of(spans[from].start_s);
+            let mut end = bucket_of(spans[from].end_s - 1) + 1;
+            let mut to = from + 1;
+            while to < spans.len() && bucket_of(spans[to].start_s) <= end {
+                end = end.max(bucket_of(spans[to].end_s - 1) + 1);
+                to += 1;
+            }
+            old.clear();
+            // Past the end of the ship's history (the usual append) there
+            // is nothing to replace and nothing to read.
+            if rollup.may_have_data(ship, first, end) {
+                self.spans_into(
+                    ship,
+                    first.saturating_mul(BUCKET_SECONDS),
+                    end.saturating_mul(BUCKET_SECONDS),
+                    &mut old,
+                )?;
+                spans_to_buckets(&old, first, end, &mut old_buckets);
+            }
+            merged.clear();
+            overlay_spans(&old, &spans[from..to], &mut merged);
+            spans_to_buckets(&merged, first, end, &mut new_buckets);
+            from = to;
+        }
+        Ok((old_buckets, new_buckets))
+    }
+
+    /// The ship's energy in buckets `[first, end)`, in the rollup's units.
+    fn energy(&self, ship: ShipId, first: i64, end: i64) -> Result<NanoKwh, StorageError> {
+        let mut spans = Vec::new();
+        self.spans_into(
+            ship,
+            first.saturating_mul(BUCKET_SECONDS),
+            end.saturating_mul(BUCKET_SECONDS),
+            &mut spans,
+        )?;
+        let mut buckets = Vec::new();
+        spans_to_buckets(&spans, first, end, &mut buckets);
+        Ok(buckets.iter().fold(0, |sum: NanoKwh, b| {
+            sum.wrapping_add(quantise(b.energy_kwh))
+        }))
     }
 }
 
@@ -144,6 +283,9 @@ struct SpareSlot {
 struct CheckpointJob {
     first_live_segment: u64,
     waiters: Vec<std::sync::mpsc::Sender<Result<(), String>>>,
+    /// The rollup index as of the freeze: exactly the blocks plus the
+    /// frozen memtable, i.e. what the blocks will hold once this is done.
+    rollup: Option<Rollup>,
 }
 
 struct Shared {
@@ -219,30 +361,36 @@ impl Engine {
             chunks: BTreeMap::new(),
         });
         let (blocks, chunks) = open_blocks(&block_dir, &manifest)?;
-        let mut active: HashMap<ShipId, Timeline> = HashMap::new();
-        let replay = replay_log(&log_dir, manifest.first_live_segment, &mut active)?;
-        remove_stale_files(&log_dir, &block_dir, &manifest)?;
-
-        let next_segment = replay
-            .last_segment
-            .map_or(manifest.first_live_segment, |s| s + 1)
-            .max(manifest.first_live_segment);
-        let writer = SegmentWriter::create(&log_dir, next_segment)?;
-        let replayed_ships = active.len();
         let stats = EngineStats {
             block_files: blocks.len(),
             chunks: manifest.chunks.len(),
             ..EngineStats::default()
         };
         let mut state = State {
-            active,
+            active: HashMap::new(),
             frozen: None,
             chunks,
             manifest,
             blocks,
             failed: None,
             stats,
+            rollup: None,
         };
+        if options.rollup_index {
+            state.rollup = Some(load_rollup(dir, &state)?);
+        }
+        let first_live = state.manifest.first_live_segment;
+        let replay = replay_log(&log_dir, first_live, |ship, spans| {
+            state.apply_write(ship, spans)
+        })?;
+        remove_stale_files(&log_dir, &block_dir, &state.manifest)?;
+
+        let next_segment = replay
+            .last_segment
+            .map_or(first_live, |s| s + 1)
+            .max(first_live);
+        let writer = SegmentWriter::create(&log_dir, next_segment)?;
+        let replayed_ships = state.active.len();
         // Whatever was replayed lives only in old segments: hand it to the
         // checkpointer straight away so the next restart need not replay it.
         let first_job = if state.active.is_empty() {
@@ -252,6 +400,7 @@ impl Engine {
             Some(CheckpointJob {
                 first_live_segment: next_segment,
                 waiters: Vec::new(),
+                rollup: state.rollup.clone(),
             })
         };
         state.stats.ships = count_ships(&state);
@@ -371,30 +520,9 @@ impl Engine {
         if !state.knows(ship) {
             return Ok(None);
         }
-        let mut base = Vec::with_capacity(512);
-        if let Some(partitions) = state.chunks.get(&ship) {
-            if start_s < end_s {
-                for (&partition, chunk) in
-                    partitions.range(partition_of(start_s)..=partition_of(end_s - 1))
-                {
-                    read_chunk_window(chunk, partition, start_s, end_s, &mut base)?;
-                }
-            }
-        }
-        let layers = [
-            state.frozen.as_ref().and_then(|f| f.get(&ship)),
-            state.active.get(&ship),
-        ];
-        for timeline in layers.into_iter().flatten() {
-            let mut overlay = Vec::new();
-            timeline.spans_in(start_s, end_s, &mut overlay);
-            if !overlay.is_empty() {
-                let mut merged = Vec::with_capacity(base.len() + overlay.len());
-                overlay_spans(&base, &overlay, &mut merged);
-                base = merged;
-            }
-        }
-        Ok(Some(base))
+        let mut spans = Vec::with_capacity(512);
+        state.spans_into(ship, start_s, end_s, &mut spans)?;
+        Ok(Some(spans))
     }
 
     /// Stored buckets of `ship` in `[start_bucket, end_bucket)`, ascending;
@@ -475,7 +603,40 @@ impl Engine {
         stats.ships = count_ships(&state);
         stats.block_files = state.blocks.len();
         stats.chunks = state.manifest.chunks.len();
+        stats.rollup_index = state.rollup.is_some();
         stats
+    }
+
+    /// The fleet's energy per interval of `step` buckets over buckets
+    /// `[first, end)` (see [`Rollup::fleet`]); `None` without an index.
+    pub fn fleet(&self, first: i64, end: i64, step: i64) -> Option<Vec<FleetInterval>> {
+        Some(self.state().rollup.as_ref()?.fleet(first, end, step))
+    }
+
+    /// First and end (exclusive) bucket of all stored data: `None` without
+    /// an index, `Some(None)` when nothing is stored.
+    pub fn stored_range(&self) -> Option<Option<(i64, i64)>> {
+        Some(self.state().rollup.as_ref()?.stored_range())
+    }
+
+    /// The `count` ships with the most energy in buckets `[first, end)`,
+    /// descending, ties by id (see [`Rollup::top_users`]); `Ok(None)`
+    /// without an index.
+    pub fn top_users(
+        &self,
+        first: i64,
+        end: i64,
+        count: usize,
+    ) -> Result<Option<Vec<(ShipId, NanoKwh)>>, StorageError> {
+        let state = self.state();
+        let Some(rollup) = &state.rollup else {
+            return Ok(None);
+        };
+        rollup
+            .top_users(first, end, count, |ship, from, to| {
+                state.energy(ship, from, to)
+            })
+            .map(Some)
     }
 
     /// Stops taking writes, commits what is queued, checkpoints, and stops
@@ -605,6 +766,51 @@ fn open_blocks(
     Ok((blocks, chunks))
 }
 
+/// The rollup index of what the blocks hold: the file the last checkpoint
+/// wrote, or, when that cannot be used, one rebuilt from every chunk.
+fn load_rollup(dir: &Path, state: &State) -> Result<Rollup, StorageError> {
+    let started = Instant::now();
+    let reason = match rollup_file::load(dir, &state.manifest.identity()) {
+        Ok(rollup) => {
+            info!(
+                ships = rollup.ship_count(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "rollup index loaded"
+            );
+            return Ok(rollup);
+        }
+        Err(reason) => reason,
+    };
+    let mut rollup = Rollup::new();
+    let mut spans = Vec::new();
+    let mut buckets = Vec::new();
+    for (&ship, partitions) in &state.chunks {
+        for (&partition, chunk) in partitions {
+            spans.clear();
+            read_chunk_window(chunk, partition, i64::MIN, i64::MAX, &mut spans)?;
+            buckets.clear();
+            spans_to_buckets(
+                &spans,
+                i64::MIN / BUCKET_SECONDS,
+                i64::MAX / BUCKET_SECONDS,
+                &mut buckets,
+            );
+            rollup.add_buckets(ship, &buckets);
+        }
+    }
+    if state.chunks.is_empty() && reason == rollup_file::MISSING {
+        // A new data directory: nothing to say.
+        return Ok(rollup);
+    }
+    warn!(
+        chunks = state.manifest.chunks.len(),
+        ships = rollup.ship_count(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "the rollup index file cannot be used ({reason}); rebuilt the index from the blocks"
+    );
+    Ok(rollup)
+}
+
 struct ReplaySummary {
     records: u64,
     last_segment: Option<u64>,
@@ -615,7 +821,7 @@ struct ReplaySummary {
 fn replay_log(
     log_dir: &Path,
     first_live: u64,
-    active: &mut HashMap<ShipId, Timeline>,
+    mut apply: impl FnMut(ShipId, &[Span]),
 ) -> Result<ReplaySummary, StorageError> {
     let segments: Vec<u64> = list_segments(log_dir)?
         .into_iter()
@@ -636,10 +842,7 @@ fn replay_log(
         let newest = position + 1 == segments.len();
         let end = scan_segment(&path, &bytes, sequence, newest, |offset, kind, payload| {
             let record = decode_record(&path, offset, kind, payload)?;
-            active
-                .entry(record.ship)
-                .or_default()
-                .overwrite_all(&record.spans);
+            apply(record.ship, &record.spans);
             records += 1;
             Ok(())
         })?;
@@ -751,6 +954,7 @@ fn committer_loop(shared: &Shared, mut writer: SegmentWriter) {
             *checkpoint = Some(CheckpointJob {
                 first_live_segment: u64::MAX,
                 waiters: Vec::new(),
+                rollup: None,
             });
             drop(checkpoint);
             shared.checkpoint_changed.notify_all();
@@ -799,11 +1003,7 @@ fn commit_batch(
     {
         let mut state = shared.state_mut();
         for pending in batch {
-            state
-                .active
-                .entry(pending.ship)
-                .or_default()
-                .overwrite_all(&pending.spans);
+            state.apply_write(pending.ship, &pending.spans);
             state.stats.writes += 1;
             callbacks.push(pending.done);
         }
@@ -853,6 +1053,7 @@ fn freeze(
     };
     let first_live_segment = next.sequence();
     *writer = next;
+    let rollup;
     {
         let mut state = shared.state_mut();
         let active = std::mem::take(&mut state.active);
@@ -872,11 +1073,13 @@ fn freeze(
             }
         };
         state.frozen = Some(Arc::new(frozen));
+        rollup = state.rollup.clone();
     }
     let mut checkpoint = shared.checkpoint_slot();
     *checkpoint = Some(CheckpointJob {
         first_live_segment,
         waiters,
+        rollup,
     });
     drop(checkpoint);
     shared.checkpoint_changed.notify_all();
@@ -948,6 +1151,7 @@ fn checkpointer_loop(shared: &Shared) {
                         break CheckpointJob {
                             first_live_segment: job.first_live_segment,
                             waiters: std::mem::take(&mut job.waiters),
+                            rollup: job.rollup.take(),
                         }
                     }
                     None => {
@@ -960,7 +1164,7 @@ fn checkpointer_loop(shared: &Shared) {
             }
         };
         let started = Instant::now();
-        let result = run_checkpoint(shared, job.first_live_segment);
+        let result = run_checkpoint(shared, job.first_live_segment, job.rollup.as_ref());
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match &result {
             Ok(summary) => info!(
@@ -969,6 +1173,7 @@ fn checkpointer_loop(shared: &Shared) {
                 block_bytes = summary.block_bytes,
                 segments_removed = summary.segments_removed,
                 blocks_removed = summary.blocks_removed,
+                rollup_bytes = summary.rollup_bytes,
                 elapsed_ms,
                 "checkpoint done"
             ),
@@ -976,10 +1181,13 @@ fn checkpointer_loop(shared: &Shared) {
                 tracing::error!("checkpoint failed, the log is kept and it will be retried: {e}")
             }
         }
-        if result.is_ok() {
+        if let Ok(summary) = &result {
             let mut state = shared.state_mut();
             state.stats.checkpoints += 1;
             state.stats.last_checkpoint_ms = elapsed_ms;
+            if summary.rollup_bytes > 0 {
+                state.stats.rollup_file_bytes = summary.rollup_bytes;
+            }
         }
         let reply = result.map(|_| ()).map_err(|e| e.to_string());
         for waiter in job.waiters {
@@ -999,6 +1207,7 @@ struct CheckpointSummary {
     block_bytes: u64,
     segments_removed: usize,
     blocks_removed: usize,
+    rollup_bytes: u64,
 }
 
 /// Folds the frozen memtable into a new block file, writes the manifest,
@@ -1011,6 +1220,7 @@ struct CheckpointSummary {
 fn run_checkpoint(
     shared: &Shared,
     first_live_segment: u64,
+    rollup: Option<&Rollup>,
 ) -> Result<CheckpointSummary, StorageError> {
     let (frozen, manifest, chunks_of) = {
         let state = shared.state();
@@ -1085,6 +1295,11 @@ fn run_checkpoint(
         next_manifest.next_block_id = manifest.next_block_id;
         None
     };
+    // The index first: a crash between the two renames leaves an index
+    // naming a manifest that never landed, which the next start rebuilds.
+    if let Some(rollup) = rollup {
+        summary.rollup_bytes = rollup_file::store(&shared.dir, rollup, &next_manifest.identity())?;
+    }
     next_manifest.store(&shared.dir)?;
 
     let live_blocks: HashSet<u64> = next_manifest.chunks.values().map(|c| c.block).collect();

@@ -31,7 +31,23 @@ pub struct Manifest {
     pub chunks: BTreeMap<(ShipId, i64), ChunkLocation>,
 }
 
+/// What names one manifest exactly: its sequence numbers and the CRC and
+/// length of its bytes. The rollup index file records the identity of the
+/// manifest whose blocks it indexes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ManifestIdentity {
+    pub first_live_segment: u64,
+    pub next_block_id: u64,
+    pub crc: u32,
+    pub len: u32,
+}
+
 impl Manifest {
+    /// The identity of this manifest's encoding.
+    pub fn identity(&self) -> ManifestIdentity {
+        identity_of(self, &self.encode())
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out =
             Vec::with_capacity(HEADER_LEN + BODY_FIXED_LEN + self.chunks.len() * ENTRY_LEN + 4);
@@ -123,8 +139,21 @@ impl Manifest {
         }
     }
 
-    pub fn store(&self, dir: &Path) -> Result<(), StorageError> {
-        write_atomic(&dir.join(MANIFEST_FILE), &self.encode())
+    /// Writes the manifest atomically; returns its identity.
+    pub fn store(&self, dir: &Path) -> Result<ManifestIdentity, StorageError> {
+        let bytes = self.encode();
+        write_atomic(&dir.join(MANIFEST_FILE), &bytes)?;
+        Ok(identity_of(self, &bytes))
+    }
+}
+
+fn identity_of(manifest: &Manifest, bytes: &[u8]) -> ManifestIdentity {
+    ManifestIdentity {
+        first_live_segment: manifest.first_live_segment,
+        next_block_id: manifest.next_block_id,
+        // The stored CRC covers everything before it.
+        crc: crc32fast::hash(&bytes[..bytes.len() - 4]),
+        len: bytes.len() as u32,
     }
 }
 

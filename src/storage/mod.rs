@@ -18,12 +18,15 @@ mod file_header;
 mod fsutil;
 mod manifest;
 mod record;
+mod rollup;
+mod rollup_file;
 mod segment;
 pub mod timeline;
 
 pub use check::{check, CheckReport};
 pub use engine::{CommitCallback, Engine, EngineOptions, EngineStats};
 pub use error::StorageError;
+pub use rollup::FleetInterval;
 
 /// Decoders exposed for the fuzz targets and corruption tests; not a
 /// stable API.

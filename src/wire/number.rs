@@ -62,6 +62,21 @@ pub fn format_number(text: &mut [u8; NUMBER_MAX_LEN], value: f64) -> usize {
     }
 }
 
+/// Appends an exact fixed-point energy (`nano` × 10^-9 kWh) as a JSON
+/// number: integer digits, then up to 9 fraction digits without trailing
+/// zeros. No float is involved, so fleet sums print exactly.
+pub fn write_nanokwh(out: &mut Vec<u8>, nano: i128) {
+    if nano < 0 {
+        out.push(b'-');
+    }
+    let magnitude = nano.unsigned_abs();
+    let mut integer = itoa::Buffer::new();
+    out.extend_from_slice(integer.format(magnitude / 1_000_000_000).as_bytes());
+    let mut fraction = [0u8; 10];
+    let len = write_fraction(&mut fraction, (magnitude % 1_000_000_000) as u32);
+    out.extend_from_slice(&fraction[..len]);
+}
+
 /// Two-digit strings "00".."99": one table lookup per digit pair.
 const PAIRS: [[u8; 2]; 100] = {
     let mut table = [[0u8; 2]; 100];
@@ -179,6 +194,35 @@ mod tests {
         assert_eq!(show(f64::NAN), "null");
         assert_eq!(show(f64::INFINITY), "null");
         assert_eq!(show(f64::NEG_INFINITY), "null");
+    }
+
+    #[test]
+    fn fixed_point_energies_print_exactly() {
+        let show = |nano: i128| {
+            let mut out = Vec::new();
+            write_nanokwh(&mut out, nano);
+            String::from_utf8(out).expect("ASCII")
+        };
+        assert_eq!(show(0), "0");
+        assert_eq!(show(3_000_000_000), "3");
+        assert_eq!(show(5_750_000_000), "5.75");
+        assert_eq!(show(1), "0.000000001");
+        assert_eq!(show(-1_500_000_000), "-1.5");
+        assert_eq!(
+            show(123_456_789_012_345_678_901_234_567_891),
+            "123456789012345678901.234567891"
+        );
+        // Whatever `quantise` makes of a value prints as `write_number` does.
+        for value in [
+            0.1 + 0.2,
+            8.0 * 300.0 / 3600.0,
+            5002.0,
+            999_999.123_456_789_4,
+        ] {
+            let mut printed = Vec::new();
+            write_number(&mut printed, value);
+            assert_eq!(show(crate::model::quantise(value)).into_bytes(), printed);
+        }
     }
 
     #[test]
