@@ -46,7 +46,11 @@ impl Score {
         let a: f64 = actual.iter().sum();
         let p: f64 = predicted.iter().sum();
         self.ape_sum += ((a - p) / a).abs() * 100.0;
-        let mae = actual.iter().zip(predicted).map(|(a, p)| (a - p).abs()).sum::<f64>()
+        let mae = actual
+            .iter()
+            .zip(predicted)
+            .map(|(a, p)| (a - p).abs())
+            .sum::<f64>()
             / actual.len() as f64;
         self.ase_sum += mae / scale;
         if let Some((lo, hi)) = interval {
@@ -60,7 +64,10 @@ impl Score {
 
     fn row(&self, name: &str) -> String {
         let coverage = if self.intervals > 0 {
-            format!("{:5.1}%", 100.0 * self.covered as f64 / self.intervals as f64)
+            format!(
+                "{:5.1}%",
+                100.0 * self.covered as f64 / self.intervals as f64
+            )
         } else {
             "     -".to_string()
         };
@@ -104,13 +111,23 @@ fn load(path: &PathBuf, name: &'static str, utc_offset_h: i64) -> Series {
             panic!("{}:{}: expected datetime,value,kW", path.display(), i + 1);
         };
         let t = parse_timestamp(t).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1));
-        let v: f64 = v.parse().unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1));
+        let v: f64 = v
+            .parse()
+            .unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1));
         rows.push((t, v));
     }
     // The native step (15 or 30 minutes): every reading is the mean power
     // over [t, t + step), so each 15-minute bucket it covers gets kW × 0.25.
-    let step = rows.windows(2).map(|w| w[1].0 - w[0].0).min().expect("two readings");
-    assert_eq!(step % BUCKET_SECONDS, 0, "{name}: step {step}s is not whole buckets");
+    let step = rows
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .min()
+        .expect("two readings");
+    assert_eq!(
+        step % BUCKET_SECONDS,
+        0,
+        "{name}: step {step}s is not whole buckets"
+    );
     let first_bucket = rows[0].0 / BUCKET_SECONDS;
     let end_bucket = (rows.last().expect("rows").0 + step) / BUCKET_SECONDS;
     let mut kwh = vec![f64::NAN; (end_bucket - first_bucket) as usize];
@@ -119,14 +136,23 @@ fn load(path: &PathBuf, name: &'static str, utc_offset_h: i64) -> Series {
             kwh[(b - first_bucket) as usize] = v * 0.25;
         }
     }
-    Series { name, first_bucket, kwh, utc_offset_h }
+    Series {
+        name,
+        first_bucket,
+        kwh,
+        utc_offset_h,
+    }
 }
 
 fn run(series: &Series, verbose: bool) {
     let kwh = &series.kwh;
     let n = kwh.len();
     let missing = kwh.iter().filter(|v| v.is_nan()).count();
-    assert_eq!(missing, 0, "{}: the baselines assume a complete series", series.name);
+    assert_eq!(
+        missing, 0,
+        "{}: the baselines assume a complete series",
+        series.name
+    );
     // The local midnights: buckets where the local clock reads 00:00.
     let is_midnight = |i: usize| {
         let t = (series.first_bucket + i as i64) * BUCKET_SECONDS + series.utc_offset_h * 3600;
@@ -140,14 +166,20 @@ fn run(series: &Series, verbose: bool) {
     let mut mean4 = Score::default();
     let mut model = Score::default();
     let mut times = Vec::new();
+    let names = ["L:yesterday","L:mean_4_same_weekdays","L:mean_7_days","L:weekday_adjusted_yesterday","L:weekly_level","L:trend_weekday_ols","L:trend_weekday_ols_ar1","L:holt_winters",
+    "S:yesterday","S:same_day_last_week","S:mean_4_same_weekdays","S:ew_same_weekdays","S:mean_7_days","S:mean_28_days"];
+    let mut comp = vec![Score::default(); names.len()];
     for &o in origins {
         let actual = &kwh[o..o + DAY];
-        let scale = (WEEK..o).map(|t| (kwh[t] - kwh[t - WEEK]).abs()).sum::<f64>()
+        let scale = (WEEK..o)
+            .map(|t| (kwh[t] - kwh[t - WEEK]).abs())
+            .sum::<f64>()
             / (o - WEEK) as f64;
         let base_yesterday: Vec<f64> = (0..DAY).map(|h| kwh[o + h - DAY]).collect();
         let base_week: Vec<f64> = (0..DAY).map(|h| kwh[o + h - WEEK]).collect();
-        let base_mean4: Vec<f64> =
-            (0..DAY).map(|h| (1..=4).map(|k| kwh[o + h - k * WEEK]).sum::<f64>() / 4.0).collect();
+        let base_mean4: Vec<f64> = (0..DAY)
+            .map(|h| (1..=4).map(|k| kwh[o + h - k * WEEK]).sum::<f64>() / 4.0)
+            .collect();
         yesterday.add(actual, &base_yesterday, scale, None);
         last_week.add(actual, &base_week, scale, None);
         mean4.add(actual, &base_mean4, scale, None);
@@ -158,7 +190,24 @@ fn run(series: &Series, verbose: bool) {
         let started = Instant::now();
         let f = forecast(&history, origin_bucket, DAY).expect("forecast");
         times.push(started.elapsed());
-        model.add(actual, &f.values_kwh, scale, Some((f.interval.low_kwh, f.interval.high_kwh)));
+        model.add(
+            actual,
+            &f.values_kwh,
+            scale,
+            Some((f.interval.low_kwh, f.interval.high_kwh)),
+        );
+        if std::env::var("COMPONENTS").is_ok() {
+            for (i, name) in names.iter().enumerate() {
+                let f = powerd::forecast::forecast_only(&history, origin_bucket, DAY, name.strip_prefix("L:"), name.strip_prefix("S:"))
+                    .expect("forecast");
+                comp[i].add(
+                    actual,
+                    &f.values_kwh,
+                    scale,
+                    Some((f.interval.low_kwh, f.interval.high_kwh)),
+                );
+            }
+        }
         if verbose {
             print_origin(&f, actual);
         }
@@ -179,12 +228,20 @@ fn run(series: &Series, verbose: bool) {
         origins.len(),
         series.utc_offset_h
     );
-    println!("| {:<30} | {:>6} | {:>6} | {:>6} |", "method", "MAPE %", "MASE", "80% cov");
+    println!(
+        "| {:<30} | {:>6} | {:>6} | {:>6} |",
+        "method", "MAPE %", "MASE", "80% cov"
+    );
     println!("|{:-<32}|{:->8}|{:->8}|{:->8}|", "", "", "", "");
     println!("{}", model.row("powerd::forecast (blend)"));
     println!("{}", yesterday.row("yesterday's profile"));
     println!("{}", last_week.row("same day last week"));
     println!("{}", mean4.row("mean of last 4 same weekdays"));
+    if std::env::var("COMPONENTS").is_ok() {
+        for (i, name) in names.iter().enumerate() {
+            println!("{}", comp[i].row(name));
+        }
+    }
     times.sort();
     println!(
         "fit+forecast: p50 {:.2} ms, max {:.2} ms over the origins; with the full year ({} buckets): \
@@ -215,7 +272,10 @@ fn ms(d: Duration) -> f64 {
 fn print_origin(f: &Forecast, actual: &[f64]) {
     let a: f64 = actual.iter().sum();
     let weights = |w: &[powerd::forecast::ComponentWeight]| {
-        w.iter().map(|c| format!("{}={:.2}", c.name, c.weight)).collect::<Vec<_>>().join(" ")
+        w.iter()
+            .map(|c| format!("{}={:.2}", c.name, c.weight))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     println!(
         "  origin {}: actual {:.4e} predicted {:.4e} ({:+.1}%) interval [{:.4e}, {:.4e}]\n    level: {}\n    shape: {}",

@@ -1,31 +1,70 @@
-//! The blend: component forecasts weighted by their own recent errors.
+//! The blend: component forecasts weighted by their own recent errors, and
+//! an interval from the blend's own honest past errors.
 
-use super::components::{Component, ALL};
+use super::components::{Level, Shape, LEVELS, MAX_COMPONENT_LOOKBACK_DAYS, SHAPES};
 use super::history::{Grid, History};
 use super::{
     ComponentWeight, Fallback, Forecast, ForecastError, Interval, ModelInfo, BUCKETS_PER_DAY,
-    INTERVAL_LEVEL, LOOKBACK_DAYS, MAX_HORIZON_BUCKETS, MIN_HISTORY_BUCKETS,
+    INTERVAL_LEVEL, MAX_HORIZON_BUCKETS, MIN_HISTORY_BUCKETS,
 };
 
 const DAY: usize = BUCKETS_PER_DAY;
 const WEEK: i64 = 7 * DAY as i64;
 
-/// Past origins (one a day, the most recent first) the blend learns from.
-const VALIDATION_ORIGINS: usize = 28;
-/// A component is only blended in if it can be scored on at least this many
+/// Past origins (one a day) the weights are learned from.
+pub(crate) const WEIGHT_ORIGINS: usize = 28;
+/// Past origins whose blended errors make the interval.
+const ERROR_ORIGINS: usize = 28;
+/// The history the model reads: every error origin needs its own
+/// weight-learning origins before it, and each of those its components'
+/// lookback.
+pub(crate) const LOOKBACK: usize =
+    MAX_COMPONENT_LOOKBACK_DAYS + WEIGHT_ORIGINS + ERROR_ORIGINS + MAX_HORIZON_BUCKETS / DAY;
+/// A component is blended in only if it can be scored on at least this many
 /// past origins (or on all there are, if fewer).
 const MIN_SCORED_ORIGINS: usize = 7;
 /// Below this many past origins, weights are equal.
 const MIN_ORIGINS_FOR_WEIGHTS: usize = 3;
-/// Below this many past errors, the interval comes from the daily spread.
-const MIN_ERRORS_FOR_INTERVAL: usize = 5;
-/// Weights are proportional to loss^-WEIGHT_POWER.
-const WEIGHT_POWER: f64 = 2.0;
+/// Below this many past errors the conformal interval is undefined at 80%
+/// (it needs (n + 1) × 10% ≥ 1); the daily spread stands in.
+const MIN_ERRORS_FOR_INTERVAL: usize = 9;
+/// Shape weights are proportional to loss^-SHAPE_WEIGHT_POWER.
+const SHAPE_WEIGHT_POWER: f64 = 2.0;
+
+/// What the validation at past origins recorded, per origin `u` (0 = the
+/// most recent), whose forecast starts at day `origins[u]`.
+struct Validation {
+    origins: Vec<usize>,
+    leads: usize,
+    levels: Vec<Level>,
+    shapes: Vec<Shape>,
+    /// `[u][level][lead]`: forecast daily totals.
+    level_totals: Vec<f64>,
+    /// `[u][lead]`: the actual daily total, NaN where not fully observed.
+    actual_totals: Vec<f64>,
+    /// `[u][shape]`: Σ |shape × actual total − actual| over observed buckets.
+    shape_loss: Vec<f64>,
+    /// `[u][shape]`: share of the last lead day inside the horizon.
+    shape_tail: Vec<f64>,
+    /// `[u]`: the actual total over the horizon, NaN if under 90% observed.
+    actual_horizon: Vec<f64>,
+}
 
 pub(super) fn forecast(
     history: &History,
     origin: i64,
     horizon: usize,
+) -> Result<Forecast, ForecastError> {
+    forecast_only(history, origin, horizon, None, None)
+}
+
+#[doc(hidden)]
+pub fn forecast_only(
+    history: &History,
+    origin: i64,
+    horizon: usize,
+    only_level: Option<&str>,
+    only_shape: Option<&str>,
 ) -> Result<Forecast, ForecastError> {
     if horizon == 0 || horizon > MAX_HORIZON_BUCKETS {
         return Err(ForecastError::HorizonOutOfRange {
@@ -44,13 +83,12 @@ pub(super) fn forecast(
     // A ship silent for over a week: forecasting from an empty recent past
     // would be forecasting imputation. The same time of week, whole weeks
     // earlier where the data ends, is the best the history can say.
-    let gap = origin - (last + 1);
-    let stale_weeks = gap / WEEK;
+    let stale_weeks = (origin - (last + 1)) / WEEK;
     let end = origin - stale_weeks * WEEK;
     if stale_weeks > 0 {
         fallbacks.push(Fallback::StaleHistory { weeks: stale_weeks as usize });
     }
-    let lookback_start = end - (LOOKBACK_DAYS * DAY) as i64;
+    let lookback_start = end - (LOOKBACK * DAY) as i64;
     let first = history.first_covered_between(lookback_start, end).unwrap_or(end);
     let n_days = ((end - first) as usize).div_ceil(DAY);
     let start = end - (n_days * DAY) as i64;
@@ -64,215 +102,331 @@ pub(super) fn forecast(
     }
 
     let n_leads = horizon.div_ceil(DAY);
-    let mut enabled: Vec<Component> =
-        ALL.iter().copied().filter(|c| c.available(n_days)).collect();
-
-    // Validation: the same horizon, from past origins whose whole horizon
-    // is history. If the history is too short for that, a shorter horizon.
-    let mut val_leads = n_leads;
-    if n_days < n_leads + 1 + MIN_SCORED_ORIGINS {
-        val_leads = (n_days.saturating_sub(1 + MIN_SCORED_ORIGINS)).clamp(1, n_leads);
-        if val_leads < n_leads {
-            fallbacks.push(Fallback::ValidatedOnShorterHorizon { days: val_leads });
-        }
+    // Validate at the asked horizon if the history allows at least a week
+    // of past origins for it, else at the longest horizon that does.
+    let val_leads = n_leads.min(n_days.saturating_sub(MIN_SCORED_ORIGINS).max(1));
+    if val_leads < n_leads {
+        fallbacks.push(Fallback::ValidatedOnShorterHorizon { days: val_leads });
     }
     let val_horizon = horizon.min(val_leads * DAY);
-    let origins: Vec<usize> = (0..VALIDATION_ORIGINS)
-        .map_while(|v| (n_days + 1).checked_sub(val_leads + 1 + v).filter(|&e| e >= 1))
+
+    let mut levels: Vec<Level> = LEVELS.iter().copied().filter(|c| c.available(n_days)).collect();
+    let mut shapes: Vec<Shape> = SHAPES.iter().copied().filter(|c| c.available(n_days)).collect();
+    if let Some(only) = only_level {
+        levels.retain(|c| c.name() == only);
+    }
+    if let Some(only) = only_shape {
+        shapes.retain(|c| c.name() == only);
+    }
+    let all_origins: Vec<usize> = (0..WEIGHT_ORIGINS + val_leads + ERROR_ORIGINS)
+        .map_while(|u| (n_days + 1).checked_sub(val_leads + 1 + u).filter(|&e| e >= 1))
         .collect();
-    let scored = |c: Component| origins.iter().filter(|&&e| c.available(e)).count();
-    let need = MIN_SCORED_ORIGINS.min(origins.len());
-    if origins.len() >= MIN_ORIGINS_FOR_WEIGHTS {
-        enabled.retain(|&c| scored(c) >= need);
-    }
-    let origins: Vec<usize> =
-        origins.into_iter().filter(|&e| enabled.iter().all(|c| c.available(e))).collect();
+    // Keep only components that can be scored on enough origins, then only
+    // the origins where all kept components can be scored.
+    let need = MIN_SCORED_ORIGINS.min(all_origins.len());
+    let scored = |available: &dyn Fn(usize) -> bool| {
+        all_origins.iter().filter(|&&e| available(e)).count() >= need
+    };
+    levels.retain(|c| scored(&|e| c.available(e)));
+    shapes.retain(|c| scored(&|e| c.available(e)));
+    let origins: Vec<usize> = all_origins
+        .into_iter()
+        .filter(|&e| levels.iter().all(|c| c.available(e)) && shapes.iter().all(|c| c.available(e)))
+        .collect();
 
-    let nc = enabled.len();
-    let mut curves = vec![0.0; val_leads.max(n_leads) * DAY];
-    let mut totals = vec![0.0; val_leads.max(n_leads)];
-    // Per component: sum of relative total errors, and of absolute shape
-    // errors (shape × actual total against the actual buckets).
-    let mut level_loss = vec![0.0; nc];
-    let mut shape_loss = vec![0.0; nc];
-    let mut level_count = 0usize;
-    // Per origin and component: the daily totals, and the share of the
-    // partial last day the horizon covers, to rebuild blended totals.
-    let mut val_totals = vec![0.0; origins.len() * nc * val_leads];
-    let mut val_share = vec![1.0; origins.len() * nc];
-    let tail = val_horizon - (val_leads - 1) * DAY;
-    for (vi, &e) in origins.iter().enumerate() {
-        for (ci, &c) in enabled.iter().enumerate() {
-            c.forecast(&grid, e, val_leads, &mut curves, &mut totals);
-            val_totals[(vi * nc + ci) * val_leads..][..val_leads]
-                .copy_from_slice(&totals[..val_leads]);
-            for lead in 0..val_leads {
-                let d = e + lead;
-                let actual = grid.totals[d];
-                if c.has_curve() {
-                    let curve = &curves[lead * DAY..(lead + 1) * DAY];
-                    let sum: f64 = curve.iter().sum();
-                    let obs = grid.day_observed(d);
-                    let truth = grid.day(d);
-                    let mut err = 0.0;
-                    for s in 0..DAY {
-                        if obs[s] {
-                            let shaped = if sum > 0.0 {
-                                curve[s] / sum * actual
-                            } else {
-                                actual / DAY as f64
-                            };
-                            err += (shaped - truth[s]).abs();
-                        }
-                    }
-                    shape_loss[ci] += err;
-                    if lead == val_leads - 1 && tail < DAY {
-                        val_share[vi * nc + ci] = if sum > 0.0 {
-                            curve[..tail].iter().sum::<f64>() / sum
-                        } else {
-                            tail as f64 / DAY as f64
-                        };
-                    }
-                }
-                if grid.full_day[d] && actual > 0.0 {
-                    level_loss[ci] += ((totals[lead] - actual) / actual).abs();
-                    if ci == 0 {
-                        level_count += 1;
-                    }
-                }
-            }
-        }
-    }
-
-    let curve_idx: Vec<usize> = (0..nc).filter(|&i| enabled[i].has_curve()).collect();
-    let equal = origins.len() < MIN_ORIGINS_FOR_WEIGHTS;
+    let val = validate(&grid, origins, val_leads, val_horizon, levels, shapes);
+    let weight_set = 0..val.origins.len().min(WEIGHT_ORIGINS);
+    let equal = weight_set.len() < MIN_ORIGINS_FOR_WEIGHTS;
     if equal {
-        fallbacks.push(Fallback::EqualWeights { validation_origins: origins.len() });
+        fallbacks.push(Fallback::EqualWeights { validation_origins: weight_set.len() });
     }
-    let level_w = weights(&level_loss, &(0..nc).collect::<Vec<_>>(), equal || level_count == 0);
-    let shape_w = weights(&shape_loss, &curve_idx, equal);
+    let (level_w, shape_w) = val.weights(weight_set.clone());
 
-    // The blended total over the (validation) horizon at each past origin,
-    // against what happened: the interval is built from these errors.
-    let mut rel_errors = Vec::with_capacity(origins.len());
-    for (vi, &e) in origins.iter().enumerate() {
-        let window_start = e * DAY;
-        let window = window_start..window_start + val_horizon;
-        let observed = grid.observed[window.clone()].iter().filter(|&&o| o).count();
-        if observed * 10 < val_horizon * 9 {
+    // Honest errors: at each recent past origin, the blend with the weights
+    // it would have learned then, from origins whose horizon had ended.
+    let mut errors = Vec::with_capacity(ERROR_ORIGINS);
+    for v in 0..ERROR_ORIGINS.min(val.origins.len()) {
+        let actual = val.actual_horizon[v];
+        if actual.is_nan() {
             continue;
         }
-        let actual: f64 = grid.vals[window].iter().sum();
-        let mut predicted = 0.0;
-        let mut share = 0.0;
-        for &ci in &curve_idx {
-            share += shape_w[ci] * val_share[vi * nc + ci];
+        let from = v + val.leads;
+        let to = (from + WEIGHT_ORIGINS).min(val.origins.len());
+        if to < from + MIN_ORIGINS_FOR_WEIGHTS {
+            break;
         }
-        for lead in 0..val_leads {
-            let total: f64 = (0..nc).map(|ci| level_w[ci] * val_totals[(vi * nc + ci) * val_leads + lead]).sum();
-            predicted += if lead == val_leads - 1 { total * share } else { total };
-        }
+        let (lw, sw) = val.weights(from..to);
+        let predicted = val.blended_total(v, &lw, &sw);
         if predicted > 0.0 {
-            rel_errors.push(actual / predicted - 1.0);
+            errors.push(actual / predicted - 1.0);
         }
     }
 
-    // The forecast itself.
+    // The forecast itself: each day's blended total spread by the blended
+    // shape.
+    let mut totals = vec![0.0; n_leads];
     let mut blended_totals = vec![0.0; n_leads];
-    let mut shapes = vec![0.0; n_leads * DAY];
-    for (ci, &c) in enabled.iter().enumerate() {
-        c.forecast(&grid, n_days, n_leads, &mut curves, &mut totals);
-        for lead in 0..n_leads {
-            blended_totals[lead] += level_w[ci] * totals[lead];
-            if c.has_curve() && shape_w[ci] > 0.0 {
-                let curve = &curves[lead * DAY..(lead + 1) * DAY];
-                let sum: f64 = curve.iter().sum();
-                for (o, &v) in shapes[lead * DAY..(lead + 1) * DAY].iter_mut().zip(curve) {
-                    *o += shape_w[ci] * if sum > 0.0 { v / sum } else { 1.0 / DAY as f64 };
-                }
-            }
+    for (c, &w) in val.levels.iter().zip(&level_w) {
+        c.forecast(&grid, n_days, &mut totals);
+        for (b, t) in blended_totals.iter_mut().zip(&totals) {
+            *b += w * t;
         }
     }
-    let mut values = Vec::with_capacity(horizon);
-    for i in 0..horizon {
-        values.push((shapes[i] * blended_totals[i / DAY]).max(0.0));
+    let mut curves = vec![0.0; n_leads * DAY];
+    let mut shape = vec![0.0; n_leads * DAY];
+    for (c, &w) in val.shapes.iter().zip(&shape_w) {
+        if w == 0.0 {
+            continue;
+        }
+        c.forecast(&grid, n_days, &mut curves);
+        for (out, curve) in shape.chunks_exact_mut(DAY).zip(curves.chunks_exact(DAY)) {
+            add_normalised(out, curve, w);
+        }
     }
+    let values: Vec<f64> =
+        (0..horizon).map(|i| (shape[i] * blended_totals[i / DAY]).max(0.0)).collect();
     let total: f64 = values.iter().sum();
 
-    let interval = if rel_errors.len() >= MIN_ERRORS_FOR_INTERVAL {
-        empirical_interval(total, &mut rel_errors)
+    let interval = if errors.len() >= MIN_ERRORS_FOR_INTERVAL {
+        conformal_interval(total, &mut errors)
     } else {
-        fallbacks.push(Fallback::IntervalFromDailySpread { validation_origins: rel_errors.len() });
-        spread_interval(total, &grid, horizon)
+        fallbacks.push(Fallback::IntervalFromDailySpread { validation_origins: errors.len() });
+        spread_interval(total, &grid)
     };
 
     let (partial_buckets_scaled, partial_buckets_dropped) = history.partial_counts(start, end);
-    let named = |w: &[f64], only_curves: bool| -> Vec<ComponentWeight> {
-        enabled
-            .iter()
-            .zip(w)
-            .filter(|(c, _)| !only_curves || c.has_curve())
-            .map(|(c, &weight)| ComponentWeight { name: c.name(), weight })
-            .collect()
-    };
     Ok(Forecast {
         origin_bucket: origin,
         values_kwh: values,
         total_kwh: total,
         interval,
         model: ModelInfo {
-            method: "blend of seasonal-profile and level-regression forecasts, \
-                     weighted by their errors at past origins",
+            method: "level × shape blend: daily totals stacked from trend/weekday/persistence \
+                     models, within-day shape from seasonal profiles, weights from errors at \
+                     past origins",
             history_start_bucket: start,
             history_end_bucket: end,
             history_buckets_used: covered,
             partial_buckets_scaled,
             partial_buckets_dropped,
             imputed_buckets: n_days * DAY - covered,
-            validation_origins: origins.len(),
-            level_weights: named(&level_w, false),
-            shape_weights: named(&shape_w, true),
+            validation_origins: weight_set.len(),
+            level_weights: val
+                .levels
+                .iter()
+                .zip(&level_w)
+                .map(|(c, &weight)| ComponentWeight { name: c.name(), weight })
+                .collect(),
+            shape_weights: val
+                .shapes
+                .iter()
+                .zip(&shape_w)
+                .map(|(c, &weight)| ComponentWeight { name: c.name(), weight })
+                .collect(),
             fallbacks,
         },
     })
 }
 
-/// Weights over `idx` proportional to loss^-p (equal if asked or degenerate);
-/// zero elsewhere.
-fn weights(loss: &[f64], idx: &[usize], equal: bool) -> Vec<f64> {
-    let mut w = vec![0.0; loss.len()];
-    if idx.is_empty() {
-        return w;
-    }
-    let min = idx.iter().map(|&i| loss[i]).fold(f64::INFINITY, f64::min);
-    if equal || !(min > 0.0) || !min.is_finite() {
-        for &i in idx {
-            w[i] = 1.0 / idx.len() as f64;
+/// Adds `w × curve / Σ curve` (a flat day if the curve sums to nothing).
+fn add_normalised(out: &mut [f64], curve: &[f64], w: f64) {
+    let sum: f64 = curve.iter().sum();
+    if sum > 0.0 {
+        let k = w / sum;
+        for (o, &c) in out.iter_mut().zip(curve) {
+            *o += k * c;
         }
+    } else {
+        for o in out.iter_mut() {
+            *o += w / DAY as f64;
+        }
+    }
+}
+
+fn validate(
+    grid: &Grid,
+    origins: Vec<usize>,
+    leads: usize,
+    horizon: usize,
+    levels: Vec<Level>,
+    shapes: Vec<Shape>,
+) -> Validation {
+    let (nu, nl, ns) = (origins.len(), levels.len(), shapes.len());
+    let mut val = Validation {
+        level_totals: vec![0.0; nu * nl * leads],
+        actual_totals: vec![f64::NAN; nu * leads],
+        shape_loss: vec![0.0; nu * ns],
+        shape_tail: vec![1.0; nu * ns],
+        actual_horizon: vec![f64::NAN; nu],
+        origins,
+        leads,
+        levels,
+        shapes,
+    };
+    let tail = horizon - (leads - 1) * DAY;
+    let mut curves = vec![0.0; leads * DAY];
+    for (u, &e) in val.origins.iter().enumerate() {
+        for lead in 0..leads {
+            let d = e + lead;
+            if grid.full_day[d] {
+                val.actual_totals[u * leads + lead] = grid.totals[d];
+            }
+        }
+        let window = e * DAY..e * DAY + horizon;
+        let observed = grid.observed[window.clone()].iter().filter(|&&o| o).count();
+        if observed * 10 >= horizon * 9 {
+            val.actual_horizon[u] = grid.vals[window].iter().sum();
+        }
+        for (li, c) in val.levels.iter().enumerate() {
+            c.forecast(grid, e, &mut val.level_totals[(u * nl + li) * leads..][..leads]);
+        }
+        for (si, c) in val.shapes.iter().enumerate() {
+            c.forecast(grid, e, &mut curves);
+            let mut loss = 0.0;
+            for (lead, curve) in curves.chunks_exact(DAY).enumerate() {
+                let d = e + lead;
+                let (truth, observed) = (grid.day(d), grid.day_observed(d));
+                let mut shaped = [0.0; DAY];
+                add_normalised(&mut shaped, curve, grid.totals[d]);
+                for s in 0..DAY {
+                    if observed[s] {
+                        loss += (shaped[s] - truth[s]).abs();
+                    }
+                }
+            }
+            val.shape_loss[u * ns + si] = loss;
+            let last = &curves[(leads - 1) * DAY..];
+            let sum: f64 = last.iter().sum();
+            val.shape_tail[u * ns + si] =
+                if sum > 0.0 { last[..tail].iter().sum::<f64>() / sum } else { tail as f64 / DAY as f64 };
+        }
+    }
+    val
+}
+
+impl Validation {
+    /// (level weights, shape weights) learned from origins `set`.
+    fn weights(&self, set: std::ops::Range<usize>) -> (Vec<f64>, Vec<f64>) {
+        let (nl, ns, leads) = (self.levels.len(), self.shapes.len(), self.leads);
+        let equal = |n: usize| vec![1.0 / n as f64; n];
+        if set.len() < MIN_ORIGINS_FOR_WEIGHTS {
+            return (equal(nl), equal(ns));
+        }
+        // Levels: the convex combination with the least squared relative
+        // error (stacking), so complementary components both get weight.
+        let mut gram = vec![0.0; nl * nl];
+        let mut rows = 0usize;
+        let mut r = vec![0.0; nl];
+        for u in set.clone() {
+            for lead in 0..leads {
+                let actual = self.actual_totals[u * leads + lead];
+                if !(actual > 0.0) {
+                    continue;
+                }
+                for (li, ri) in r.iter_mut().enumerate() {
+                    *ri = self.level_totals[(u * nl + li) * leads + lead] / actual - 1.0;
+                }
+                for i in 0..nl {
+                    for j in 0..nl {
+                        gram[i * nl + j] += r[i] * r[j];
+                    }
+                }
+                rows += 1;
+            }
+        }
+        let level_w = if rows >= MIN_ORIGINS_FOR_WEIGHTS {
+            simplex_least_squares(&gram, nl)
+        } else {
+            equal(nl)
+        };
+        let mut loss = vec![0.0; ns];
+        for u in set {
+            for (l, x) in loss.iter_mut().zip(&self.shape_loss[u * ns..(u + 1) * ns]) {
+                *l += x;
+            }
+        }
+        let min = loss.iter().copied().fold(f64::INFINITY, f64::min);
+        let shape_w = if min > 0.0 && min.is_finite() {
+            // Relative to the best, so the powers cannot underflow.
+            let w: Vec<f64> = loss.iter().map(|l| (min / l).powf(SHAPE_WEIGHT_POWER)).collect();
+            let sum: f64 = w.iter().sum();
+            w.iter().map(|x| x / sum).collect()
+        } else {
+            equal(ns)
+        };
+        (level_w, shape_w)
+    }
+
+    /// The blended forecast of the horizon's total at origin `u`.
+    fn blended_total(&self, u: usize, level_w: &[f64], shape_w: &[f64]) -> f64 {
+        let (nl, ns, leads) = (self.levels.len(), self.shapes.len(), self.leads);
+        let tail: f64 =
+            shape_w.iter().zip(&self.shape_tail[u * ns..(u + 1) * ns]).map(|(w, t)| w * t).sum();
+        let mut total = 0.0;
+        for lead in 0..leads {
+            let day: f64 = level_w
+                .iter()
+                .enumerate()
+                .map(|(li, w)| w * self.level_totals[(u * nl + li) * leads + lead])
+                .sum();
+            total += if lead + 1 == leads { day * tail } else { day };
+        }
+        total
+    }
+}
+
+/// argmin over the simplex of wᵀ G w, by projected gradient descent.
+fn simplex_least_squares(gram: &[f64], n: usize) -> Vec<f64> {
+    let mut w = vec![1.0 / n as f64; n];
+    // Step 1/L with L ≥ the largest eigenvalue of 2G (its trace bounds it).
+    let trace: f64 = (0..n).map(|i| gram[i * n + i]).sum();
+    if !(trace > 0.0) {
         return w;
     }
-    let mut sum = 0.0;
-    for &i in idx {
-        // Relative to the best, so the powers cannot underflow.
-        w[i] = (min / loss[i]).powf(WEIGHT_POWER);
-        sum += w[i];
+    let step = 1.0 / (2.0 * trace);
+    let mut grad = vec![0.0; n];
+    for _ in 0..500 {
+        for (i, g) in grad.iter_mut().enumerate() {
+            *g = 2.0 * (0..n).map(|j| gram[i * n + j] * w[j]).sum::<f64>();
+        }
+        for (wi, g) in w.iter_mut().zip(&grad) {
+            *wi -= step * g;
+        }
+        project_to_simplex(&mut w);
     }
-    w.iter_mut().for_each(|v| *v /= sum);
     w
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+/// Euclidean projection onto {w ≥ 0, Σ w = 1}.
+fn project_to_simplex(w: &mut [f64]) {
+    let mut sorted = w.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let mut cumulative = 0.0;
+    let mut theta = 0.0;
+    for (i, &x) in sorted.iter().enumerate() {
+        cumulative += x;
+        let t = (cumulative - 1.0) / (i + 1) as f64;
+        if x - t > 0.0 {
+            theta = t;
+        }
+    }
+    for x in w.iter_mut() {
+        *x = (*x - theta).max(0.0);
+    }
 }
 
-fn empirical_interval(total: f64, rel_errors: &mut [f64]) -> Interval {
-    rel_errors.sort_by(f64::total_cmp);
+/// Split-conformal interval from the relative errors `actual / predicted − 1`
+/// of past forecasts: the ⌊(n+1)·10%⌋-th smallest and ⌈(n+1)·90%⌉-th
+/// smallest, which cover at least 80% if tomorrow's error is exchangeable
+/// with those past ones.
+fn conformal_interval(total: f64, errors: &mut [f64]) -> Interval {
+    errors.sort_by(f64::total_cmp);
+    let n = errors.len();
     let tail = (1.0 - INTERVAL_LEVEL) / 2.0;
-    let lo = quantile(rel_errors, tail);
-    let hi = quantile(rel_errors, 1.0 - tail);
+    let lo_rank = (((n + 1) as f64 * tail).floor() as usize).clamp(1, n);
+    let hi_rank = (((n + 1) as f64 * (1.0 - tail)).ceil() as usize).clamp(1, n);
+    let lo = errors[lo_rank - 1];
+    let hi = errors[hi_rank - 1];
     Interval {
         level: INTERVAL_LEVEL,
         low_kwh: (total * (1.0 + lo.min(0.0))).max(0.0),
@@ -280,12 +434,12 @@ fn empirical_interval(total: f64, rel_errors: &mut [f64]) -> Interval {
     }
 }
 
-fn spread_interval(total: f64, grid: &Grid, _horizon: usize) -> Interval {
+/// For when there are too few past errors: ±1.28 coefficients of variation
+/// of the daily totals (at least 25%, since a few days say little).
+fn spread_interval(total: f64, grid: &Grid) -> Interval {
     let n = grid.n_days as f64;
     let mean = grid.totals.iter().sum::<f64>() / n;
     let var = grid.totals.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n;
-    // With a day or two of history the spread says little; a floor of 25%
-    // keeps the interval honest about that.
     let cv = if mean > 0.0 { (var.sqrt() / mean).max(0.25) } else { 0.25 };
     let z = 1.2816 * cv;
     Interval {

@@ -1,179 +1,226 @@
 //! The component forecasts the blend chooses among.
 //!
-//! Every component answers the same question: standing at day `e` of a
-//! [`Grid`] (days `0..e` are history), what are the next `n_leads` days?
-//! Each either gives whole curves (and so their totals too) or only daily
-//! totals (a level model). None of them may read day `e` or later, which is
-//! what makes the blend's rolling validation honest.
+//! A forecast is split into a *level* (each day's total) and a *shape* (how
+//! a day's total spreads over its 96 buckets), because the two are predicted
+//! by different things: the level follows yesterday, the weekday and the
+//! trend; the shape is a stable habit of the time of day and week, best
+//! seen by averaging many days.
+//!
+//! Every component answers one question: standing at day `e` of a [`Grid`]
+//! (days `0..e` are history), what are the next `n_leads` days? None reads
+//! day `e` or later, which is what keeps the blend's validation honest.
+//! Weekdays are `day index mod 7`, so "the same weekday" means "a whole
+//! number of weeks earlier" whatever the calendar.
 
 use super::history::Grid;
 use super::BUCKETS_PER_DAY;
 
 const DAY: usize = BUCKETS_PER_DAY;
 
+/// Forecasts of daily totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Component {
-    /// The last day, repeated.
+pub(crate) enum Level {
+    /// Yesterday's total.
     Yesterday,
-    /// The most recent day with the target's weekday.
+    /// Mean total of the last 4 days with the target's weekday.
+    MeanSameWeekdays4,
+    /// Mean total of the last (up to) 7 days.
+    MeanRecentDays7,
+    /// Yesterday's total × (weekday factor of the target / of yesterday).
+    WeekdayAdjustedYesterday,
+    /// Mean of the last 7 days × the target's weekday factor.
+    WeeklyLevel,
+    /// Least squares on trend + weekday over the last 8 weeks.
+    TrendWeekdayOls,
+    /// The same, plus its last residual carried forward, decaying at the
+    /// residuals' lag-1 autocorrelation: trend and weekday structure, and
+    /// the persistence of whatever they do not explain.
+    TrendWeekdayOlsAr,
+    /// Holt-Winters: damped additive trend, multiplicative weekday factors,
+    /// smoothing constants chosen by one-step error over the last 12 weeks.
+    HoltWinters,
+}
+
+pub(crate) const LEVELS: [Level; 8] = [
+    Level::Yesterday,
+    Level::MeanSameWeekdays4,
+    Level::MeanRecentDays7,
+    Level::WeekdayAdjustedYesterday,
+    Level::WeeklyLevel,
+    Level::TrendWeekdayOls,
+    Level::TrendWeekdayOlsAr,
+    Level::HoltWinters,
+];
+
+/// Forecasts of within-day curves (only their shape is used).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Yesterday's curve.
+    Yesterday,
+    /// The curve of the most recent day with the target's weekday.
     SameDayLastWeek,
-    /// Mean of the last 4 days with the target's weekday.
+    /// Mean curve of the last 4 days with the target's weekday.
     MeanSameWeekdays4,
     /// Exponentially weighted mean of up to 8 same weekdays (half-life 2 weeks).
     EwSameWeekdays,
-    /// Mean of the last (up to) 7 days: the daily profile, weekday-blind.
+    /// Mean curve of the last (up to) 7 days.
     MeanRecentDays7,
-    /// Mean of the last 28 days: a smooth daily profile for noisy ships.
+    /// Mean curve of the last 28 days: smooth, for noisy ships.
     MeanRecentDays28,
-    /// Yesterday's total carried over, scaled by the weekday factors.
-    WeekdayAdjustedYesterday,
-    /// Recency-weighted ridge regression of daily totals on trend, weekday
-    /// and lagged daily levels (totals only).
-    LevelRegression,
 }
 
-pub(crate) const ALL: [Component; 8] = [
-    Component::Yesterday,
-    Component::SameDayLastWeek,
-    Component::MeanSameWeekdays4,
-    Component::EwSameWeekdays,
-    Component::MeanRecentDays7,
-    Component::MeanRecentDays28,
-    Component::WeekdayAdjustedYesterday,
-    Component::LevelRegression,
+pub(crate) const SHAPES: [Shape; 6] = [
+    Shape::Yesterday,
+    Shape::SameDayLastWeek,
+    Shape::MeanSameWeekdays4,
+    Shape::EwSameWeekdays,
+    Shape::MeanRecentDays7,
+    Shape::MeanRecentDays28,
 ];
 
-/// Half-life, in days, of the row weights of the level regression: recent
-/// weeks dominate, but eight weeks still inform the weekday terms.
-const REGRESSION_HALF_LIFE_DAYS: f64 = 21.0;
-/// Days of history the level regression fits on.
-const REGRESSION_ROWS: usize = 56;
-/// Ridge penalty (on a level normalised to 1) for every term but the intercept.
-const REGRESSION_RIDGE: f64 = 0.5;
+/// Days the trend + weekday regressions fit on.
+const OLS_DAYS: usize = 56;
+/// Days Holt-Winters runs over (the first two weeks initialise it).
+const HOLT_WINTERS_DAYS: usize = 84;
+/// Whole weeks behind the weekday factors.
+const WEEKDAY_FACTOR_WEEKS: usize = 4;
+/// The farthest any component looks back from its origin, in days.
+pub(crate) const MAX_COMPONENT_LOOKBACK_DAYS: usize = HOLT_WINTERS_DAYS;
 
-impl Component {
+impl Level {
     pub fn name(self) -> &'static str {
         match self {
-            Component::Yesterday => "yesterday",
-            Component::SameDayLastWeek => "same_day_last_week",
-            Component::MeanSameWeekdays4 => "mean_4_same_weekdays",
-            Component::EwSameWeekdays => "ew_same_weekdays",
-            Component::MeanRecentDays7 => "mean_7_days",
-            Component::MeanRecentDays28 => "mean_28_days",
-            Component::WeekdayAdjustedYesterday => "weekday_adjusted_yesterday",
-            Component::LevelRegression => "level_regression",
+            Level::Yesterday => "yesterday",
+            Level::MeanSameWeekdays4 => "mean_4_same_weekdays",
+            Level::MeanRecentDays7 => "mean_7_days",
+            Level::WeekdayAdjustedYesterday => "weekday_adjusted_yesterday",
+            Level::WeeklyLevel => "weekly_level",
+            Level::TrendWeekdayOls => "trend_weekday_ols",
+            Level::TrendWeekdayOlsAr => "trend_weekday_ols_ar1",
+            Level::HoltWinters => "holt_winters",
         }
     }
 
-    /// Whether the component gives curves (and so a shape), not only totals.
-    pub fn has_curve(self) -> bool {
-        !matches!(self, Component::LevelRegression)
-    }
-
-    /// Whether the component can forecast from day `e` (at any lead: every
+    /// Whether the component can forecast from day `e`, at any lead (every
     /// lookup's worst case is the first lead).
     pub fn available(self, e: usize) -> bool {
         match self {
-            Component::Yesterday => e >= 1,
-            // The first lead needs the day 7 days before it.
-            Component::SameDayLastWeek => e >= 7,
-            Component::MeanSameWeekdays4 => e >= 28,
-            Component::EwSameWeekdays => e >= 14,
-            Component::MeanRecentDays7 => e >= 2,
-            Component::MeanRecentDays28 => e >= 28,
-            Component::WeekdayAdjustedYesterday => e >= 14,
-            Component::LevelRegression => e >= 21,
+            Level::Yesterday => e >= 1,
+            Level::MeanRecentDays7 => e >= 2,
+            Level::MeanSameWeekdays4 => e >= 28,
+            Level::WeekdayAdjustedYesterday | Level::WeeklyLevel => e >= 14,
+            Level::TrendWeekdayOls | Level::TrendWeekdayOlsAr | Level::HoltWinters => e >= 21,
         }
     }
 
-    /// Fills `curves` (n_leads × 96, curve components only) and `totals`
-    /// (n_leads). Requires [`Component::available`].
-    pub fn forecast(
-        self,
-        grid: &Grid,
-        e: usize,
-        n_leads: usize,
-        curves: &mut [f64],
-        totals: &mut [f64],
-    ) {
+    /// Fills `totals[..n_leads]`. Requires [`Level::available`].
+    pub fn forecast(self, grid: &Grid, e: usize, totals: &mut [f64]) {
         debug_assert!(self.available(e));
+        let t = &grid.totals;
         match self {
-            Component::Yesterday => {
-                for lead in 0..n_leads {
-                    copy_day(grid, e - 1, lead, curves);
+            Level::Yesterday => totals.fill(t[e - 1]),
+            Level::MeanSameWeekdays4 => {
+                for (lead, out) in totals.iter_mut().enumerate() {
+                    *out = (0..4).map(|k| t[same_weekday(e, lead, k)]).sum::<f64>() / 4.0;
                 }
             }
-            Component::SameDayLastWeek => {
-                for lead in 0..n_leads {
-                    copy_day(grid, same_weekday(e, lead, 0), lead, curves);
+            Level::MeanRecentDays7 => {
+                let days = e.min(7);
+                totals.fill(t[e - days..e].iter().sum::<f64>() / days as f64);
+            }
+            Level::WeekdayAdjustedYesterday => {
+                let f = weekday_factors(grid, e);
+                for (lead, out) in totals.iter_mut().enumerate() {
+                    *out = t[e - 1] * f[(e + lead) % 7] / f[(e - 1) % 7];
                 }
             }
-            Component::MeanSameWeekdays4 => {
-                for lead in 0..n_leads {
-                    let out = &mut curves[lead * DAY..(lead + 1) * DAY];
+            Level::WeeklyLevel => {
+                let f = weekday_factors(grid, e);
+                let level = t[e - 7..e].iter().sum::<f64>() / 7.0;
+                for (lead, out) in totals.iter_mut().enumerate() {
+                    *out = level * f[(e + lead) % 7];
+                }
+            }
+            Level::TrendWeekdayOls => trend_weekday_ols(t, e, false, totals),
+            Level::TrendWeekdayOlsAr => trend_weekday_ols(t, e, true, totals),
+            Level::HoltWinters => holt_winters(t, e, totals),
+        }
+        for v in totals.iter_mut() {
+            *v = v.max(0.0);
+        }
+    }
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Yesterday => "yesterday",
+            Shape::SameDayLastWeek => "same_day_last_week",
+            Shape::MeanSameWeekdays4 => "mean_4_same_weekdays",
+            Shape::EwSameWeekdays => "ew_same_weekdays",
+            Shape::MeanRecentDays7 => "mean_7_days",
+            Shape::MeanRecentDays28 => "mean_28_days",
+        }
+    }
+
+    pub fn available(self, e: usize) -> bool {
+        match self {
+            Shape::Yesterday => e >= 1,
+            Shape::MeanRecentDays7 => e >= 2,
+            Shape::SameDayLastWeek | Shape::EwSameWeekdays => e >= 7,
+            Shape::MeanSameWeekdays4 | Shape::MeanRecentDays28 => e >= 28,
+        }
+    }
+
+    /// Fills `curves[..n_leads * 96]`. Requires [`Shape::available`].
+    pub fn forecast(self, grid: &Grid, e: usize, curves: &mut [f64]) {
+        debug_assert!(self.available(e));
+        if let Shape::MeanRecentDays7 | Shape::MeanRecentDays28 = self {
+            let days = e.min(if self == Shape::MeanRecentDays7 { 7 } else { 28 });
+            let (first, rest) = curves.split_at_mut(DAY);
+            first.fill(0.0);
+            for p in e - days..e {
+                add_scaled(first, grid.day(p), 1.0 / days as f64);
+            }
+            // Weekday-blind: every lead is the same curve.
+            for out in rest.chunks_exact_mut(DAY) {
+                out.copy_from_slice(first);
+            }
+            return;
+        }
+        for (lead, out) in curves.chunks_exact_mut(DAY).enumerate() {
+            match self {
+                Shape::Yesterday => out.copy_from_slice(grid.day(e - 1)),
+                Shape::SameDayLastWeek => out.copy_from_slice(grid.day(same_weekday(e, lead, 0))),
+                Shape::MeanSameWeekdays4 => {
                     out.fill(0.0);
                     for k in 0..4 {
                         add_scaled(out, grid.day(same_weekday(e, lead, k)), 0.25);
                     }
                 }
-            }
-            Component::EwSameWeekdays => {
-                for lead in 0..n_leads {
-                    let out = &mut curves[lead * DAY..(lead + 1) * DAY];
+                Shape::EwSameWeekdays => {
                     out.fill(0.0);
                     let mut weight_sum = 0.0;
                     for k in 0..8 {
-                        let back = 7 * (k + (lead / 7) + 1) - lead;
-                        if back > e {
+                        if 7 * (lead / 7 + 1 + k) > e + lead {
                             break;
                         }
                         let w = 0.5f64.powf(k as f64 / 2.0);
-                        add_scaled(out, grid.day(e + lead - 7 * (k + lead / 7 + 1)), w);
+                        add_scaled(out, grid.day(same_weekday(e, lead, k)), w);
                         weight_sum += w;
                     }
                     out.iter_mut().for_each(|v| *v /= weight_sum);
                 }
-            }
-            Component::MeanRecentDays7 => mean_recent(grid, e, 7, n_leads, curves),
-            Component::MeanRecentDays28 => mean_recent(grid, e, 28, n_leads, curves),
-            Component::WeekdayAdjustedYesterday => {
-                let factors = weekday_factors(grid, e);
-                let yesterday = grid.day(e - 1);
-                for lead in 0..n_leads {
-                    let scale = factors[(e + lead) % 7] / factors[(e - 1) % 7];
-                    let shape_day = same_weekday(e, lead, 0);
-                    // Yesterday's level, in the shape of the target's weekday:
-                    // the shape of a weekday is stable, its level is not.
-                    let level: f64 = yesterday.iter().sum::<f64>() * scale;
-                    let shape = grid.day(shape_day);
-                    let shape_total: f64 = shape.iter().sum();
-                    let out = &mut curves[lead * DAY..(lead + 1) * DAY];
-                    if shape_total > 0.0 {
-                        for (o, &v) in out.iter_mut().zip(shape) {
-                            *o = v * level / shape_total;
-                        }
-                    } else {
-                        out.fill(level / DAY as f64);
-                    }
-                }
-            }
-            Component::LevelRegression => level_regression(grid, e, n_leads, totals),
-        }
-        if self.has_curve() {
-            for (t, c) in totals.iter_mut().zip(curves.chunks_exact(DAY)) {
-                *t = c.iter().sum();
+                Shape::MeanRecentDays7 | Shape::MeanRecentDays28 => unreachable!("handled above"),
             }
         }
     }
 }
 
-/// Index of the `k`-th most recent history day with the weekday of `e + lead`.
+/// Index of the `k`-th most recent history day (k = 0: the most recent)
+/// with the weekday of day `e + lead`.
 fn same_weekday(e: usize, lead: usize, k: usize) -> usize {
     e + lead - 7 * (lead / 7 + 1 + k)
-}
-
-fn copy_day(grid: &Grid, p: usize, lead: usize, curves: &mut [f64]) {
-    curves[lead * DAY..(lead + 1) * DAY].copy_from_slice(grid.day(p));
 }
 
 fn add_scaled(out: &mut [f64], day: &[f64], w: f64) {
@@ -182,21 +229,10 @@ fn add_scaled(out: &mut [f64], day: &[f64], w: f64) {
     }
 }
 
-fn mean_recent(grid: &Grid, e: usize, days: usize, n_leads: usize, curves: &mut [f64]) {
-    let days = days.min(e);
-    let mut mean = [0.0; DAY];
-    for p in e - days..e {
-        add_scaled(&mut mean, grid.day(p), 1.0 / days as f64);
-    }
-    for lead in 0..n_leads {
-        curves[lead * DAY..(lead + 1) * DAY].copy_from_slice(&mean);
-    }
-}
-
-/// Mean total per weekday (indexed by day mod 7) over the last whole weeks
-/// (up to 4), relative to their overall mean.
-pub(crate) fn weekday_factors(grid: &Grid, e: usize) -> [f64; 7] {
-    let weeks = (e / 7).clamp(1, 4);
+/// Mean total per weekday (indexed by day mod 7) over the last whole weeks,
+/// relative to their overall mean.
+fn weekday_factors(grid: &Grid, e: usize) -> [f64; 7] {
+    let weeks = (e / 7).clamp(1, WEEKDAY_FACTOR_WEEKS);
     let mut sums = [0.0; 7];
     for p in e - 7 * weeks..e {
         sums[p % 7] += grid.totals[p];
@@ -205,32 +241,18 @@ pub(crate) fn weekday_factors(grid: &Grid, e: usize) -> [f64; 7] {
     if mean <= 0.0 {
         return [1.0; 7];
     }
-    let mut f = [1.0; 7];
-    for (f, s) in f.iter_mut().zip(sums) {
-        // A weekday that used nothing would make every ratio through it
-        // infinite; a floor keeps the adjusted forecasts finite.
-        *f = (s / mean).max(0.05);
-    }
-    f
+    // A weekday that used nothing would make every ratio through it
+    // infinite; a floor keeps the adjusted forecasts finite.
+    sums.map(|s| (s / mean).max(0.05))
 }
 
-/// Daily totals from a weighted ridge regression on
-/// `[1, trend, weekday dummies ×6, total yesterday, total a week ago]`,
-/// applied recursively across leads.
-fn level_regression(grid: &Grid, e: usize, n_leads: usize, totals: &mut [f64]) {
-    const K: usize = 10;
-    let first = e.saturating_sub(REGRESSION_ROWS).max(7);
-    let scale = {
-        let from = e.saturating_sub(28);
-        let mean = grid.totals[from..e].iter().sum::<f64>() / (e - from) as f64;
-        if mean > 0.0 {
-            mean
-        } else {
-            1.0
-        }
-    };
-    let y = |p: usize| grid.totals[p] / scale;
-    let features = |p: usize, lag1: f64, lag7: f64| -> [f64; K] {
+/// Daily totals from least squares on `[1, trend, weekday dummies ×6]` over
+/// the last [`OLS_DAYS`] days; with `ar`, plus the last residual × ρ^(lead+1),
+/// ρ the residuals' lag-1 autocorrelation clamped to [0, 1].
+fn trend_weekday_ols(t: &[f64], e: usize, ar: bool, totals: &mut [f64]) {
+    const K: usize = 8;
+    let first = e.saturating_sub(OLS_DAYS);
+    let features = |p: usize| -> [f64; K] {
         let mut x = [0.0; K];
         x[0] = 1.0;
         x[1] = (p as f64 - e as f64) / 28.0;
@@ -238,48 +260,123 @@ fn level_regression(grid: &Grid, e: usize, n_leads: usize, totals: &mut [f64]) {
         if dow > 0 {
             x[1 + dow] = 1.0;
         }
-        x[8] = lag1;
-        x[9] = lag7;
         x
     };
     let mut xtx = [[0.0; K]; K];
     let mut xty = [0.0; K];
     for p in first..e {
-        let observed = grid.day_observed(p).iter().filter(|&&o| o).count() as f64 / DAY as f64;
-        let w = 0.5f64.powf((e - 1 - p) as f64 / REGRESSION_HALF_LIFE_DAYS) * observed;
-        let x = features(p, y(p - 1), y(p - 7));
-        let target = y(p);
+        let x = features(p);
         for i in 0..K {
-            xty[i] += w * x[i] * target;
+            xty[i] += x[i] * t[p];
             for j in 0..K {
-                xtx[i][j] += w * x[i] * x[j];
+                xtx[i][j] += x[i] * x[j];
             }
         }
     }
+    // A whisper of ridge keeps the system solvable when a weekday has no
+    // row yet, without biasing the fit otherwise.
+    let ridge = 1e-6 * (1.0 + xtx[0][0]);
     for (i, row) in xtx.iter_mut().enumerate().skip(1) {
-        row[i] += REGRESSION_RIDGE;
+        row[i] += ridge;
     }
-    let beta = solve(xtx, xty).unwrap_or_else(|| {
-        let mut b = [0.0; K];
-        b[0] = 1.0;
-        b
-    });
-    for lead in 0..n_leads {
-        let p = e + lead;
-        let lag1 = if lead == 0 { y(e - 1) } else { totals[lead - 1] / scale };
-        let lag7 = if lead < 7 { y(p - 7) } else { totals[lead - 7] / scale };
-        let x = features(p, lag1, lag7);
-        let pred: f64 = x.iter().zip(&beta).map(|(a, b)| a * b).sum();
-        totals[lead] = pred.max(0.0) * scale;
+    let predict = |beta: &[f64; K], p: usize| -> f64 {
+        features(p).iter().zip(beta).map(|(a, b)| a * b).sum()
+    };
+    let Some(beta) = solve(xtx, xty) else {
+        let mean = t[first..e].iter().sum::<f64>() / (e - first) as f64;
+        totals.fill(mean);
+        return;
+    };
+    let (mut rho, mut last) = (0.0, 0.0);
+    if ar {
+        let (mut num, mut den) = (0.0, 0.0);
+        let mut prev = t[first] - predict(&beta, first);
+        for p in first + 1..e {
+            let r = t[p] - predict(&beta, p);
+            num += r * prev;
+            den += prev * prev;
+            prev = r;
+        }
+        rho = if den > 0.0 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
+        last = prev;
+    }
+    let mut decay = rho;
+    for (lead, out) in totals.iter_mut().enumerate() {
+        *out = predict(&beta, e + lead) + decay * last;
+        decay *= rho;
     }
 }
 
-/// Solves `a x = b` for a small symmetric positive definite system by
-/// Gaussian elimination with partial pivoting.
+/// Smoothing constants of Holt-Winters: level, trend, season, damping.
+type HwParams = (f64, f64, f64, f64);
+
+/// Runs Holt-Winters over days `first..e`; returns (level, trend, weekday
+/// factors, sum of absolute one-step relative errors after the first week).
+fn holt_winters_run(
+    t: &[f64],
+    first: usize,
+    e: usize,
+    (alpha, beta, gamma, phi): HwParams,
+) -> (f64, f64, [f64; 7], f64) {
+    let mean = |a: usize| t[a..a + 7].iter().sum::<f64>() / 7.0;
+    let mut level = mean(first);
+    let mut trend = (mean(first + 7) - level) / 7.0;
+    let mut season = [1.0; 7];
+    if level > 0.0 {
+        for p in first..first + 7 {
+            season[p % 7] = t[p] / level;
+        }
+    }
+    let mut error = 0.0;
+    for p in first + 7..e {
+        let s = season[p % 7].max(1e-3);
+        let pred = (level + phi * trend) * s;
+        if t[p] > 0.0 && p >= first + 14 {
+            error += ((t[p] - pred) / t[p]).abs();
+        }
+        let new_level = alpha * t[p] / s + (1.0 - alpha) * (level + phi * trend);
+        trend = beta * (new_level - level) + (1.0 - beta) * phi * trend;
+        level = new_level;
+        if level > 0.0 {
+            season[p % 7] = gamma * t[p] / level + (1.0 - gamma) * s;
+        }
+    }
+    (level, trend, season, error)
+}
+
+fn holt_winters(t: &[f64], e: usize, totals: &mut [f64]) {
+    let first = e.saturating_sub(HOLT_WINTERS_DAYS);
+    let mut best = (f64::INFINITY, (0.25, 0.0, 0.05, 0.8));
+    for alpha in [0.1, 0.25, 0.5, 0.8] {
+        for beta in [0.0, 0.1] {
+            for gamma in [0.05, 0.2] {
+                for phi in [0.8, 0.95] {
+                    let params = (alpha, beta, gamma, phi);
+                    let (_, _, _, error) = holt_winters_run(t, first, e, params);
+                    if error < best.0 {
+                        best = (error, params);
+                    }
+                }
+            }
+        }
+    }
+    let phi = best.1 .3;
+    let (level, trend, season, _) = holt_winters_run(t, first, e, best.1);
+    let (mut damp, mut phi_i) = (0.0, 1.0);
+    for (lead, out) in totals.iter_mut().enumerate() {
+        phi_i *= phi;
+        damp += phi_i;
+        *out = (level + damp * trend) * season[(e + lead) % 7];
+    }
+}
+
+/// Solves `a x = b` for a small well-conditioned system by Gaussian
+/// elimination with partial pivoting; `None` if singular.
 fn solve<const K: usize>(mut a: [[f64; K]; K], mut b: [f64; K]) -> Option<[f64; K]> {
+    let scale = (0..K).map(|i| a[i][i].abs()).fold(0.0, f64::max);
     for col in 0..K {
         let pivot = (col..K).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        if a[pivot][col].abs() < 1e-12 {
+        if a[pivot][col].abs() <= 1e-12 * scale {
             return None;
         }
         a.swap(col, pivot);

@@ -29,16 +29,34 @@ pub struct History {
 impl History {
     /// A history with no buckets at all.
     pub fn empty() -> History {
-        History { first_bucket: 0, kwh: Vec::new(), scaled: Vec::new(), dropped_partial: Vec::new() }
+        History {
+            first_bucket: 0,
+            kwh: Vec::new(),
+            scaled: Vec::new(),
+            dropped_partial: Vec::new(),
+        }
     }
 
     /// Dense, full buckets starting at `first_bucket`. A NaN, infinite or
     /// negative value marks a missing bucket.
     pub fn from_kwh(first_bucket: i64, kwh: &[f64]) -> History {
-        let kwh: Vec<f64> =
-            kwh.iter().map(|&v| if v.is_finite() && v >= 0.0 { v } else { f64::NAN }).collect();
+        let kwh: Vec<f64> = kwh
+            .iter()
+            .map(|&v| {
+                if v.is_finite() && v >= 0.0 {
+                    v
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
         let n = kwh.len();
-        History { first_bucket, kwh, scaled: vec![false; n], dropped_partial: vec![false; n] }
+        History {
+            first_bucket,
+            kwh,
+            scaled: vec![false; n],
+            dropped_partial: vec![false; n],
+        }
     }
 
     /// Dense buckets with their covered seconds (0 = missing, 900 = full).
@@ -126,13 +144,19 @@ impl History {
     /// The last usable bucket before `before`, if any.
     pub fn last_covered_before(&self, before: i64) -> Option<i64> {
         let (a, b) = self.clamp(self.first_bucket, before);
-        self.kwh[a..b].iter().rposition(|v| !v.is_nan()).map(|i| self.first_bucket + (a + i) as i64)
+        self.kwh[a..b]
+            .iter()
+            .rposition(|v| !v.is_nan())
+            .map(|i| self.first_bucket + (a + i) as i64)
     }
 
     /// The first usable bucket in `[from, before)`, if any.
     pub fn first_covered_between(&self, from: i64, before: i64) -> Option<i64> {
         let (a, b) = self.clamp(from, before);
-        self.kwh[a..b].iter().position(|v| !v.is_nan()).map(|i| self.first_bucket + (a + i) as i64)
+        self.kwh[a..b]
+            .iter()
+            .position(|v| !v.is_nan())
+            .map(|i| self.first_bucket + (a + i) as i64)
     }
 
     /// (scaled partial, dropped partial) buckets in `[from, to)`.
@@ -190,12 +214,18 @@ impl Grid {
         }
         let observed_sum: f64 = vals.iter().filter(|v| !v.is_nan()).sum();
         let observed_count = observed.iter().filter(|&&o| o).count();
-        let overall_mean = if observed_count > 0 { observed_sum / observed_count as f64 } else { 0.0 };
+        let overall_mean = if observed_count > 0 {
+            observed_sum / observed_count as f64
+        } else {
+            0.0
+        };
         let mut slot_mean = [overall_mean; DAY];
         for (s, mean) in slot_mean.iter_mut().enumerate() {
             let (sum, count) = (0..n_days)
                 .filter(|&p| observed[p * DAY + s])
-                .fold((0.0, 0usize), |(sum, c), p| (sum + vals[p * DAY + s], c + 1));
+                .fold((0.0, 0usize), |(sum, c), p| {
+                    (sum + vals[p * DAY + s], c + 1)
+                });
             if count > 0 {
                 *mean = sum / count as f64;
             }
@@ -217,8 +247,17 @@ impl Grid {
             }
         }
         let totals = vals.chunks_exact(DAY).map(|d| d.iter().sum()).collect();
-        let full_day = observed.chunks_exact(DAY).map(|d| d.iter().all(|&o| o)).collect();
-        Grid { n_days, vals, observed, totals, full_day }
+        let full_day = observed
+            .chunks_exact(DAY)
+            .map(|d| d.iter().all(|&o| o))
+            .collect();
+        Grid {
+            n_days,
+            vals,
+            observed,
+            totals,
+            full_day,
+        }
     }
 
     pub fn day(&self, p: usize) -> &[f64] {

@@ -13,6 +13,7 @@ mod tests;
 
 use std::fmt;
 
+pub use blend::forecast_only;
 pub use history::{History, MIN_PARTIAL_COVERAGE_S};
 
 /// 15-minute buckets per day.
@@ -23,7 +24,7 @@ pub const MIN_HISTORY_BUCKETS: usize = BUCKETS_PER_DAY;
 /// The longest horizon: four weeks.
 pub const MAX_HORIZON_BUCKETS: usize = 28 * BUCKETS_PER_DAY;
 /// The model never reads more than this many days before its fit origin.
-pub const LOOKBACK_DAYS: usize = 112;
+pub const LOOKBACK_DAYS: usize = blend::LOOKBACK;
 /// Nominal coverage of [`Forecast::interval`].
 pub const INTERVAL_LEVEL: f64 = 0.8;
 
@@ -118,10 +119,16 @@ impl fmt::Display for Fallback {
                 "{validation_origins} past error(s): interval from the spread of daily totals"
             ),
             Fallback::ValidatedOnShorterHorizon { days } => {
-                write!(f, "history too short to validate the full horizon: validated on {days} day(s)")
+                write!(
+                    f,
+                    "history too short to validate the full horizon: validated on {days} day(s)"
+                )
             }
             Fallback::StaleHistory { weeks } => {
-                write!(f, "no data in the week before the origin: fitted {weeks} week(s) earlier")
+                write!(
+                    f,
+                    "no data in the week before the origin: fitted {weeks} week(s) earlier"
+                )
             }
         }
     }
@@ -131,7 +138,10 @@ impl fmt::Display for Fallback {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForecastError {
     /// Fewer than [`MIN_HISTORY_BUCKETS`] usable buckets before the origin.
-    InsufficientHistory { needed_buckets: usize, covered_buckets: usize },
+    InsufficientHistory {
+        needed_buckets: usize,
+        covered_buckets: usize,
+    },
     /// The horizon is 0 or above [`MAX_HORIZON_BUCKETS`].
     HorizonOutOfRange { requested: usize, max: usize },
 }
@@ -139,7 +149,10 @@ pub enum ForecastError {
 impl fmt::Display for ForecastError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            ForecastError::InsufficientHistory { needed_buckets, covered_buckets } => write!(
+            ForecastError::InsufficientHistory {
+                needed_buckets,
+                covered_buckets,
+            } => write!(
                 f,
                 "not enough history to forecast: need at least {needed_buckets} 15-minute buckets \
                  ({} hours) before the start, have {covered_buckets}",
