@@ -1,6 +1,8 @@
 //! The blend: component forecasts weighted by their own recent errors, and
 //! an interval from the blend's own honest past errors.
 
+use std::ops::Range;
+
 use super::components::{Level, Shape, LEVELS, MAX_COMPONENT_LOOKBACK_DAYS, SHAPES};
 use super::history::{Grid, History};
 use super::{
@@ -28,6 +30,12 @@ const MIN_ORIGINS_FOR_WEIGHTS: usize = 3;
 /// Below this many past errors the conformal interval is undefined at 80%
 /// (it needs (n + 1) × 10% ≥ 1); the daily spread stands in.
 const MIN_ERRORS_FOR_INTERVAL: usize = 9;
+/// Shapes are scored at the origins weights and errors are taken from.
+const SHAPE_ORIGINS: usize = if WEIGHT_ORIGINS > ERROR_ORIGINS { WEIGHT_ORIGINS } else { ERROR_ORIGINS };
+/// ... on at most this many leading days: a shape's errors repeat weekly
+/// (every shape looks a whole number of weeks back), so a week of leads
+/// says what four would.
+const SHAPE_SCORED_LEADS: usize = 7;
 /// Shape weights are proportional to loss^-SHAPE_WEIGHT_POWER.
 const SHAPE_WEIGHT_POWER: f64 = 2.0;
 
@@ -40,11 +48,16 @@ struct Validation {
     shapes: Vec<Shape>,
     /// `[u][level][lead]`: forecast daily totals.
     level_totals: Vec<f64>,
-    /// `[u][lead]`: the actual daily total, NaN where not fully observed.
-    actual_totals: Vec<f64>,
-    /// `[u][shape]`: Σ |shape × actual total − actual| over observed buckets.
+    /// `[u][i][j]`: Σ over the leads of r_i r_j, r the relative errors of
+    /// the levels' daily totals (fully observed days only).
+    level_gram: Vec<f64>,
+    /// `[u]`: how many days went into `level_gram[u]`.
+    level_rows: Vec<usize>,
+    /// `[u][shape]` for `u < SHAPE_ORIGINS`: Σ |shape × actual total −
+    /// actual| over the observed buckets of the first `SHAPE_SCORED_LEADS`.
     shape_loss: Vec<f64>,
-    /// `[u][shape]`: share of the last lead day inside the horizon.
+    /// `[u][shape]` for `u < SHAPE_ORIGINS`: share of the last lead day
+    /// inside the horizon.
     shape_tail: Vec<f64>,
     /// `[u]`: the actual total over the horizon, NaN if under 90% observed.
     actual_horizon: Vec<f64>,
@@ -140,12 +153,13 @@ pub fn forecast_only(
     if equal {
         fallbacks.push(Fallback::EqualWeights { validation_origins: weight_set.len() });
     }
-    let (level_w, shape_w) = val.weights(weight_set.clone());
+    let level_w = val.level_weights(weight_set.clone());
+    let shape_w = val.shape_weights(weight_set.clone());
 
     // Honest errors: at each recent past origin, the blend with the weights
     // it would have learned then, from origins whose horizon had ended.
     let mut errors = Vec::with_capacity(ERROR_ORIGINS);
-    for v in 0..ERROR_ORIGINS.min(val.origins.len()) {
+    for v in 0..ERROR_ORIGINS.min(val.origins.len()).min(SHAPE_ORIGINS) {
         let actual = val.actual_horizon[v];
         if actual.is_nan() {
             continue;
@@ -155,8 +169,9 @@ pub fn forecast_only(
         if to < from + MIN_ORIGINS_FOR_WEIGHTS {
             break;
         }
-        let (lw, sw) = val.weights(from..to);
-        let predicted = val.blended_total(v, &lw, &sw);
+        // The shape only matters here through a partial last day; the
+        // current shape weights stand in for the ones learned back then.
+        let predicted = val.blended_total(v, &val.level_weights(from..to), &shape_w);
         if predicted > 0.0 {
             errors.push(actual / predicted - 1.0);
         }
@@ -178,7 +193,7 @@ pub fn forecast_only(
         if w == 0.0 {
             continue;
         }
-        c.forecast(&grid, n_days, &mut curves);
+        c.forecast(&grid, n_days, 0..n_leads, &mut curves);
         for (out, curve) in shape.chunks_exact_mut(DAY).zip(curves.chunks_exact(DAY)) {
             add_normalised(out, curve, w);
         }
@@ -252,26 +267,21 @@ fn validate(
     shapes: Vec<Shape>,
 ) -> Validation {
     let (nu, nl, ns) = (origins.len(), levels.len(), shapes.len());
+    let nsu = nu.min(SHAPE_ORIGINS);
     let mut val = Validation {
         level_totals: vec![0.0; nu * nl * leads],
-        actual_totals: vec![f64::NAN; nu * leads],
-        shape_loss: vec![0.0; nu * ns],
-        shape_tail: vec![1.0; nu * ns],
+        level_gram: vec![0.0; nu * nl * nl],
+        level_rows: vec![0; nu],
+        shape_loss: vec![0.0; nsu * ns],
+        shape_tail: vec![1.0; nsu * ns],
         actual_horizon: vec![f64::NAN; nu],
         origins,
         leads,
         levels,
         shapes,
     };
-    let tail = horizon - (leads - 1) * DAY;
-    let mut curves = vec![0.0; leads * DAY];
+    let mut r = vec![0.0; nl];
     for (u, &e) in val.origins.iter().enumerate() {
-        for lead in 0..leads {
-            let d = e + lead;
-            if grid.full_day[d] {
-                val.actual_totals[u * leads + lead] = grid.totals[d];
-            }
-        }
         let window = e * DAY..e * DAY + horizon;
         let observed = grid.observed[window.clone()].iter().filter(|&&o| o).count();
         if observed * 10 >= horizon * 9 {
@@ -280,13 +290,36 @@ fn validate(
         for (li, c) in val.levels.iter().enumerate() {
             c.forecast(grid, e, &mut val.level_totals[(u * nl + li) * leads..][..leads]);
         }
+        let gram = &mut val.level_gram[u * nl * nl..(u + 1) * nl * nl];
+        for lead in 0..leads {
+            let actual = grid.totals[e + lead];
+            if !(grid.full_day[e + lead] && actual > 0.0) {
+                continue;
+            }
+            for (li, ri) in r.iter_mut().enumerate() {
+                *ri = val.level_totals[(u * nl + li) * leads + lead] / actual - 1.0;
+            }
+            for i in 0..nl {
+                for j in 0..nl {
+                    gram[i * nl + j] += r[i] * r[j];
+                }
+            }
+            val.level_rows[u] += 1;
+        }
+    }
+    let scored = leads.min(SHAPE_SCORED_LEADS);
+    let tail = horizon - (leads - 1) * DAY;
+    let mut curves = vec![0.0; scored * DAY];
+    let mut last = [0.0; DAY];
+    for (u, &e) in val.origins.iter().enumerate().take(nsu) {
         for (si, c) in val.shapes.iter().enumerate() {
-            c.forecast(grid, e, &mut curves);
+            c.forecast(grid, e, 0..scored, &mut curves);
             let mut loss = 0.0;
+            let mut shaped = [0.0; DAY];
             for (lead, curve) in curves.chunks_exact(DAY).enumerate() {
                 let d = e + lead;
                 let (truth, observed) = (grid.day(d), grid.day_observed(d));
-                let mut shaped = [0.0; DAY];
+                shaped.fill(0.0);
                 add_normalised(&mut shaped, curve, grid.totals[d]);
                 for s in 0..DAY {
                     if observed[s] {
@@ -295,50 +328,53 @@ fn validate(
                 }
             }
             val.shape_loss[u * ns + si] = loss;
-            let last = &curves[(leads - 1) * DAY..];
-            let sum: f64 = last.iter().sum();
-            val.shape_tail[u * ns + si] =
-                if sum > 0.0 { last[..tail].iter().sum::<f64>() / sum } else { tail as f64 / DAY as f64 };
+            if tail < DAY {
+                let last = if leads <= scored {
+                    &curves[(leads - 1) * DAY..]
+                } else {
+                    c.forecast(grid, e, leads - 1..leads, &mut last);
+                    &last[..]
+                };
+                let sum: f64 = last.iter().sum();
+                val.shape_tail[u * ns + si] = if sum > 0.0 {
+                    last[..tail].iter().sum::<f64>() / sum
+                } else {
+                    tail as f64 / DAY as f64
+                };
+            }
         }
     }
     val
 }
 
 impl Validation {
-    /// (level weights, shape weights) learned from origins `set`.
-    fn weights(&self, set: std::ops::Range<usize>) -> (Vec<f64>, Vec<f64>) {
-        let (nl, ns, leads) = (self.levels.len(), self.shapes.len(), self.leads);
-        let equal = |n: usize| vec![1.0 / n as f64; n];
-        if set.len() < MIN_ORIGINS_FOR_WEIGHTS {
-            return (equal(nl), equal(ns));
+    /// Level weights learned from origins `set`: the convex combination with
+    /// the least squared relative error (stacking), so that complementary
+    /// components share the weight rather than the best taking all.
+    fn level_weights(&self, set: Range<usize>) -> Vec<f64> {
+        let nl = self.levels.len();
+        let rows: usize = self.level_rows[set.clone()].iter().sum();
+        if set.len() < MIN_ORIGINS_FOR_WEIGHTS || rows < MIN_ORIGINS_FOR_WEIGHTS {
+            return vec![1.0 / nl as f64; nl];
         }
-        // Levels: the convex combination with the least squared relative
-        // error (stacking), so complementary components both get weight.
         let mut gram = vec![0.0; nl * nl];
-        let mut rows = 0usize;
-        let mut r = vec![0.0; nl];
-        for u in set.clone() {
-            for lead in 0..leads {
-                let actual = self.actual_totals[u * leads + lead];
-                if !(actual > 0.0) {
-                    continue;
-                }
-                for (li, ri) in r.iter_mut().enumerate() {
-                    *ri = self.level_totals[(u * nl + li) * leads + lead] / actual - 1.0;
-                }
-                for i in 0..nl {
-                    for j in 0..nl {
-                        gram[i * nl + j] += r[i] * r[j];
-                    }
-                }
-                rows += 1;
+        for u in set {
+            for (g, x) in gram.iter_mut().zip(&self.level_gram[u * nl * nl..(u + 1) * nl * nl]) {
+                *g += x;
             }
         }
-        let level_w = if rows >= MIN_ORIGINS_FOR_WEIGHTS {
-            simplex_least_squares(&gram, nl)
-        } else {
-            equal(nl)
-        };
+        simplex_least_squares(&gram, nl)
+    }
+
+    /// Shape weights learned from origins `set` (within `SHAPE_ORIGINS`):
+    /// proportional to loss^-p. Shapes are all averages of past days and
+    /// their errors highly correlated, so stacking would only chase noise.
+    fn shape_weights(&self, set: Range<usize>) -> Vec<f64> {
+        let ns = self.shapes.len();
+        let set = set.start..set.end.min(self.shape_loss.len() / ns.max(1));
+        if set.len() < MIN_ORIGINS_FOR_WEIGHTS {
+            return vec![1.0 / ns as f64; ns];
+        }
         let mut loss = vec![0.0; ns];
         for u in set {
             for (l, x) in loss.iter_mut().zip(&self.shape_loss[u * ns..(u + 1) * ns]) {
@@ -346,15 +382,13 @@ impl Validation {
             }
         }
         let min = loss.iter().copied().fold(f64::INFINITY, f64::min);
-        let shape_w = if min > 0.0 && min.is_finite() {
-            // Relative to the best, so the powers cannot underflow.
-            let w: Vec<f64> = loss.iter().map(|l| (min / l).powf(SHAPE_WEIGHT_POWER)).collect();
-            let sum: f64 = w.iter().sum();
-            w.iter().map(|x| x / sum).collect()
-        } else {
-            equal(ns)
-        };
-        (level_w, shape_w)
+        if !(min > 0.0 && min.is_finite()) {
+            return vec![1.0 / ns as f64; ns];
+        }
+        // Relative to the best, so the powers cannot underflow.
+        let w: Vec<f64> = loss.iter().map(|l| (min / l).powf(SHAPE_WEIGHT_POWER)).collect();
+        let sum: f64 = w.iter().sum();
+        w.iter().map(|x| x / sum).collect()
     }
 
     /// The blended forecast of the horizon's total at origin `u`.
@@ -375,44 +409,99 @@ impl Validation {
     }
 }
 
-/// argmin over the simplex of wᵀ G w, by projected gradient descent.
+/// argmin over the simplex {w ≥ 0, Σ w = 1} of wᵀ G w.
+///
+/// The sum constraint becomes a stiff penalty M (Σ w − 1)², which turns the
+/// problem into non-negative least squares in Gram form, solved exactly by
+/// Lawson and Hanson's active-set method (a few passes for 8 weights); the
+/// result is then renormalised to sum to exactly 1.
 fn simplex_least_squares(gram: &[f64], n: usize) -> Vec<f64> {
-    let mut w = vec![1.0 / n as f64; n];
-    // Step 1/L with L ≥ the largest eigenvalue of 2G (its trace bounds it).
     let trace: f64 = (0..n).map(|i| gram[i * n + i]).sum();
-    if !(trace > 0.0) {
-        return w;
+    if !(trace > 0.0 && trace.is_finite()) {
+        return vec![1.0 / n as f64; n];
     }
-    let step = 1.0 / (2.0 * trace);
-    let mut grad = vec![0.0; n];
-    for _ in 0..500 {
-        for (i, g) in grad.iter_mut().enumerate() {
-            *g = 2.0 * (0..n).map(|j| gram[i * n + j] * w[j]).sum::<f64>();
+    let m = 1e4 * trace;
+    let g = |i: usize, j: usize| gram[i * n + j] + m;
+    // The negative half-gradient at w: M·1 − G' w.
+    let slack = |w: &[f64], j: usize| m - (0..n).map(|i| g(j, i) * w[i]).sum::<f64>();
+    let mut w = vec![0.0; n];
+    let mut passive = vec![false; n];
+    for _ in 0..3 * n {
+        let Some(j) = (0..n)
+            .filter(|&j| !passive[j])
+            .max_by(|&a, &b| slack(&w, a).total_cmp(&slack(&w, b)))
+            .filter(|&j| slack(&w, j) > 1e-12 * m)
+        else {
+            break;
+        };
+        passive[j] = true;
+        loop {
+            let idx: Vec<usize> = (0..n).filter(|&i| passive[i]).collect();
+            let a: Vec<f64> = idx.iter().flat_map(|&i| idx.iter().map(move |&k| g(i, k))).collect();
+            let Some(z) = solve_dense(a, vec![m; idx.len()]) else {
+                passive[j] = false;
+                break;
+            };
+            if z.iter().all(|&x| x > 0.0) {
+                w.fill(0.0);
+                for (&i, &x) in idx.iter().zip(&z) {
+                    w[i] = x;
+                }
+                break;
+            }
+            // Step towards z until the first weight reaches zero; drop it.
+            let mut alpha = 1.0f64;
+            for (&i, &x) in idx.iter().zip(&z) {
+                if x <= 0.0 {
+                    alpha = alpha.min(w[i] / (w[i] - x));
+                }
+            }
+            for (&i, &x) in idx.iter().zip(&z) {
+                w[i] += alpha * (x - w[i]);
+                if w[i] <= 1e-15 {
+                    w[i] = 0.0;
+                    passive[i] = false;
+                }
+            }
         }
-        for (wi, g) in w.iter_mut().zip(&grad) {
-            *wi -= step * g;
-        }
-        project_to_simplex(&mut w);
     }
-    w
+    let sum: f64 = w.iter().sum();
+    if sum > 0.0 {
+        w.iter().map(|x| x / sum).collect()
+    } else {
+        vec![1.0 / n as f64; n]
+    }
 }
 
-/// Euclidean projection onto {w ≥ 0, Σ w = 1}.
-fn project_to_simplex(w: &mut [f64]) {
-    let mut sorted = w.to_vec();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    let mut cumulative = 0.0;
-    let mut theta = 0.0;
-    for (i, &x) in sorted.iter().enumerate() {
-        cumulative += x;
-        let t = (cumulative - 1.0) / (i + 1) as f64;
-        if x - t > 0.0 {
-            theta = t;
+/// Solves the row-major `n × n` system `a x = b` by Gaussian elimination
+/// with partial pivoting; `None` if it is singular.
+fn solve_dense(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    let scale = (0..n).map(|i| a[i * n + i].abs()).fold(0.0, f64::max);
+    for col in 0..n {
+        let pivot =
+            (col..n).max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))?;
+        if a[pivot * n + col].abs() <= 1e-13 * scale {
+            return None;
+        }
+        for k in 0..n {
+            a.swap(col * n + k, pivot * n + k);
+        }
+        b.swap(col, pivot);
+        for row in col + 1..n {
+            let f = a[row * n + col] / a[col * n + col];
+            for k in col..n {
+                a[row * n + k] -= f * a[col * n + k];
+            }
+            b[row] -= f * b[col];
         }
     }
-    for x in w.iter_mut() {
-        *x = (*x - theta).max(0.0);
+    let mut x = vec![0.0; n];
+    for row in (0..n).rev() {
+        let s: f64 = (row + 1..n).map(|k| a[row * n + k] * x[k]).sum();
+        x[row] = (b[row] - s) / a[row * n + row];
     }
+    Some(x)
 }
 
 /// Split-conformal interval from the relative errors `actual / predicted − 1`

@@ -12,6 +12,8 @@
 //! Weekdays are `day index mod 7`, so "the same weekday" means "a whole
 //! number of weeks earlier" whatever the calendar.
 
+use std::ops::Range;
+
 use super::history::Grid;
 use super::BUCKETS_PER_DAY;
 
@@ -172,9 +174,11 @@ impl Shape {
         }
     }
 
-    /// Fills `curves[..n_leads * 96]`. Requires [`Shape::available`].
-    pub fn forecast(self, grid: &Grid, e: usize, curves: &mut [f64]) {
+    /// Fills `curves` with the curves of `leads` (96 values each).
+    /// Requires [`Shape::available`].
+    pub fn forecast(self, grid: &Grid, e: usize, leads: Range<usize>, curves: &mut [f64]) {
         debug_assert!(self.available(e));
+        debug_assert_eq!(curves.len(), leads.len() * DAY);
         if let Shape::MeanRecentDays7 | Shape::MeanRecentDays28 = self {
             let days = e.min(if self == Shape::MeanRecentDays7 { 7 } else { 28 });
             let (first, rest) = curves.split_at_mut(DAY);
@@ -188,7 +192,7 @@ impl Shape {
             }
             return;
         }
-        for (lead, out) in curves.chunks_exact_mut(DAY).enumerate() {
+        for (lead, out) in leads.zip(curves.chunks_exact_mut(DAY)) {
             match self {
                 Shape::Yesterday => out.copy_from_slice(grid.day(e - 1)),
                 Shape::SameDayLastWeek => out.copy_from_slice(grid.day(same_weekday(e, lead, 0))),
