@@ -16,16 +16,16 @@ use proptest::prelude::*;
 use crate::util::TempDir;
 
 /// Seconds simulated per ship: two days, starting at 2020-01-01T00:00:00Z.
-const HORIZON_S: i64 = 2 * 86_400;
-const EPOCH_S: i64 = 1_577_836_800;
+pub const HORIZON_S: i64 = 2 * 86_400;
+pub const EPOCH_S: i64 = 1_577_836_800;
 const SHIPS: u64 = 3;
 
 /// One POST: readings as (seconds from EPOCH_S, value), in request order.
 #[derive(Clone, Debug)]
-struct Post {
+pub struct Post {
     units: Units,
     interval_s: Option<i64>,
-    readings: Vec<(i64, f64)>,
+    pub readings: Vec<(i64, f64)>,
 }
 
 #[derive(Clone, Debug)]
@@ -37,7 +37,7 @@ enum Op {
 
 /// A POST: a start anywhere (unaligned), a spacing, some readings skipped
 /// (gaps), now and then one early (a shorter span), shuffled.
-fn post() -> impl Strategy<Value = Post> {
+pub fn post() -> impl Strategy<Value = Post> {
     let spacing = prop_oneof![Just(300i64), Just(900), Just(3600), 1i64..2000];
     (
         0i64..HORIZON_S - 2 * 3600,
@@ -110,7 +110,7 @@ fn body(ship: u64, post: &Post) -> Vec<u8> {
 }
 
 /// The engine's side: parse, normalise, write, exactly as `POST /data` does.
-fn write(engine: &Engine, ship: u64, post: &Post) {
+pub fn write(engine: &Engine, ship: u64, post: &Post) {
     let parsed =
         powerd::wire::parse_post_body(&body(ship, post)).expect("generated bodies are valid");
     let spans = powerd::normalise::normalise(parsed.units, &parsed.readings, parsed.interval_s)
@@ -223,7 +223,7 @@ fn assert_matches(engine: &Engine, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn small_log() -> EngineOptions {
+pub fn small_log() -> EngineOptions {
     // Tiny checkpoint threshold so automatic checkpoints happen mid-run too.
     EngineOptions {
         checkpoint_log_bytes: 4096,

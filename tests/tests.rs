@@ -6,6 +6,7 @@ mod engine;
 mod fuzz_replay;
 mod http;
 mod process;
+mod rollup;
 mod util;
 
 #[test]
