@@ -166,9 +166,6 @@ fn run(series: &Series, verbose: bool) {
     let mut mean4 = Score::default();
     let mut model = Score::default();
     let mut times = Vec::new();
-    let names = ["L:yesterday","L:mean_4_same_weekdays","L:mean_7_days","L:weekday_adjusted_yesterday","L:weekly_level","L:trend_weekday_ols","L:trend_weekday_ols_ar1","L:holt_winters",
-    "S:yesterday","S:same_day_last_week","S:mean_4_same_weekdays","S:ew_same_weekdays","S:mean_7_days","S:mean_28_days"];
-    let mut comp = vec![Score::default(); names.len()];
     for &o in origins {
         let actual = &kwh[o..o + DAY];
         let scale = (WEEK..o)
@@ -196,18 +193,6 @@ fn run(series: &Series, verbose: bool) {
             scale,
             Some((f.interval.low_kwh, f.interval.high_kwh)),
         );
-        if std::env::var("COMPONENTS").is_ok() {
-            for (i, name) in names.iter().enumerate() {
-                let f = powerd::forecast::forecast_only(&history, origin_bucket, DAY, name.strip_prefix("L:"), name.strip_prefix("S:"))
-                    .expect("forecast");
-                comp[i].add(
-                    actual,
-                    &f.values_kwh,
-                    scale,
-                    Some((f.interval.low_kwh, f.interval.high_kwh)),
-                );
-            }
-        }
         if verbose {
             print_origin(&f, actual);
         }
@@ -237,11 +222,6 @@ fn run(series: &Series, verbose: bool) {
     println!("{}", yesterday.row("yesterday's profile"));
     println!("{}", last_week.row("same day last week"));
     println!("{}", mean4.row("mean of last 4 same weekdays"));
-    if std::env::var("COMPONENTS").is_ok() {
-        for (i, name) in names.iter().enumerate() {
-            println!("{}", comp[i].row(name));
-        }
-    }
     times.sort();
     println!(
         "fit+forecast: p50 {:.2} ms, max {:.2} ms over the origins; with the full year ({} buckets): \

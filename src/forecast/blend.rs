@@ -1,5 +1,5 @@
-//! The blend: component forecasts weighted by their own recent errors, and
-//! an interval from the blend's own honest past errors.
+//! The blend: component forecasts weighted by their own errors at past
+//! origins, and an interval from the blend's own honest past errors.
 
 use std::ops::Range;
 
@@ -13,31 +13,39 @@ use super::{
 const DAY: usize = BUCKETS_PER_DAY;
 const WEEK: i64 = 7 * DAY as i64;
 
-/// Past origins (one a day) the weights are learned from.
-pub(crate) const WEIGHT_ORIGINS: usize = 28;
+/// Past origins (one a day) the weights are learned from: four weeks, so
+/// every weekday counts four times.
+const WEIGHT_ORIGINS: usize = 28;
 /// Past origins whose blended errors make the interval.
 const ERROR_ORIGINS: usize = 28;
-/// The history the model reads: every error origin needs its own
-/// weight-learning origins before it, and each of those its components'
-/// lookback.
-pub(crate) const LOOKBACK: usize =
+/// The days of history the model reads: an error origin needs the horizon
+/// and its own weight-learning origins before it, and each of those its
+/// components' lookback.
+pub(super) const LOOKBACK_DAYS: usize =
     MAX_COMPONENT_LOOKBACK_DAYS + WEIGHT_ORIGINS + ERROR_ORIGINS + MAX_HORIZON_BUCKETS / DAY;
-/// A component is blended in only if it can be scored on at least this many
-/// past origins (or on all there are, if fewer).
-const MIN_SCORED_ORIGINS: usize = 7;
-/// Below this many past origins, weights are equal.
+/// Below this many past origins, weights are equal; a component is blended
+/// in only if it can be scored on at least this many (or on all there are).
 const MIN_ORIGINS_FOR_WEIGHTS: usize = 3;
-/// Below this many past errors the conformal interval is undefined at 80%
-/// (it needs (n + 1) × 10% ≥ 1); the daily spread stands in.
+/// The horizon is validated as asked only if the history leaves at least
+/// this many past origins for it; else a shorter horizon is validated.
+const MIN_ORIGINS_AT_HORIZON: usize = 7;
+/// Below this many past errors the conformal interval does not exist at 80%
+/// (its ranks need (n + 1) × 10% ≥ 1); the daily spread stands in.
 const MIN_ERRORS_FOR_INTERVAL: usize = 9;
 /// Shapes are scored at the origins weights and errors are taken from.
-const SHAPE_ORIGINS: usize = if WEIGHT_ORIGINS > ERROR_ORIGINS { WEIGHT_ORIGINS } else { ERROR_ORIGINS };
-/// ... on at most this many leading days: a shape's errors repeat weekly
-/// (every shape looks a whole number of weeks back), so a week of leads
-/// says what four would.
+const SHAPE_ORIGINS: usize = if WEIGHT_ORIGINS > ERROR_ORIGINS {
+    WEIGHT_ORIGINS
+} else {
+    ERROR_ORIGINS
+};
+/// ... on at most this many leading days: every shape's curve for lead `L`
+/// is its curve for lead `L mod 7`, so a week of leads scores every curve
+/// it will ever give.
 const SHAPE_SCORED_LEADS: usize = 7;
 /// Shape weights are proportional to loss^-SHAPE_WEIGHT_POWER.
 const SHAPE_WEIGHT_POWER: f64 = 2.0;
+/// A past horizon is scored only if at least this share of it was observed.
+const MIN_OBSERVED_SHARE: f64 = 0.9;
 
 /// What the validation at past origins recorded, per origin `u` (0 = the
 /// most recent), whose forecast starts at day `origins[u]`.
@@ -59,7 +67,7 @@ struct Validation {
     /// `[u][shape]` for `u < SHAPE_ORIGINS`: share of the last lead day
     /// inside the horizon.
     shape_tail: Vec<f64>,
-    /// `[u]`: the actual total over the horizon, NaN if under 90% observed.
+    /// `[u]`: the actual total over the horizon, NaN if too little observed.
     actual_horizon: Vec<f64>,
 }
 
@@ -67,17 +75,6 @@ pub(super) fn forecast(
     history: &History,
     origin: i64,
     horizon: usize,
-) -> Result<Forecast, ForecastError> {
-    forecast_only(history, origin, horizon, None, None)
-}
-
-#[doc(hidden)]
-pub fn forecast_only(
-    history: &History,
-    origin: i64,
-    horizon: usize,
-    only_level: Option<&str>,
-    only_shape: Option<&str>,
 ) -> Result<Forecast, ForecastError> {
     if horizon == 0 || horizon > MAX_HORIZON_BUCKETS {
         return Err(ForecastError::HorizonOutOfRange {
@@ -94,14 +91,14 @@ pub fn forecast_only(
     };
     let mut fallbacks = Vec::new();
     // A ship silent for over a week: forecasting from an empty recent past
-    // would be forecasting imputation. The same time of week, whole weeks
-    // earlier where the data ends, is the best the history can say.
+    // would be forecasting the imputation. The same time of week, whole
+    // weeks earlier where the data ends, is the best the history can say.
     let stale_weeks = (origin - (last + 1)) / WEEK;
     let end = origin - stale_weeks * WEEK;
     if stale_weeks > 0 {
-        fallbacks.push(Fallback::StaleHistory { weeks: stale_weeks as usize });
+        fallbacks.push(Fallback::StaleHistory { weeks: stale_weeks as u64 });
     }
-    let lookback_start = end - (LOOKBACK * DAY) as i64;
+    let lookback_start = end - (LOOKBACK_DAYS * DAY) as i64;
     let first = history.first_covered_between(lookback_start, end).unwrap_or(end);
     let n_days = ((end - first) as usize).div_ceil(DAY);
     let start = end - (n_days * DAY) as i64;
@@ -115,110 +112,97 @@ pub fn forecast_only(
     }
 
     let n_leads = horizon.div_ceil(DAY);
-    // Validate at the asked horizon if the history allows at least a week
-    // of past origins for it, else at the longest horizon that does.
-    let val_leads = n_leads.min(n_days.saturating_sub(MIN_SCORED_ORIGINS).max(1));
+    let val_leads = n_leads.min(n_days.saturating_sub(MIN_ORIGINS_AT_HORIZON).max(1));
     if val_leads < n_leads {
         fallbacks.push(Fallback::ValidatedOnShorterHorizon { days: val_leads });
     }
     let val_horizon = horizon.min(val_leads * DAY);
 
-    let mut levels: Vec<Level> = LEVELS.iter().copied().filter(|c| c.available(n_days)).collect();
-    let mut shapes: Vec<Shape> = SHAPES.iter().copied().filter(|c| c.available(n_days)).collect();
-    if let Some(only) = only_level {
-        levels.retain(|c| c.name() == only);
-    }
-    if let Some(only) = only_shape {
-        shapes.retain(|c| c.name() == only);
-    }
-    let all_origins: Vec<usize> = (0..WEIGHT_ORIGINS + val_leads + ERROR_ORIGINS)
+    let mut levels: Vec<Level> = LEVELS.into_iter().filter(|c| c.available(n_days)).collect();
+    let mut shapes: Vec<Shape> = SHAPES.into_iter().filter(|c| c.available(n_days)).collect();
+    // Past origins, the most recent first, whose whole horizon is history.
+    let mut origins: Vec<usize> = (0..WEIGHT_ORIGINS + val_leads + ERROR_ORIGINS)
         .map_while(|u| (n_days + 1).checked_sub(val_leads + 1 + u).filter(|&e| e >= 1))
         .collect();
-    // Keep only components that can be scored on enough origins, then only
-    // the origins where all kept components can be scored.
-    let need = MIN_SCORED_ORIGINS.min(all_origins.len());
-    let scored = |available: &dyn Fn(usize) -> bool| {
-        all_origins.iter().filter(|&&e| available(e)).count() >= need
-    };
-    levels.retain(|c| scored(&|e| c.available(e)));
-    shapes.retain(|c| scored(&|e| c.available(e)));
-    let origins: Vec<usize> = all_origins
-        .into_iter()
-        .filter(|&e| levels.iter().all(|c| c.available(e)) && shapes.iter().all(|c| c.available(e)))
-        .collect();
+    if origins.len() >= MIN_ORIGINS_FOR_WEIGHTS {
+        // Keep the components that can be scored on enough origins, then
+        // the origins where all of them can.
+        let need = MIN_ORIGINS_FOR_WEIGHTS;
+        levels.retain(|c| origins.iter().filter(|&&e| c.available(e)).count() >= need);
+        shapes.retain(|c| origins.iter().filter(|&&e| c.available(e)).count() >= need);
+        origins.retain(|&e| {
+            levels.iter().all(|c| c.available(e)) && shapes.iter().all(|c| c.available(e))
+        });
+    }
 
     let val = validate(&grid, origins, val_leads, val_horizon, levels, shapes);
     let weight_set = 0..val.origins.len().min(WEIGHT_ORIGINS);
-    let equal = weight_set.len() < MIN_ORIGINS_FOR_WEIGHTS;
-    if equal {
+    if weight_set.len() < MIN_ORIGINS_FOR_WEIGHTS {
         fallbacks.push(Fallback::EqualWeights { validation_origins: weight_set.len() });
     }
     let level_w = val.level_weights(weight_set.clone());
     let shape_w = val.shape_weights(weight_set.clone());
 
-    // Honest errors: at each recent past origin, the blend with the weights
-    // it would have learned then, from origins whose horizon had ended.
+    // Honest errors: at each recent past origin, the blend with the level
+    // weights it would have learned then, from origins whose horizon had
+    // ended by it.
     let mut errors = Vec::with_capacity(ERROR_ORIGINS);
-    for v in 0..ERROR_ORIGINS.min(val.origins.len()).min(SHAPE_ORIGINS) {
+    for v in 0..val.origins.len().min(ERROR_ORIGINS) {
         let actual = val.actual_horizon[v];
-        if actual.is_nan() {
-            continue;
-        }
         let from = v + val.leads;
         let to = (from + WEIGHT_ORIGINS).min(val.origins.len());
-        if to < from + MIN_ORIGINS_FOR_WEIGHTS {
-            break;
+        if actual.is_nan() || to < from + MIN_ORIGINS_FOR_WEIGHTS {
+            continue;
         }
-        // The shape only matters here through a partial last day; the
-        // current shape weights stand in for the ones learned back then.
+        // The shape only counts here through a partial last day; today's
+        // shape weights stand in for the ones learned back then.
         let predicted = val.blended_total(v, &val.level_weights(from..to), &shape_w);
         if predicted > 0.0 {
             errors.push(actual / predicted - 1.0);
         }
     }
 
-    // The forecast itself: each day's blended total spread by the blended
-    // shape.
+    // The forecast: each day's blended total spread by the blended shape.
     let mut totals = vec![0.0; n_leads];
-    let mut blended_totals = vec![0.0; n_leads];
+    let mut day_totals = vec![0.0; n_leads];
     for (c, &w) in val.levels.iter().zip(&level_w) {
         c.forecast(&grid, n_days, &mut totals);
-        for (b, t) in blended_totals.iter_mut().zip(&totals) {
+        for (b, t) in day_totals.iter_mut().zip(&totals) {
             *b += w * t;
         }
     }
     let mut curves = vec![0.0; n_leads * DAY];
     let mut shape = vec![0.0; n_leads * DAY];
     for (c, &w) in val.shapes.iter().zip(&shape_w) {
-        if w == 0.0 {
-            continue;
-        }
-        c.forecast(&grid, n_days, 0..n_leads, &mut curves);
-        for (out, curve) in shape.chunks_exact_mut(DAY).zip(curves.chunks_exact(DAY)) {
-            add_normalised(out, curve, w);
+        if w > 0.0 {
+            c.forecast(&grid, n_days, 0..n_leads, &mut curves);
+            for (out, curve) in shape.chunks_exact_mut(DAY).zip(curves.chunks_exact(DAY)) {
+                add_normalised(out, curve, w);
+            }
         }
     }
     let values: Vec<f64> =
-        (0..horizon).map(|i| (shape[i] * blended_totals[i / DAY]).max(0.0)).collect();
+        (0..horizon).map(|i| (shape[i] * day_totals[i / DAY]).max(0.0)).collect();
     let total: f64 = values.iter().sum();
 
     let interval = if errors.len() >= MIN_ERRORS_FOR_INTERVAL {
         conformal_interval(total, &mut errors)
     } else {
-        fallbacks.push(Fallback::IntervalFromDailySpread { validation_origins: errors.len() });
+        fallbacks.push(Fallback::IntervalFromDailySpread { past_errors: errors.len() });
         spread_interval(total, &grid)
     };
 
     let (partial_buckets_scaled, partial_buckets_dropped) = history.partial_counts(start, end);
+    let named = |names: Vec<&'static str>, w: &[f64]| -> Vec<ComponentWeight> {
+        names.into_iter().zip(w).map(|(name, &weight)| ComponentWeight { name, weight }).collect()
+    };
     Ok(Forecast {
         origin_bucket: origin,
         values_kwh: values,
         total_kwh: total,
         interval,
         model: ModelInfo {
-            method: "level × shape blend: daily totals stacked from trend/weekday/persistence \
-                     models, within-day shape from seasonal profiles, weights from errors at \
-                     past origins",
+            method: METHOD,
             history_start_bucket: start,
             history_end_bucket: end,
             history_buckets_used: covered,
@@ -226,22 +210,17 @@ pub fn forecast_only(
             partial_buckets_dropped,
             imputed_buckets: n_days * DAY - covered,
             validation_origins: weight_set.len(),
-            level_weights: val
-                .levels
-                .iter()
-                .zip(&level_w)
-                .map(|(c, &weight)| ComponentWeight { name: c.name(), weight })
-                .collect(),
-            shape_weights: val
-                .shapes
-                .iter()
-                .zip(&shape_w)
-                .map(|(c, &weight)| ComponentWeight { name: c.name(), weight })
-                .collect(),
+            level_weights: named(val.levels.iter().map(|c| c.name()).collect(), &level_w),
+            shape_weights: named(val.shapes.iter().map(|c| c.name()).collect(), &shape_w),
             fallbacks,
         },
     })
 }
+
+/// [`ModelInfo::method`].
+pub(super) const METHOD: &str = "level x shape blend: daily totals stacked from trend, weekday \
+    and persistence models; within-day shape from seasonal profiles; weights learned from \
+    errors at past origins; conformal 80% interval";
 
 /// Adds `w × curve / Σ curve` (a flat day if the curve sums to nothing).
 fn add_normalised(out: &mut [f64], curve: &[f64], w: f64) {
@@ -284,7 +263,7 @@ fn validate(
     for (u, &e) in val.origins.iter().enumerate() {
         let window = e * DAY..e * DAY + horizon;
         let observed = grid.observed[window.clone()].iter().filter(|&&o| o).count();
-        if observed * 10 >= horizon * 9 {
+        if observed as f64 >= MIN_OBSERVED_SHARE * horizon as f64 {
             val.actual_horizon[u] = grid.vals[window].iter().sum();
         }
         for (li, c) in val.levels.iter().enumerate() {

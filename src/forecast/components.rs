@@ -38,9 +38,10 @@ pub(crate) enum Level {
     /// residuals' lag-1 autocorrelation: trend and weekday structure, and
     /// the persistence of whatever they do not explain.
     TrendWeekdayOlsAr,
-    /// Holt-Winters: damped additive trend, multiplicative weekday factors,
+    /// Exponential smoothing of the level with multiplicative weekday
+    /// factors (Holt-Winters without a trend: the regressions carry it),
     /// smoothing constants chosen by one-step error over the last 12 weeks.
-    HoltWinters,
+    SeasonalSmoothing,
 }
 
 pub(crate) const LEVELS: [Level; 8] = [
@@ -51,7 +52,7 @@ pub(crate) const LEVELS: [Level; 8] = [
     Level::WeeklyLevel,
     Level::TrendWeekdayOls,
     Level::TrendWeekdayOlsAr,
-    Level::HoltWinters,
+    Level::SeasonalSmoothing,
 ];
 
 /// Forecasts of within-day curves (only their shape is used).
@@ -82,12 +83,12 @@ pub(crate) const SHAPES: [Shape; 6] = [
 
 /// Days the trend + weekday regressions fit on.
 const OLS_DAYS: usize = 56;
-/// Days Holt-Winters runs over (the first two weeks initialise it).
-const HOLT_WINTERS_DAYS: usize = 84;
+/// Days the seasonal smoothing runs over (the first two weeks warm it up).
+const SMOOTHING_DAYS: usize = 84;
 /// Whole weeks behind the weekday factors.
 const WEEKDAY_FACTOR_WEEKS: usize = 4;
 /// The farthest any component looks back from its origin, in days.
-pub(crate) const MAX_COMPONENT_LOOKBACK_DAYS: usize = HOLT_WINTERS_DAYS;
+pub(crate) const MAX_COMPONENT_LOOKBACK_DAYS: usize = SMOOTHING_DAYS;
 
 impl Level {
     pub fn name(self) -> &'static str {
@@ -99,7 +100,7 @@ impl Level {
             Level::WeeklyLevel => "weekly_level",
             Level::TrendWeekdayOls => "trend_weekday_ols",
             Level::TrendWeekdayOlsAr => "trend_weekday_ols_ar1",
-            Level::HoltWinters => "holt_winters",
+            Level::SeasonalSmoothing => "seasonal_exp_smoothing",
         }
     }
 
@@ -111,7 +112,7 @@ impl Level {
             Level::MeanRecentDays7 => e >= 2,
             Level::MeanSameWeekdays4 => e >= 28,
             Level::WeekdayAdjustedYesterday | Level::WeeklyLevel => e >= 14,
-            Level::TrendWeekdayOls | Level::TrendWeekdayOlsAr | Level::HoltWinters => e >= 21,
+            Level::TrendWeekdayOls | Level::TrendWeekdayOlsAr | Level::SeasonalSmoothing => e >= 21,
         }
     }
 
@@ -145,7 +146,7 @@ impl Level {
             }
             Level::TrendWeekdayOls => trend_weekday_ols(t, e, false, totals),
             Level::TrendWeekdayOlsAr => trend_weekday_ols(t, e, true, totals),
-            Level::HoltWinters => holt_winters(t, e, totals),
+            Level::SeasonalSmoothing => seasonal_smoothing(t, e, totals),
         }
         for v in totals.iter_mut() {
             *v = v.max(0.0);
@@ -311,20 +312,17 @@ fn trend_weekday_ols(t: &[f64], e: usize, ar: bool, totals: &mut [f64]) {
     }
 }
 
-/// Smoothing constants of Holt-Winters: level, trend, season, damping.
-type HwParams = (f64, f64, f64, f64);
-
-/// Runs Holt-Winters over days `first..e`; returns (level, trend, weekday
-/// factors, sum of absolute one-step relative errors after the first week).
-fn holt_winters_run(
+/// Runs exponential smoothing of the level with multiplicative weekday
+/// factors over days `first..e`; returns (level, weekday factors, Σ absolute
+/// one-step relative error after the first two weeks).
+fn seasonal_smoothing_run(
     t: &[f64],
     first: usize,
     e: usize,
-    (alpha, beta, gamma, phi): HwParams,
-) -> (f64, f64, [f64; 7], f64) {
-    let mean = |a: usize| t[a..a + 7].iter().sum::<f64>() / 7.0;
-    let mut level = mean(first);
-    let mut trend = (mean(first + 7) - level) / 7.0;
+    alpha: f64,
+    gamma: f64,
+) -> (f64, [f64; 7], f64) {
+    let mut level = t[first..first + 7].iter().sum::<f64>() / 7.0;
     let mut season = [1.0; 7];
     if level > 0.0 {
         for p in first..first + 7 {
@@ -334,43 +332,31 @@ fn holt_winters_run(
     let mut error = 0.0;
     for p in first + 7..e {
         let s = season[p % 7].max(1e-3);
-        let pred = (level + phi * trend) * s;
         if t[p] > 0.0 && p >= first + 14 {
-            error += ((t[p] - pred) / t[p]).abs();
+            error += (1.0 - level * s / t[p]).abs();
         }
-        let new_level = alpha * t[p] / s + (1.0 - alpha) * (level + phi * trend);
-        trend = beta * (new_level - level) + (1.0 - beta) * phi * trend;
-        level = new_level;
+        level = alpha * t[p] / s + (1.0 - alpha) * level;
         if level > 0.0 {
             season[p % 7] = gamma * t[p] / level + (1.0 - gamma) * s;
         }
     }
-    (level, trend, season, error)
+    (level, season, error)
 }
 
-fn holt_winters(t: &[f64], e: usize, totals: &mut [f64]) {
-    let first = e.saturating_sub(HOLT_WINTERS_DAYS);
-    let mut best = (f64::INFINITY, (0.25, 0.0, 0.05, 0.8));
+fn seasonal_smoothing(t: &[f64], e: usize, totals: &mut [f64]) {
+    let first = e.saturating_sub(SMOOTHING_DAYS);
+    let mut best = (f64::INFINITY, 0.25, 0.05);
     for alpha in [0.1, 0.25, 0.5, 0.8] {
-        for beta in [0.0, 0.1] {
-            for gamma in [0.05, 0.2] {
-                for phi in [0.8, 0.95] {
-                    let params = (alpha, beta, gamma, phi);
-                    let (_, _, _, error) = holt_winters_run(t, first, e, params);
-                    if error < best.0 {
-                        best = (error, params);
-                    }
-                }
+        for gamma in [0.05, 0.2] {
+            let (_, _, error) = seasonal_smoothing_run(t, first, e, alpha, gamma);
+            if error < best.0 {
+                best = (error, alpha, gamma);
             }
         }
     }
-    let phi = best.1 .3;
-    let (level, trend, season, _) = holt_winters_run(t, first, e, best.1);
-    let (mut damp, mut phi_i) = (0.0, 1.0);
+    let (level, season, _) = seasonal_smoothing_run(t, first, e, best.1, best.2);
     for (lead, out) in totals.iter_mut().enumerate() {
-        phi_i *= phi;
-        damp += phi_i;
-        *out = (level + damp * trend) * season[(e + lead) % 7];
+        *out = level * season[(e + lead) % 7];
     }
 }
 

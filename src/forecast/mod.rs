@@ -13,7 +13,6 @@ mod tests;
 
 use std::fmt;
 
-pub use blend::forecast_only;
 pub use history::{History, MIN_PARTIAL_COVERAGE_S};
 
 /// 15-minute buckets per day.
@@ -24,7 +23,7 @@ pub const MIN_HISTORY_BUCKETS: usize = BUCKETS_PER_DAY;
 /// The longest horizon: four weeks.
 pub const MAX_HORIZON_BUCKETS: usize = 28 * BUCKETS_PER_DAY;
 /// The model never reads more than this many days before its fit origin.
-pub const LOOKBACK_DAYS: usize = blend::LOOKBACK;
+pub const LOOKBACK_DAYS: usize = blend::LOOKBACK_DAYS;
 /// Nominal coverage of [`Forecast::interval`].
 pub const INTERVAL_LEVEL: f64 = 0.8;
 
@@ -94,13 +93,13 @@ pub enum Fallback {
     EqualWeights { validation_origins: usize },
     /// Too few past errors for an empirical interval: the interval comes
     /// from the spread of the daily totals instead.
-    IntervalFromDailySpread { validation_origins: usize },
+    IntervalFromDailySpread { past_errors: usize },
     /// Weights and interval learned at a shorter horizon than asked for,
     /// because the history is shorter than the horizon allows.
     ValidatedOnShorterHorizon { days: usize },
     /// No data in the week before the origin: the fit origin was moved back
     /// by whole weeks to where the history ends, keeping the time of week.
-    StaleHistory { weeks: usize },
+    StaleHistory { weeks: u64 },
 }
 
 impl fmt::Display for Fallback {
@@ -114,9 +113,9 @@ impl fmt::Display for Fallback {
                 f,
                 "{validation_origins} past origin(s) to validate on: components weighted equally"
             ),
-            Fallback::IntervalFromDailySpread { validation_origins } => write!(
+            Fallback::IntervalFromDailySpread { past_errors } => write!(
                 f,
-                "{validation_origins} past error(s): interval from the spread of daily totals"
+                "{past_errors} past error(s): interval from the spread of daily totals"
             ),
             Fallback::ValidatedOnShorterHorizon { days } => {
                 write!(
