@@ -37,6 +37,13 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// In-flight requests get this long to finish on shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A checkpoint starts after this much log: it bounds replay time after a
+/// crash (about 0.1 s per 32 MiB) and the memory the memtable holds.
+pub const DEFAULT_CHECKPOINT_LOG_BYTES: u64 = 32 * 1024 * 1024;
+/// Bounds of `--checkpoint-log-bytes`: below 64 KiB checkpoints would run
+/// back to back; above 1 GiB replay would take most of a minute.
+pub const CHECKPOINT_LOG_BYTES_RANGE: std::ops::RangeInclusive<u64> =
+    64 * 1024..=1024 * 1024 * 1024;
 /// Log filter when `--log-level` is not given (tracing `EnvFilter` syntax).
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 
@@ -70,6 +77,8 @@ pub struct ServeConfig {
     pub server: ServerConfig,
     /// A tracing `EnvFilter` directive string, known to parse.
     pub log_level: String,
+    /// Log bytes between checkpoints.
+    pub checkpoint_log_bytes: u64,
 }
 
 /// `powerd serve` flags as typed, before validation.
@@ -103,6 +112,10 @@ pub struct ServeFlags {
     /// `info,powerd::http=debug`). Logs go to stderr.
     #[arg(long, value_name = "FILTER", default_value = DEFAULT_LOG_LEVEL)]
     pub log_level: String,
+    /// Log bytes written between checkpoints (which fold the log into
+    /// blocks): bounds the replay after a crash and the memtable's memory.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_CHECKPOINT_LOG_BYTES)]
+    pub checkpoint_log_bytes: u64,
 }
 
 impl ServeFlags {
@@ -134,6 +147,17 @@ impl ServeFlags {
                 ),
             ));
         }
+        if !CHECKPOINT_LOG_BYTES_RANGE.contains(&self.checkpoint_log_bytes) {
+            return Err(ConfigError::new(
+                "--checkpoint-log-bytes",
+                format!(
+                    "{} is outside {}..={}",
+                    self.checkpoint_log_bytes,
+                    CHECKPOINT_LOG_BYTES_RANGE.start(),
+                    CHECKPOINT_LOG_BYTES_RANGE.end()
+                ),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("--data-dir", "must not be empty"));
         }
@@ -154,6 +178,7 @@ impl ServeFlags {
                 shutdown_grace: seconds("--shutdown-grace", self.shutdown_grace)?,
             },
             log_level: self.log_level,
+            checkpoint_log_bytes: self.checkpoint_log_bytes,
         })
     }
 }
@@ -199,6 +224,7 @@ impl std::error::Error for ConfigError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::EngineOptions;
     use clap::Parser;
 
     #[derive(Parser)]
@@ -227,6 +253,11 @@ mod tests {
         assert_eq!(config.server.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert_eq!(config.server.shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
         assert_eq!(config.log_level, DEFAULT_LOG_LEVEL);
+        assert_eq!(config.checkpoint_log_bytes, DEFAULT_CHECKPOINT_LOG_BYTES);
+        assert_eq!(
+            EngineOptions::default().checkpoint_log_bytes,
+            DEFAULT_CHECKPOINT_LOG_BYTES
+        );
     }
 
     #[test]
@@ -246,6 +277,10 @@ mod tests {
             (&["--idle-timeout=-1"][..], "--idle-timeout"),
             (&["--shutdown-grace", "NaN"][..], "--shutdown-grace"),
             (&["--log-level", "info,=[{"][..], "--log-level"),
+            (
+                &["--checkpoint-log-bytes", "1000"][..],
+                "--checkpoint-log-bytes",
+            ),
         ] {
             assert_eq!(parse(args).unwrap_err().flag, flag, "{args:?}");
         }

@@ -106,8 +106,14 @@ fn serve(config: ServeConfig) -> Result<(), AppError> {
     runtime.block_on(async {
         // Recovery may take a while; it happens before we listen, so no
         // client ever sees a half-recovered engine.
-        let engine =
-            Engine::open(&config.data_dir, EngineOptions::default()).map_err(AppError::Storage)?;
+        let engine = Engine::open(
+            &config.data_dir,
+            EngineOptions {
+                checkpoint_log_bytes: config.checkpoint_log_bytes,
+                ..EngineOptions::default()
+            },
+        )
+        .map_err(AppError::Storage)?;
         let engine = Arc::new(engine);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -6,6 +6,9 @@
 //! crash, and a POST that was in flight is either wholly there or wholly
 //! absent — never partly applied. Each POST writes its own ship-day with
 //! values derived from its number, so "wholly there" is an exact check.
+//! And the rollup index after each restart (a checkpoint's file plus log
+//! replay) counts every surviving POST exactly once: fleet days and the
+//! ranking must equal the sums of the POSTs found there.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -106,7 +109,9 @@ fn acknowledged_posts_survive_kill_9_and_none_is_partly_applied() {
 
     let mut verified_up_to: Vec<i64> = vec![0; CLIENTS as usize];
     for round in 0..ROUNDS {
-        let server = Server::start(&data_dir);
+        // Checkpoints every ~100 POSTs, so kills land during checkpoints
+        // too and restarts load rollup files with log written after them.
+        let server = Server::start_with(&data_dir, &["--checkpoint-log-bytes", "65536"]);
         // What the last round wrote, right after the crash that ended it.
         verify(
             server.address,
@@ -236,4 +241,72 @@ fn verify(
             }
         }
     }
+    verify_rollups(&mut client, outcomes);
+}
+
+/// Fleet days and the ranking equal the sums of the POSTs that are there:
+/// nothing counted twice by log replay, nothing missing.
+fn verify_rollups(client: &mut Client, outcomes: &HashMap<(u64, i64), Outcome>) {
+    // POST n holds n*1000 + i kWh in its day's bucket i.
+    let post_total = |n: i64| 96 * 1000 * n + (0..96).sum::<i64>();
+    let mut ships: HashMap<u64, i64> = HashMap::new();
+    let mut days: std::collections::BTreeMap<i64, (i64, u64)> = Default::default();
+    for (&(ship, n), outcome) in outcomes {
+        if *outcome == Outcome::Acknowledged {
+            *ships.entry(ship).or_default() += post_total(n);
+            let day = days.entry(n).or_default();
+            day.0 += post_total(n);
+            day.1 += 1;
+        }
+    }
+    let get = |client: &mut Client, path: &str| -> serde_json::Value {
+        let (status, body) = client.request("GET", path, b"").expect("GET");
+        assert_eq!(
+            status,
+            200,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        serde_json::from_slice(&body).expect("JSON")
+    };
+    let ranking = get(client, &format!("/topusers?count={CLIENTS}"));
+    let got: HashMap<u64, i64> = ranking["ships"]
+        .as_array()
+        .expect("ships")
+        .iter()
+        .map(|s| {
+            let id = s["spaceship_id"].as_u64().expect("id");
+            (id, s["consumption"].as_i64().expect("whole kWh"))
+        })
+        .collect();
+    assert_eq!(
+        got, ships,
+        "the ranking disagrees with the POSTs that are there"
+    );
+    let fleet = get(client, "/data/fleet?step=1d");
+    let day_of: HashMap<String, i64> = outcomes
+        .keys()
+        .map(|&(_, n)| (timestamp(EPOCH_S + n * DAY_S), n))
+        .collect();
+    let got: std::collections::BTreeMap<i64, (i64, u64)> = fleet["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|d| {
+            let day = d["datetime"].as_str().expect("datetime");
+            (
+                *day_of
+                    .get(day)
+                    .unwrap_or_else(|| panic!("{day} is no POST's day")),
+                (
+                    d["sum"].as_i64().expect("whole kWh"),
+                    d["ships"].as_u64().expect("ships"),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got, days,
+        "fleet days disagree with the POSTs that are there"
+    );
 }
