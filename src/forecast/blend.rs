@@ -44,7 +44,8 @@ const SHAPE_ORIGINS: usize = if WEIGHT_ORIGINS > ERROR_ORIGINS {
 const SHAPE_SCORED_LEADS: usize = 7;
 /// Shape weights are proportional to loss^-SHAPE_WEIGHT_POWER.
 const SHAPE_WEIGHT_POWER: f64 = 2.0;
-/// A past horizon is scored only if at least this share of it was observed.
+/// A past day or horizon is scored only if at least this share of it was
+/// observed: the imputed rest is then too small to flatter any component.
 const MIN_OBSERVED_SHARE: f64 = 0.9;
 
 /// What the validation at past origins recorded, per origin `u` (0 = the
@@ -57,7 +58,7 @@ struct Validation {
     /// `[u][level][lead]`: forecast daily totals.
     level_totals: Vec<f64>,
     /// `[u][i][j]`: Σ over the leads of r_i r_j, r the relative errors of
-    /// the levels' daily totals (fully observed days only).
+    /// the levels' daily totals (mostly observed days only).
     level_gram: Vec<f64>,
     /// `[u]`: how many days went into `level_gram[u]`.
     level_rows: Vec<usize>,
@@ -272,7 +273,8 @@ fn validate(
         let gram = &mut val.level_gram[u * nl * nl..(u + 1) * nl * nl];
         for lead in 0..leads {
             let actual = grid.totals[e + lead];
-            if !(grid.full_day[e + lead] && actual > 0.0) {
+            let observed = grid.observed_per_day[e + lead] as f64;
+            if !(observed >= MIN_OBSERVED_SHARE * DAY as f64 && actual > 0.0) {
                 continue;
             }
             for (li, ri) in r.iter_mut().enumerate() {

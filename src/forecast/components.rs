@@ -111,7 +111,7 @@ impl Level {
             Level::Yesterday => e >= 1,
             Level::MeanRecentDays7 => e >= 2,
             Level::MeanSameWeekdays4 => e >= 28,
-            Level::WeekdayAdjustedYesterday | Level::WeeklyLevel => e >= 14,
+            Level::WeekdayAdjustedYesterday | Level::WeeklyLevel => e >= 7,
             Level::TrendWeekdayOls | Level::TrendWeekdayOlsAr | Level::SeasonalSmoothing => e >= 21,
         }
     }

@@ -190,14 +190,15 @@ pub(crate) struct Grid {
     pub observed: Vec<bool>,
     /// Per-day sum of `vals`.
     pub totals: Vec<f64>,
-    /// Whether all 96 cells of the day are observed.
-    pub full_day: Vec<bool>,
+    /// Per-day count of observed cells.
+    pub observed_per_day: Vec<usize>,
 }
 
-/// Imputation looks for the same slot on these day offsets, nearest and
-/// same weekday first, because a ship's load depends on the time of week
-/// more than on anything else the model knows.
-const IMPUTE_OFFSETS: [isize; 16] = [-7, 7, -1, 1, -14, 14, -2, 2, -3, 3, -21, 21, -4, 4, -28, 28];
+/// Imputation looks for the same slot this many days away, nearest and same
+/// weekday first, because a ship's load depends on the time of week more
+/// than on anything else the model knows. Both sides of an offset are
+/// averaged when both exist, so a trend does not bias the fill.
+const IMPUTE_OFFSETS: [usize; 8] = [7, 1, 14, 2, 3, 21, 4, 28];
 
 impl Grid {
     /// The `n_days` whole days before bucket `end`.
@@ -236,27 +237,29 @@ impl Grid {
                 if observed[i] {
                     continue;
                 }
-                let near = IMPUTE_OFFSETS
-                    .iter()
-                    .filter_map(|&d| p.checked_add_signed(d).filter(|&q| q < n_days))
-                    .find(|&q| observed[q * DAY + s]);
-                vals[i] = match near {
-                    Some(q) => vals[q * DAY + s],
-                    None => slot_mean[s],
+                let at = |q: Option<usize>| {
+                    q.filter(|&q| q < n_days && observed[q * DAY + s]).map(|q| vals[q * DAY + s])
                 };
+                vals[i] = IMPUTE_OFFSETS
+                    .iter()
+                    .find_map(|&d| match (at(p.checked_sub(d)), at(Some(p + d))) {
+                        (Some(a), Some(b)) => Some((a + b) / 2.0),
+                        (a, b) => a.or(b),
+                    })
+                    .unwrap_or(slot_mean[s]);
             }
         }
         let totals = vals.chunks_exact(DAY).map(|d| d.iter().sum()).collect();
-        let full_day = observed
+        let observed_per_day = observed
             .chunks_exact(DAY)
-            .map(|d| d.iter().all(|&o| o))
+            .map(|d| d.iter().filter(|&&o| o).count())
             .collect();
         Grid {
             n_days,
             vals,
             observed,
             totals,
-            full_day,
+            observed_per_day,
         }
     }
 
