@@ -97,10 +97,14 @@ pub(super) fn forecast(
     let stale_weeks = (origin - (last + 1)) / WEEK;
     let end = origin - stale_weeks * WEEK;
     if stale_weeks > 0 {
-        fallbacks.push(Fallback::StaleHistory { weeks: stale_weeks as u64 });
+        fallbacks.push(Fallback::StaleHistory {
+            weeks: stale_weeks as u64,
+        });
     }
     let lookback_start = end - (LOOKBACK_DAYS * DAY) as i64;
-    let first = history.first_covered_between(lookback_start, end).unwrap_or(end);
+    let first = history
+        .first_covered_between(lookback_start, end)
+        .unwrap_or(end);
     let n_days = ((end - first) as usize).div_ceil(DAY);
     let start = end - (n_days * DAY) as i64;
     let covered = history.covered_between(start, end);
@@ -109,7 +113,9 @@ pub(super) fn forecast(
     }
     let grid = Grid::build(history, end, n_days);
     if n_days < 7 {
-        fallbacks.push(Fallback::NoWeeklyStructure { history_days: n_days });
+        fallbacks.push(Fallback::NoWeeklyStructure {
+            history_days: n_days,
+        });
     }
 
     let n_leads = horizon.div_ceil(DAY);
@@ -123,7 +129,11 @@ pub(super) fn forecast(
     let mut shapes: Vec<Shape> = SHAPES.into_iter().filter(|c| c.available(n_days)).collect();
     // Past origins, the most recent first, whose whole horizon is history.
     let mut origins: Vec<usize> = (0..WEIGHT_ORIGINS + val_leads + ERROR_ORIGINS)
-        .map_while(|u| (n_days + 1).checked_sub(val_leads + 1 + u).filter(|&e| e >= 1))
+        .map_while(|u| {
+            (n_days + 1)
+                .checked_sub(val_leads + 1 + u)
+                .filter(|&e| e >= 1)
+        })
         .collect();
     if origins.len() >= MIN_ORIGINS_FOR_WEIGHTS {
         // Keep the components that can be scored on enough origins, then
@@ -139,7 +149,9 @@ pub(super) fn forecast(
     let val = validate(&grid, origins, val_leads, val_horizon, levels, shapes);
     let weight_set = 0..val.origins.len().min(WEIGHT_ORIGINS);
     if weight_set.len() < MIN_ORIGINS_FOR_WEIGHTS {
-        fallbacks.push(Fallback::EqualWeights { validation_origins: weight_set.len() });
+        fallbacks.push(Fallback::EqualWeights {
+            validation_origins: weight_set.len(),
+        });
     }
     let level_w = val.level_weights(weight_set.clone());
     let shape_w = val.shape_weights(weight_set.clone());
@@ -182,20 +194,27 @@ pub(super) fn forecast(
             }
         }
     }
-    let values: Vec<f64> =
-        (0..horizon).map(|i| (shape[i] * day_totals[i / DAY]).max(0.0)).collect();
+    let values: Vec<f64> = (0..horizon)
+        .map(|i| (shape[i] * day_totals[i / DAY]).max(0.0))
+        .collect();
     let total: f64 = values.iter().sum();
 
     let interval = if errors.len() >= MIN_ERRORS_FOR_INTERVAL {
         conformal_interval(total, &mut errors)
     } else {
-        fallbacks.push(Fallback::IntervalFromDailySpread { past_errors: errors.len() });
+        fallbacks.push(Fallback::IntervalFromDailySpread {
+            past_errors: errors.len(),
+        });
         spread_interval(total, &grid)
     };
 
     let (partial_buckets_scaled, partial_buckets_dropped) = history.partial_counts(start, end);
     let named = |names: Vec<&'static str>, w: &[f64]| -> Vec<ComponentWeight> {
-        names.into_iter().zip(w).map(|(name, &weight)| ComponentWeight { name, weight }).collect()
+        names
+            .into_iter()
+            .zip(w)
+            .map(|(name, &weight)| ComponentWeight { name, weight })
+            .collect()
     };
     Ok(Forecast {
         origin_bucket: origin,
@@ -268,7 +287,11 @@ fn validate(
             val.actual_horizon[u] = grid.vals[window].iter().sum();
         }
         for (li, c) in val.levels.iter().enumerate() {
-            c.forecast(grid, e, &mut val.level_totals[(u * nl + li) * leads..][..leads]);
+            c.forecast(
+                grid,
+                e,
+                &mut val.level_totals[(u * nl + li) * leads..][..leads],
+            );
         }
         let gram = &mut val.level_gram[u * nl * nl..(u + 1) * nl * nl];
         for lead in 0..leads {
@@ -340,7 +363,10 @@ impl Validation {
         }
         let mut gram = vec![0.0; nl * nl];
         for u in set {
-            for (g, x) in gram.iter_mut().zip(&self.level_gram[u * nl * nl..(u + 1) * nl * nl]) {
+            for (g, x) in gram
+                .iter_mut()
+                .zip(&self.level_gram[u * nl * nl..(u + 1) * nl * nl])
+            {
                 *g += x;
             }
         }
@@ -367,7 +393,10 @@ impl Validation {
             return vec![1.0 / ns as f64; ns];
         }
         // Relative to the best, so the powers cannot underflow.
-        let w: Vec<f64> = loss.iter().map(|l| (min / l).powf(SHAPE_WEIGHT_POWER)).collect();
+        let w: Vec<f64> = loss
+            .iter()
+            .map(|l| (min / l).powf(SHAPE_WEIGHT_POWER))
+            .collect();
         let sum: f64 = w.iter().sum();
         w.iter().map(|x| x / sum).collect()
     }
@@ -375,8 +404,11 @@ impl Validation {
     /// The blended forecast of the horizon's total at origin `u`.
     fn blended_total(&self, u: usize, level_w: &[f64], shape_w: &[f64]) -> f64 {
         let (nl, ns, leads) = (self.levels.len(), self.shapes.len(), self.leads);
-        let tail: f64 =
-            shape_w.iter().zip(&self.shape_tail[u * ns..(u + 1) * ns]).map(|(w, t)| w * t).sum();
+        let tail: f64 = shape_w
+            .iter()
+            .zip(&self.shape_tail[u * ns..(u + 1) * ns])
+            .map(|(w, t)| w * t)
+            .sum();
         let mut total = 0.0;
         for lead in 0..leads {
             let day: f64 = level_w
@@ -418,7 +450,10 @@ fn simplex_least_squares(gram: &[f64], n: usize) -> Vec<f64> {
         passive[j] = true;
         loop {
             let idx: Vec<usize> = (0..n).filter(|&i| passive[i]).collect();
-            let a: Vec<f64> = idx.iter().flat_map(|&i| idx.iter().map(move |&k| g(i, k))).collect();
+            let a: Vec<f64> = idx
+                .iter()
+                .flat_map(|&i| idx.iter().map(move |&k| g(i, k)))
+                .collect();
             let Some(z) = solve_dense(a, vec![m; idx.len()]) else {
                 passive[j] = false;
                 break;
@@ -510,7 +545,11 @@ fn spread_interval(total: f64, grid: &Grid) -> Interval {
     let n = grid.n_days as f64;
     let mean = grid.totals.iter().sum::<f64>() / n;
     let var = grid.totals.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n;
-    let cv = if mean > 0.0 { (var.sqrt() / mean).max(0.25) } else { 0.25 };
+    let cv = if mean > 0.0 {
+        (var.sqrt() / mean).max(0.25)
+    } else {
+        0.25
+    };
     let z = 1.2816 * cv;
     Interval {
         level: INTERVAL_LEVEL,

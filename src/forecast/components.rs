@@ -31,7 +31,7 @@ pub(crate) enum Level {
     /// Yesterday's total × (weekday factor of the target / of yesterday).
     WeekdayAdjustedYesterday,
     /// Mean of the last 7 days × the target's weekday factor.
-    WeeklyLevel,
+    WeekMeanWeekdayAdjusted,
     /// Least squares on trend + weekday over the last 8 weeks.
     TrendWeekdayOls,
     /// The same, plus its last residual carried forward, decaying at the
@@ -49,7 +49,7 @@ pub(crate) const LEVELS: [Level; 8] = [
     Level::MeanSameWeekdays4,
     Level::MeanRecentDays7,
     Level::WeekdayAdjustedYesterday,
-    Level::WeeklyLevel,
+    Level::WeekMeanWeekdayAdjusted,
     Level::TrendWeekdayOls,
     Level::TrendWeekdayOlsAr,
     Level::SeasonalSmoothing,
@@ -97,7 +97,7 @@ impl Level {
             Level::MeanSameWeekdays4 => "mean_4_same_weekdays",
             Level::MeanRecentDays7 => "mean_7_days",
             Level::WeekdayAdjustedYesterday => "weekday_adjusted_yesterday",
-            Level::WeeklyLevel => "weekly_level",
+            Level::WeekMeanWeekdayAdjusted => "week_mean_weekday_adjusted",
             Level::TrendWeekdayOls => "trend_weekday_ols",
             Level::TrendWeekdayOlsAr => "trend_weekday_ols_ar1",
             Level::SeasonalSmoothing => "seasonal_exp_smoothing",
@@ -111,7 +111,7 @@ impl Level {
             Level::Yesterday => e >= 1,
             Level::MeanRecentDays7 => e >= 2,
             Level::MeanSameWeekdays4 => e >= 28,
-            Level::WeekdayAdjustedYesterday | Level::WeeklyLevel => e >= 7,
+            Level::WeekdayAdjustedYesterday | Level::WeekMeanWeekdayAdjusted => e >= 7,
             Level::TrendWeekdayOls | Level::TrendWeekdayOlsAr | Level::SeasonalSmoothing => e >= 21,
         }
     }
@@ -137,7 +137,7 @@ impl Level {
                     *out = t[e - 1] * f[(e + lead) % 7] / f[(e - 1) % 7];
                 }
             }
-            Level::WeeklyLevel => {
+            Level::WeekMeanWeekdayAdjusted => {
                 let f = weekday_factors(grid, e);
                 let level = t[e - 7..e].iter().sum::<f64>() / 7.0;
                 for (lead, out) in totals.iter_mut().enumerate() {
@@ -181,7 +181,11 @@ impl Shape {
         debug_assert!(self.available(e));
         debug_assert_eq!(curves.len(), leads.len() * DAY);
         if let Shape::MeanRecentDays7 | Shape::MeanRecentDays28 = self {
-            let days = e.min(if self == Shape::MeanRecentDays7 { 7 } else { 28 });
+            let days = e.min(if self == Shape::MeanRecentDays7 {
+                7
+            } else {
+                28
+            });
             let (first, rest) = curves.split_at_mut(DAY);
             first.fill(0.0);
             for p in e - days..e {
@@ -269,10 +273,10 @@ fn trend_weekday_ols(t: &[f64], e: usize, ar: bool, totals: &mut [f64]) {
     };
     let mut xtx = [[0.0; K]; K];
     let mut xty = [0.0; K];
-    for p in first..e {
+    for (p, &y) in t.iter().enumerate().take(e).skip(first) {
         let x = features(p);
         for i in 0..K {
-            xty[i] += x[i] * t[p];
+            xty[i] += x[i] * y;
             for j in 0..K {
                 xtx[i][j] += x[i] * x[j];
             }
@@ -296,13 +300,17 @@ fn trend_weekday_ols(t: &[f64], e: usize, ar: bool, totals: &mut [f64]) {
     if ar {
         let (mut num, mut den) = (0.0, 0.0);
         let mut prev = t[first] - predict(&beta, first);
-        for p in first + 1..e {
-            let r = t[p] - predict(&beta, p);
+        for (p, &y) in t.iter().enumerate().take(e).skip(first + 1) {
+            let r = y - predict(&beta, p);
             num += r * prev;
             den += prev * prev;
             prev = r;
         }
-        rho = if den > 0.0 { (num / den).clamp(0.0, 1.0) } else { 0.0 };
+        rho = if den > 0.0 {
+            (num / den).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         last = prev;
     }
     let mut decay = rho;
@@ -362,6 +370,8 @@ fn seasonal_smoothing(t: &[f64], e: usize, totals: &mut [f64]) {
 
 /// Solves `a x = b` for a small well-conditioned system by Gaussian
 /// elimination with partial pivoting; `None` if singular.
+// Index loops read as the textbook algorithm; iterators would hide it.
+#[allow(clippy::needless_range_loop)]
 fn solve<const K: usize>(mut a: [[f64; K]; K], mut b: [f64; K]) -> Option<[f64; K]> {
     let scale = (0..K).map(|i| a[i][i].abs()).fold(0.0, f64::max);
     for col in 0..K {

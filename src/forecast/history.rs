@@ -238,7 +238,8 @@ impl Grid {
                     continue;
                 }
                 let at = |q: Option<usize>| {
-                    q.filter(|&q| q < n_days && observed[q * DAY + s]).map(|q| vals[q * DAY + s])
+                    q.filter(|&q| q < n_days && observed[q * DAY + s])
+                        .map(|q| vals[q * DAY + s])
                 };
                 vals[i] = IMPUTE_OFFSETS
                     .iter()

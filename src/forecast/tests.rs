@@ -10,7 +10,10 @@ struct Noise(u64);
 
 impl Noise {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
 }
@@ -30,7 +33,9 @@ fn pattern(i: usize) -> f64 {
 /// `days` of the pattern with ±`noise` kWh of uniform noise per bucket.
 fn series(days: usize, noise: f64) -> Vec<f64> {
     let mut rng = Noise(42);
-    (0..days * DAY).map(|i| pattern(i) + noise * rng.next()).collect()
+    (0..days * DAY)
+        .map(|i| pattern(i) + noise * rng.next())
+        .collect()
 }
 
 fn max_relative_error(values: &[f64], from: usize) -> f64 {
@@ -60,14 +65,28 @@ fn recovers_trend_daily_and_weekly_pattern_day_ahead() {
         let from = day * DAY;
         assert_eq!(f.values_kwh.len(), DAY);
         let total_error = (f.total_kwh / truth_total(from, DAY) - 1.0).abs();
-        assert!(total_error < 0.005, "day {day}: total off by {:.3}%", total_error * 100.0);
+        assert!(
+            total_error < 0.005,
+            "day {day}: total off by {:.3}%",
+            total_error * 100.0
+        );
         let worst = max_relative_error(&f.values_kwh, from);
-        assert!(worst < 0.03, "day {day}: a bucket off by {:.2}%", worst * 100.0);
+        assert!(
+            worst < 0.03,
+            "day {day}: a bucket off by {:.2}%",
+            worst * 100.0
+        );
         assert!(f.interval.low_kwh <= f.total_kwh && f.total_kwh <= f.interval.high_kwh);
         // With 1% noise, the interval is narrow and contains the truth.
         let truth = truth_total(from, DAY);
-        assert!(f.interval.low_kwh <= truth && truth <= f.interval.high_kwh, "day {day}");
-        assert!(f.interval.high_kwh - f.interval.low_kwh < 0.05 * truth, "day {day}");
+        assert!(
+            f.interval.low_kwh <= truth && truth <= f.interval.high_kwh,
+            "day {day}"
+        );
+        assert!(
+            f.interval.high_kwh - f.interval.low_kwh < 0.05 * truth,
+            "day {day}"
+        );
         assert!(f.model.fallbacks.is_empty(), "{:?}", f.model.fallbacks);
     }
 }
@@ -82,7 +101,11 @@ fn recovers_the_pattern_four_weeks_ahead() {
     // The trend goes on: the fourth week is 1.2 kWh per bucket above the
     // last week of history, and the model must say so.
     let total_error = (f.total_kwh / truth_total(from, MAX_HORIZON_BUCKETS) - 1.0).abs();
-    assert!(total_error < 0.01, "total off by {:.3}%", total_error * 100.0);
+    assert!(
+        total_error < 0.01,
+        "total off by {:.3}%",
+        total_error * 100.0
+    );
     let worst = max_relative_error(&f.values_kwh, from);
     assert!(worst < 0.04, "a bucket off by {:.2}%", worst * 100.0);
     let sum: f64 = f.values_kwh.iter().sum();
@@ -98,7 +121,11 @@ fn one_bucket_horizon() {
     let f = forecast(&history, FIRST + origin as i64, 1).unwrap();
     assert_eq!(f.values_kwh.len(), 1);
     assert_eq!(f.total_kwh, f.values_kwh[0]);
-    assert!(max_relative_error(&f.values_kwh, origin) < 0.03, "{:?}", f.values_kwh);
+    assert!(
+        max_relative_error(&f.values_kwh, origin) < 0.03,
+        "{:?}",
+        f.values_kwh
+    );
     assert!(f.interval.low_kwh <= f.total_kwh && f.total_kwh <= f.interval.high_kwh);
 }
 
@@ -109,7 +136,10 @@ fn horizon_out_of_range_is_an_error() {
     for horizon in [0, MAX_HORIZON_BUCKETS + 1] {
         assert_eq!(
             forecast(&history, origin, horizon),
-            Err(ForecastError::HorizonOutOfRange { requested: horizon, max: MAX_HORIZON_BUCKETS })
+            Err(ForecastError::HorizonOutOfRange {
+                requested: horizon,
+                max: MAX_HORIZON_BUCKETS
+            })
         );
     }
 }
@@ -122,19 +152,28 @@ fn less_than_a_day_is_a_typed_error_saying_what_is_needed() {
     let err = forecast(&history, origin, DAY).unwrap_err();
     assert_eq!(
         err,
-        ForecastError::InsufficientHistory { needed_buckets: 96, covered_buckets: 95 }
+        ForecastError::InsufficientHistory {
+            needed_buckets: 96,
+            covered_buckets: 95
+        }
     );
     assert!(err.to_string().contains("at least 96"), "{err}");
     assert!(err.to_string().contains("have 95"), "{err}");
     // Nothing at all, or everything only after the origin.
     assert_eq!(
         forecast(&History::empty(), origin, 4),
-        Err(ForecastError::InsufficientHistory { needed_buckets: 96, covered_buckets: 0 })
+        Err(ForecastError::InsufficientHistory {
+            needed_buckets: 96,
+            covered_buckets: 0
+        })
     );
     let later = History::from_kwh(origin, &kwh);
     assert_eq!(
         forecast(&later, origin, 4),
-        Err(ForecastError::InsufficientHistory { needed_buckets: 96, covered_buckets: 0 })
+        Err(ForecastError::InsufficientHistory {
+            needed_buckets: 96,
+            covered_buckets: 0
+        })
     );
     // Two days' span, but only 90 usable buckets in it.
     let mut gappy = kwh.clone();
@@ -142,7 +181,10 @@ fn less_than_a_day_is_a_typed_error_saying_what_is_needed() {
     let history = History::from_kwh(FIRST, &gappy);
     assert_eq!(
         forecast(&history, FIRST + 2 * DAY as i64, DAY),
-        Err(ForecastError::InsufficientHistory { needed_buckets: 96, covered_buckets: 90 })
+        Err(ForecastError::InsufficientHistory {
+            needed_buckets: 96,
+            covered_buckets: 90
+        })
     );
 }
 
@@ -152,11 +194,24 @@ fn exactly_one_day_repeats_it() {
     let history = History::from_kwh(FIRST, &kwh);
     let f = forecast(&history, FIRST + DAY as i64, 2 * DAY).unwrap();
     for (h, v) in f.values_kwh.iter().enumerate() {
-        assert!((v - kwh[h % DAY]).abs() < 1e-9, "bucket {h}: {v} vs {}", kwh[h % DAY]);
+        assert!(
+            (v - kwh[h % DAY]).abs() < 1e-9,
+            "bucket {h}: {v} vs {}",
+            kwh[h % DAY]
+        );
     }
-    assert!(has_fallback(&f, |x| matches!(x, Fallback::NoWeeklyStructure { history_days: 1 })));
-    assert!(has_fallback(&f, |x| matches!(x, Fallback::EqualWeights { .. })));
-    assert!(has_fallback(&f, |x| matches!(x, Fallback::IntervalFromDailySpread { .. })));
+    assert!(has_fallback(&f, |x| matches!(
+        x,
+        Fallback::NoWeeklyStructure { history_days: 1 }
+    )));
+    assert!(has_fallback(&f, |x| matches!(
+        x,
+        Fallback::EqualWeights { .. }
+    )));
+    assert!(has_fallback(&f, |x| matches!(
+        x,
+        Fallback::IntervalFromDailySpread { .. }
+    )));
     // A day says little about the next: the interval is wide.
     assert!(f.interval.low_kwh < 0.75 * f.total_kwh && f.interval.high_kwh > 1.25 * f.total_kwh);
 }
@@ -168,8 +223,15 @@ fn under_a_week_uses_the_daily_profile_only() {
     let kwh = series(4, 0.1);
     let history = History::from_kwh(FIRST, &kwh);
     let f = forecast(&history, FIRST + kwh.len() as i64, DAY).unwrap();
-    assert!(has_fallback(&f, |x| matches!(x, Fallback::NoWeeklyStructure { history_days: 4 })));
-    let weekly = ["same_day_last_week", "mean_4_same_weekdays", "ew_same_weekdays"];
+    assert!(has_fallback(&f, |x| matches!(
+        x,
+        Fallback::NoWeeklyStructure { history_days: 4 }
+    )));
+    let weekly = [
+        "same_day_last_week",
+        "mean_4_same_weekdays",
+        "ew_same_weekdays",
+    ];
     for c in f.model.shape_weights.iter().chain(&f.model.level_weights) {
         assert!(!weekly.contains(&c.name), "{} needs a week", c.name);
     }
@@ -184,8 +246,15 @@ fn from_one_week_on_weekly_structure_is_used() {
     let kwh = series(10, 0.1);
     let history = History::from_kwh(FIRST, &kwh);
     let f = forecast(&history, FIRST + kwh.len() as i64, DAY).unwrap();
-    assert!(!has_fallback(&f, |x| matches!(x, Fallback::NoWeeklyStructure { .. })));
-    assert!(f.model.shape_weights.iter().any(|c| c.name == "same_day_last_week"));
+    assert!(!has_fallback(&f, |x| matches!(
+        x,
+        Fallback::NoWeeklyStructure { .. }
+    )));
+    assert!(f
+        .model
+        .shape_weights
+        .iter()
+        .any(|c| c.name == "same_day_last_week"));
     assert!(f.values_kwh.iter().all(|v| v.is_finite() && *v > 0.0));
 }
 
@@ -221,27 +290,57 @@ fn gaps_and_partial_buckets_do_not_break_it() {
     let history = History::from_kwh_with_coverage(FIRST, &energy, &coverage);
     let f = forecast(&history, FIRST + n as i64, DAY).unwrap();
     let total_error = (f.total_kwh / truth_total(n, DAY) - 1.0).abs();
-    assert!(total_error < 0.005, "total off by {:.3}%", total_error * 100.0);
+    assert!(
+        total_error < 0.005,
+        "total off by {:.3}%",
+        total_error * 100.0
+    );
     let worst = max_relative_error(&f.values_kwh, n);
     assert!(worst < 0.03, "a bucket off by {:.2}%", worst * 100.0);
     // Days with a few gaps still teach the weights: the exact model wins.
-    let ols = f.model.level_weights.iter().find(|c| c.name == "trend_weekday_ols").unwrap();
+    let ols = f
+        .model
+        .level_weights
+        .iter()
+        .find(|c| c.name == "trend_weekday_ols")
+        .unwrap();
     assert!(ols.weight > 0.5, "{:?}", f.model.level_weights);
 
     let window = (f.model.history_start_bucket - FIRST) as usize..n;
     let count = |pred: &dyn Fn(usize) -> bool| window.clone().filter(|&i| pred(i)).count();
-    assert_eq!(f.model.partial_buckets_scaled, count(&|i| coverage[i] == 450));
-    assert_eq!(f.model.partial_buckets_dropped, count(&|i| coverage[i] == 120));
+    assert_eq!(
+        f.model.partial_buckets_scaled,
+        count(&|i| coverage[i] == 450)
+    );
+    assert_eq!(
+        f.model.partial_buckets_dropped,
+        count(&|i| coverage[i] == 120)
+    );
     assert_eq!(f.model.history_buckets_used, count(&|i| coverage[i] >= 300));
-    assert_eq!(f.model.imputed_buckets, window.len() - f.model.history_buckets_used);
+    assert_eq!(
+        f.model.imputed_buckets,
+        window.len() - f.model.history_buckets_used
+    );
 }
 
 #[test]
 fn buckets_from_storage_are_densified_and_partials_scaled() {
     let buckets = [
-        Bucket { index: 10, energy_kwh: 2.0, coverage_s: 900 },
-        Bucket { index: 12, energy_kwh: 1.0, coverage_s: 450 },
-        Bucket { index: 13, energy_kwh: 1.0, coverage_s: 299 },
+        Bucket {
+            index: 10,
+            energy_kwh: 2.0,
+            coverage_s: 900,
+        },
+        Bucket {
+            index: 12,
+            energy_kwh: 1.0,
+            coverage_s: 450,
+        },
+        Bucket {
+            index: 13,
+            energy_kwh: 1.0,
+            coverage_s: 299,
+        },
     ];
     let history = History::from_buckets(&buckets);
     assert_eq!((history.first_bucket(), history.end_bucket()), (10, 14));
@@ -258,8 +357,16 @@ fn only_history_before_the_origin_is_read() {
     let origin = 63 * DAY + 17;
     let mut poisoned = kwh.clone();
     poisoned[origin..].iter_mut().for_each(|v| *v *= 1000.0);
-    let clean = forecast(&History::from_kwh(FIRST, &kwh[..origin]), FIRST + origin as i64, DAY);
-    let dirty = forecast(&History::from_kwh(FIRST, &poisoned), FIRST + origin as i64, DAY);
+    let clean = forecast(
+        &History::from_kwh(FIRST, &kwh[..origin]),
+        FIRST + origin as i64,
+        DAY,
+    );
+    let dirty = forecast(
+        &History::from_kwh(FIRST, &poisoned),
+        FIRST + origin as i64,
+        DAY,
+    );
     assert_eq!(clean.unwrap(), dirty.unwrap());
 }
 
@@ -271,7 +378,10 @@ fn stale_history_is_moved_back_by_whole_weeks() {
     let origin = kwh.len() + 17 * DAY;
     let f = forecast(&history, FIRST + origin as i64, DAY).unwrap();
     assert!(has_fallback(&f, |x| *x == Fallback::StaleHistory { weeks: 2 }));
-    assert_eq!(f.model.history_end_bucket, FIRST + (origin - 14 * DAY) as i64);
+    assert_eq!(
+        f.model.history_end_bucket,
+        FIRST + (origin - 14 * DAY) as i64
+    );
     // Same time of week, two weeks earlier.
     let worst = max_relative_error(&f.values_kwh, origin - 14 * DAY);
     assert!(worst < 0.04, "a bucket off by {:.2}%", worst * 100.0);
@@ -284,4 +394,3 @@ fn a_ship_that_uses_nothing_forecasts_nothing() {
     assert!(f.values_kwh.iter().all(|&v| v == 0.0));
     assert_eq!((f.interval.low_kwh, f.interval.high_kwh), (0.0, 0.0));
 }
-
