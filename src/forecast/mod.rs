@@ -1,9 +1,87 @@
 //! Forecasting a ship's energy use from its own 15-minute history.
 //!
-//! Pure and in-process: buckets in ([`History`]), a [`Forecast`] out. This
-//! module knows nothing of HTTP, JSON or storage.
+//! Pure and in-process: a [`History`] of buckets in, a [`Forecast`] out —
+//! the expected kWh of every bucket of the horizon, their total, an 80%
+//! interval for the total, and a [`ModelInfo`] saying what was fitted on
+//! what. This module knows nothing of HTTP, JSON or storage; the HTTP layer
+//! reads the buckets, calls [`forecast`], and maps [`ForecastError`] to a
+//! status.
 //!
-//! TODO: module docs.
+//! # The model
+//!
+//! A forecast is a *level* (each day's total) times a *shape* (how that
+//! total spreads over the day's 96 buckets), because the two are driven by
+//! different things: the level by yesterday, the weekday and the trend; the
+//! shape by stable habits of the time of day and week, best seen by
+//! averaging many days. Each side is a blend of simple components:
+//!
+//! - levels: yesterday's total; the mean of the last 4 same weekdays; the
+//!   mean of the last 7 days; yesterday and the last week's mean, each
+//!   adjusted by weekday factors; least squares on trend + weekday over 8
+//!   weeks, alone and with its last residual carried forward (AR(1));
+//!   exponential smoothing of the level with weekday factors;
+//! - shapes: yesterday; the same day last week; the mean of the last 4 same
+//!   weekdays and an exponentially weighted mean of 8; the mean of the last
+//!   7 and of the last 28 days.
+//!
+//! No single component is best everywhere — on the backtest series of
+//! `../shared/data` persistence wins on state-wide demand, trend + weekday
+//! on an aggregate of households, long averages on a single noisy house —
+//! so the model learns the blend per ship. It replays itself at the 28 past
+//! daily origins whose horizon has already happened and takes the level
+//! weights that minimise the squared relative error of the daily totals over
+//! the simplex (stacking: complementary components share the weight), and
+//! shape weights proportional to the inverse square of each shape's
+//! absolute error (shapes are all averages of past days and too correlated
+//! for stacking to find anything but noise).
+//!
+//! The interval is split-conformal: the relative errors of the blend's own
+//! total at 28 recent past origins — each with the weights it would have
+//! learned *then*, so the errors are honest — ranked, and the
+//! ⌊(n+1)·10%⌋-th and ⌈(n+1)·90%⌉-th taken. That covers at least 80% if
+//! the next error is exchangeable with the past ones; load drifts, so this
+//! is approximate (82% of the backtest days on each series).
+//!
+//! # Invariants
+//!
+//! - **Only the past is read**: nothing at or after the origin, and nothing
+//!   more than [`LOOKBACK_DAYS`] before it (so the cost does not grow with
+//!   the history: about 1 ms day-ahead, 2–3 ms for four weeks).
+//! - **Everything learned is learned before the origin**: blend weights,
+//!   smoothing constants and the interval come from past origins whose whole
+//!   horizon lies before the forecast origin. A backtest at any origin is
+//!   therefore what the model would have said then. The hyperparameters
+//!   (window lengths, half-lives, the smoothing grid) are fixed constants,
+//!   the same for every ship.
+//! - **Days are counted back from the origin, not from midnight**: day
+//!   `-1` is the 96 buckets just before the origin. Every seasonal lag is a
+//!   whole number of rows and no time zone is needed; a forecast starting at
+//!   a ship's local midnight forecasts its local days.
+//! - **Gaps are filled but never believed**: missing buckets are imputed
+//!   from the same slot on the nearest same weekdays (averaging both sides,
+//!   so a trend does not bias them) so components need no gap logic, but
+//!   only observed buckets, and days and horizons at least 90% observed,
+//!   are ever scored. Partial buckets of at least [`MIN_PARTIAL_COVERAGE_S`]
+//!   are scaled up to a full bucket; thinner ones count as missing.
+//! - **Outputs are sane**: `values_kwh.len() == horizon`, every value finite
+//!   and ≥ 0, `total_kwh` their sum, `low ≤ total ≤ high`, `low ≥ 0`; the
+//!   same input always gives the same output.
+//!
+//! # Short or odd history
+//!
+//! - under [`MIN_HISTORY_BUCKETS`] usable buckets: [`ForecastError::InsufficientHistory`],
+//!   saying how many are needed and how many there are;
+//! - under a week: only weekday-blind components (a daily profile);
+//! - under three weeks: no regressions or smoothing; components join as the
+//!   history covers what they need, and are blended only once they can be
+//!   scored at 3 past origins;
+//! - too few past origins for weights or interval: equal weights, and an
+//!   interval of ±1.28 coefficients of variation of the daily totals (at
+//!   least ±32%);
+//! - no data in the week before the origin: the model is fitted whole weeks
+//!   earlier, where the data ends, keeping the time of week.
+//!
+//! Every such simplification is listed in [`ModelInfo::fallbacks`].
 
 mod blend;
 mod components;
