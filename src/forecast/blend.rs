@@ -101,7 +101,7 @@ pub(super) fn forecast(
             weeks: stale_weeks as u64,
         });
     }
-    let lookback_start = end - (LOOKBACK_DAYS * DAY) as i64;
+    let lookback_start = end.saturating_sub((LOOKBACK_DAYS * DAY) as i64);
     let first = history
         .first_covered_between(lookback_start, end)
         .unwrap_or(end);
@@ -164,7 +164,10 @@ pub(super) fn forecast(
         let actual = val.actual_horizon[v];
         let from = v + val.leads;
         let to = (from + WEIGHT_ORIGINS).min(val.origins.len());
-        if actual.is_nan() || to < from + MIN_ORIGINS_FOR_WEIGHTS {
+        if to < from + MIN_ORIGINS_FOR_WEIGHTS {
+            break;
+        }
+        if actual.is_nan() {
             continue;
         }
         // The shape only counts here through a partial last day; today's
@@ -199,7 +202,8 @@ pub(super) fn forecast(
         .collect();
     let total: f64 = values.iter().sum();
 
-    let interval = if errors.len() >= MIN_ERRORS_FOR_INTERVAL {
+    let n_errors = errors.len();
+    let interval = if n_errors >= MIN_ERRORS_FOR_INTERVAL {
         conformal_interval(total, &mut errors)
     } else {
         fallbacks.push(Fallback::IntervalFromDailySpread {
@@ -230,6 +234,7 @@ pub(super) fn forecast(
             partial_buckets_dropped,
             imputed_buckets: n_days * DAY - covered,
             validation_origins: weight_set.len(),
+            interval_errors: n_errors,
             level_weights: named(val.levels.iter().map(|c| c.name()).collect(), &level_w),
             shape_weights: named(val.shapes.iter().map(|c| c.name()).collect(), &shape_w),
             fallbacks,

@@ -116,7 +116,7 @@ impl Level {
         }
     }
 
-    /// Fills `totals[..n_leads]`. Requires [`Level::available`].
+    /// Fills `totals`, one daily total per lead. Requires [`Level::available`].
     pub fn forecast(self, grid: &Grid, e: usize, totals: &mut [f64]) {
         debug_assert!(self.available(e));
         let t = &grid.totals;

@@ -9,9 +9,11 @@ const DAY: usize = BUCKETS_PER_DAY;
 
 /// A partial bucket covering at least this many seconds is scaled up to a
 /// full-bucket estimate (energy × 900 / coverage); below it, it counts as
-/// missing. A third of a bucket keeps the estimate's noise within what the
-/// imputation would add anyway, while the common case — a reading spacing
-/// that does not divide 15 minutes, or a gap edge — keeps its data.
+/// missing. Scaling assumes the uncovered seconds drew what the covered
+/// ones did; the thinner the coverage the less that holds, and below a third
+/// of a bucket the same slot on nearby same weekdays (the imputation) is the
+/// better guess. Above it, the common partials — the edge of a gap, a
+/// reading spacing that does not divide 15 minutes — keep their data.
 pub const MIN_PARTIAL_COVERAGE_S: u32 = 300;
 
 /// A ship's 15-minute energy history: bucket `first_bucket + i` holds

@@ -105,7 +105,8 @@ pub const LOOKBACK_DAYS: usize = blend::LOOKBACK_DAYS;
 /// Nominal coverage of [`Forecast::interval`].
 pub const INTERVAL_LEVEL: f64 = 0.8;
 
-/// A forecast of the `horizon` buckets from `origin_bucket` on.
+/// A forecast of the `horizon` buckets from `origin_bucket` on. Every value
+/// is finite and ≥ 0, and `interval.low_kwh ≤ total_kwh ≤ interval.high_kwh`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Forecast {
     /// The first forecast bucket (bucket `k` starts at `k * 900` s).
@@ -145,8 +146,10 @@ pub struct ModelInfo {
     pub partial_buckets_dropped: usize,
     /// Missing buckets in the window, filled from the same time of week.
     pub imputed_buckets: usize,
-    /// Past origins the blend weights and the interval were learned from.
+    /// Past origins the blend weights were learned from.
     pub validation_origins: usize,
+    /// Past errors of the blend the interval was built from.
+    pub interval_errors: usize,
     /// Weights of the component forecasts in the daily totals.
     pub level_weights: Vec<ComponentWeight>,
     /// Weights of the component forecasts in the within-day shape.
@@ -231,8 +234,9 @@ impl fmt::Display for ForecastError {
                 covered_buckets,
             } => write!(
                 f,
-                "not enough history to forecast: need at least {needed_buckets} 15-minute buckets \
-                 ({} hours) before the start, have {covered_buckets}",
+                "not enough history to forecast: need at least {needed_buckets} usable \
+                 15-minute buckets ({} hours) in the {LOOKBACK_DAYS} days before the start, \
+                 have {covered_buckets}",
                 needed_buckets / 4
             ),
             ForecastError::HorizonOutOfRange { requested, max } => write!(
@@ -246,7 +250,18 @@ impl fmt::Display for ForecastError {
 impl std::error::Error for ForecastError {}
 
 /// Forecasts buckets `[origin_bucket, origin_bucket + horizon_buckets)` from
-/// the usable buckets of `history` strictly before `origin_bucket`.
+/// the usable buckets of `history` strictly before `origin_bucket` —
+/// for an origin in the past, what the model would have said then.
+///
+/// The model reads at most [`LOOKBACK_DAYS`] days before the origin, so that
+/// window is all `history` needs to hold; for a ship silent in the week
+/// before the origin it reads the same span before the ship's last bucket
+/// instead (see [`Fallback::StaleHistory`]), so pass that too (passing all
+/// the ship's history before the origin is always right, a year is
+/// 35,040 buckets).
+///
+/// Horizons run from 1 bucket to [`MAX_HORIZON_BUCKETS`]. Takes about 1 ms
+/// day-ahead and 2–3 ms four weeks ahead, whatever the history's length.
 pub fn forecast(
     history: &History,
     origin_bucket: i64,
