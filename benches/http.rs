@@ -15,16 +15,18 @@
 //! tokio runtime, so it takes one core at most and leaves the other to the
 //! server (the box has two).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+mod common;
+
+use common::{
+    dir_bytes, mean, ms, percentile, read_listen_line, timestamp, wait_healthy, Client, Server,
+};
 
 const DAY_S: i64 = 86_400;
 /// 2018-08-01T00:00:00Z
@@ -438,10 +440,6 @@ fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     out.extend_from_slice(&digits[position..]);
 }
 
-fn timestamp(secs: i64) -> String {
-    powerd::wire::format_timestamp(secs)
-}
-
 async fn drive_gets(
     address: SocketAddr,
     connections: usize,
@@ -474,144 +472,6 @@ async fn drive_gets(
     }
     let elapsed = started.elapsed().as_secs_f64();
     (latencies.len() as f64 / elapsed, latencies)
-}
-
-/// A keep-alive HTTP/1.1 connection speaking just enough of the protocol.
-struct Client {
-    stream: TcpStream,
-    buffer: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(address: SocketAddr) -> Client {
-        let stream = TcpStream::connect(address).await.expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        Client {
-            stream,
-            buffer: Vec::with_capacity(1 << 16),
-        }
-    }
-
-    async fn request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
-        let mut request = format!("{method} {path} HTTP/1.1\r\nhost: bench\r\n").into_bytes();
-        if let Some(body) = body {
-            request.extend_from_slice(
-                format!(
-                    "content-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-            request.extend_from_slice(body);
-        } else {
-            request.extend_from_slice(b"\r\n");
-        }
-        self.stream.write_all(&request).await.expect("send");
-        // Read until the end of the headers.
-        let header_end = loop {
-            if let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            self.fill().await;
-        };
-        let head = String::from_utf8_lossy(&self.buffer[..header_end]).to_string();
-        let status: u16 = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status");
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .expect("content-length");
-        while self.buffer.len() < header_end + length {
-            self.fill().await;
-        }
-        let body = self.buffer[header_end..header_end + length].to_vec();
-        self.buffer.drain(..header_end + length);
-        (status, body)
-    }
-
-    async fn fill(&mut self) {
-        let mut chunk = [0u8; 65536];
-        let n = self.stream.read(&mut chunk).await.expect("read");
-        assert!(n > 0, "server closed the connection");
-        self.buffer.extend_from_slice(&chunk[..n]);
-    }
-}
-
-struct Server {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Server {
-    fn start(binary: &Path, data_dir: &Path) -> Server {
-        let mut child = Command::new(binary)
-            .args(["serve", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start powerd");
-        let address = read_listen_line(&mut child);
-        Server { child, address }
-    }
-
-    fn rss_kib(&self) -> u64 {
-        rss_kib(self.child.id())
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "powerd exited with {status} on SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Waits for the line `powerd listening on http://ADDR, ...` and returns ADDR.
-fn read_listen_line(child: &mut Child) -> SocketAddr {
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.expect("read stdout");
-        if let Some(rest) = line.split("http://").nth(1) {
-            let address = rest
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .next()
-                .unwrap_or("");
-            let address = address.parse().expect("listen address");
-            // Keep draining stdout so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return address;
-        }
-    }
-    panic!("powerd exited before printing its listen address");
-}
-
-async fn wait_healthy(address: SocketAddr) {
-    let mut client = Client::connect(address).await;
-    let (status, _) = client.request("GET", "/health", None).await;
-    assert_eq!(status, 200);
 }
 
 struct Baseline {
@@ -681,46 +541,4 @@ fn run_baseline_server(body_bytes: usize) {
             });
         }
     });
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                total += dir_bytes(&path);
-            } else if let Ok(meta) = entry.metadata() {
-                total += meta.len();
-            }
-        }
-    }
-    total
-}
-
-fn percentile(values: &mut [Duration], q: f64) -> Duration {
-    if values.is_empty() {
-        return Duration::ZERO;
-    }
-    values.sort_unstable();
-    values[((values.len() - 1) as f64 * q).round() as usize]
-}
-
-fn mean(values: &[Duration]) -> f64 {
-    values.iter().map(Duration::as_secs_f64).sum::<f64>() / values.len().max(1) as f64
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }

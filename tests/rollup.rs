@@ -266,3 +266,58 @@ fn scanning_answers_match_the_index() {
         );
     }
 }
+
+/// `powerd check` compares the rollup file with the blocks: a damaged one
+/// is a note (it gets rebuilt), one that fits the manifest but disagrees
+/// with the data is a problem.
+#[test]
+fn check_verifies_the_rollup_file() {
+    let write_one = |dir: &std::path::Path, kw: f64| {
+        let engine = Engine::open(dir, Default::default()).expect("open");
+        let span = powerd::model::Span {
+            start_s: 0,
+            end_s: 3600,
+            power_kw: kw,
+        };
+        engine.write(1, vec![span]).expect("write");
+        engine.close().expect("close");
+    };
+    let (a, b) = (
+        TempDir::new("rollup-check-a"),
+        TempDir::new("rollup-check-b"),
+    );
+    write_one(a.path(), 1.0);
+    write_one(b.path(), 2.0);
+    let report = powerd::storage::check(a.path()).expect("check");
+    assert!(report.is_ok() && report.notes.is_empty(), "{report}");
+
+    // Same manifest, other data: the index of 1 kW in the directory of 2 kW.
+    std::fs::copy(a.path().join("ROLLUP"), b.path().join("ROLLUP")).expect("copy");
+    let report = powerd::storage::check(b.path()).expect("check");
+    assert!(!report.is_ok(), "{report}");
+    assert!(report.to_string().contains("ROLLUP disagrees"), "{report}");
+
+    let path = a.path().join("ROLLUP");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).expect("damage");
+    let report = powerd::storage::check(a.path()).expect("check");
+    assert!(report.is_ok(), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("ROLLUP cannot be used (CRC mismatch)"),
+        "{report}"
+    );
+    // And the engine rebuilds it: the fleet answer is right again.
+    let engine = Engine::open(a.path(), Default::default()).expect("open");
+    assert_eq!(
+        engine.fleet(0, 4, 4),
+        Some(vec![FleetInterval {
+            first_bucket: 0,
+            sum: 1_000_000_000,
+            ships: 1
+        }])
+    );
+}

@@ -7,11 +7,17 @@ use std::fmt;
 use std::fs::File;
 use std::path::Path;
 
-use super::block::{block_path, list_blocks, walk_block, ChunkHeader};
+use super::block::{
+    block_path, list_blocks, partition_start, walk_block, ChunkHeader, CHUNK_HEADER_LEN,
+    MAX_SPANS_PER_CHUNK,
+};
+use super::codec::{decode_spans, Reader};
 use super::engine::{BLOCK_DIR, LOCK_FILE, LOG_DIR};
 use super::error::StorageError;
 use super::manifest::{Manifest, MANIFEST_FILE};
 use super::record::decode_record;
+use super::rollup::Rollup;
+use super::rollup_file::{self, ROLLUP_FILE};
 use super::segment::{list_segments, scan_segment, segment_path, ScanEnd};
 
 /// What [`check`] found. `problems` are damage; `notes` are states that
@@ -87,6 +93,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
             );
         }
     }
+    let mut manifest_ok = true;
     let manifest = match Manifest::load(dir) {
         Ok(Some(manifest)) => manifest,
         Ok(None) => {
@@ -101,6 +108,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
         }
         Err(e) => {
             report.problems.push(e.to_string());
+            manifest_ok = false;
             Manifest::default()
         }
     };
@@ -108,6 +116,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
 
     let block_dir = dir.join(BLOCK_DIR);
     let mut walked: HashMap<u64, HashMap<u64, ChunkHeader>> = HashMap::new();
+    let mut block_bytes: HashMap<u64, Vec<u8>> = HashMap::new();
     for id in list_blocks(&block_dir).unwrap_or_default() {
         let path = block_path(&block_dir, id);
         report.block_files += 1;
@@ -118,6 +127,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
             Ok(chunks) => {
                 report.chunks += chunks.len();
                 walked.insert(id, chunks.into_iter().collect());
+                block_bytes.insert(id, bytes);
             }
             Err(e) => report.problems.push(e.to_string()),
         }
@@ -147,6 +157,10 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
             )),
             None => report.problems.push(format!("{MANIFEST_FILE} names offset {} of {}, where no chunk starts", location.offset, path.display())),
         }
+    }
+
+    if manifest_ok && report.problems.is_empty() {
+        check_rollup(dir, &manifest, &block_bytes, &mut report);
     }
 
     let log_dir = dir.join(LOG_DIR);
@@ -198,4 +212,54 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
     }
     report.ships = ships.len();
     Ok(report)
+}
+
+/// The rollup index file must equal the index rebuilt from the blocks it
+/// names. One that cannot be used is a note (powerd rebuilds it on start);
+/// one that can be used but disagrees would serve wrong fleet answers, so
+/// it is a problem.
+fn check_rollup(
+    dir: &Path,
+    manifest: &Manifest,
+    block_bytes: &HashMap<u64, Vec<u8>>,
+    report: &mut CheckReport,
+) {
+    let stored = match rollup_file::load(dir, &manifest.identity()) {
+        Ok(rollup) => rollup,
+        Err(reason) => {
+            if !(manifest.chunks.is_empty() && reason == rollup_file::MISSING) {
+                report.notes.push(format!(
+                    "{ROLLUP_FILE} cannot be used ({reason}); powerd rebuilds the rollup index from the blocks on start"
+                ));
+            }
+            return;
+        }
+    };
+    let mut rebuilt = Rollup::new();
+    let mut spans = Vec::new();
+    for (&(ship, partition), location) in &manifest.chunks {
+        let chunk = block_bytes.get(&location.block).and_then(|bytes| {
+            let start = usize::try_from(location.offset).ok()?;
+            bytes.get(start + CHUNK_HEADER_LEN..start + location.len as usize)
+        });
+        spans.clear();
+        let decoded = chunk.map(|payload| {
+            decode_spans(
+                &mut Reader::new(payload),
+                partition_start(partition),
+                MAX_SPANS_PER_CHUNK,
+                &mut spans,
+            )
+        });
+        if !matches!(decoded, Some(Ok(()))) {
+            // Damage the block checks above did not name; they report it.
+            return;
+        }
+        rebuilt.add_chunk_spans(ship, &spans);
+    }
+    if rebuilt != stored {
+        report.problems.push(format!(
+            "{ROLLUP_FILE} disagrees with the blocks it indexes: fleet answers would be wrong; delete it and powerd rebuilds it on start"
+        ));
+    }
 }

@@ -783,19 +783,11 @@ fn load_rollup(dir: &Path, state: &State) -> Result<Rollup, StorageError> {
     };
     let mut rollup = Rollup::new();
     let mut spans = Vec::new();
-    let mut buckets = Vec::new();
     for (&ship, partitions) in &state.chunks {
         for (&partition, chunk) in partitions {
             spans.clear();
             read_chunk_window(chunk, partition, i64::MIN, i64::MAX, &mut spans)?;
-            buckets.clear();
-            spans_to_buckets(
-                &spans,
-                i64::MIN / BUCKET_SECONDS,
-                i64::MAX / BUCKET_SECONDS,
-                &mut buckets,
-            );
-            rollup.add_buckets(ship, &buckets);
+            rollup.add_chunk_spans(ship, &spans);
         }
     }
     if state.chunks.is_empty() && reason == rollup_file::MISSING {

@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{quantise, Bucket, NanoKwh, ShipId};
+use crate::model::{quantise, spans_to_buckets, Bucket, NanoKwh, ShipId, Span, BUCKET_SECONDS};
 
 pub const BUCKETS_PER_DAY: i64 = 96;
 const BUCKETS_PER_HOUR: i64 = 4;
@@ -133,9 +133,22 @@ impl Rollup {
         }
     }
 
-    /// Adds a ship's stored buckets, as read from the blocks (rebuilds).
+    /// Adds a ship's stored buckets (tests).
     pub fn add_buckets(&mut self, ship: ShipId, buckets: &[Bucket]) {
         self.apply(ship, &[], buckets);
+    }
+
+    /// Adds the spans of one stored chunk (a rebuild from the blocks).
+    /// Chunks are partition-aligned, so no bucket straddles two of them.
+    pub fn add_chunk_spans(&mut self, ship: ShipId, spans: &[Span]) {
+        let mut buckets = Vec::with_capacity(spans.len());
+        spans_to_buckets(
+            spans,
+            i64::MIN / BUCKET_SECONDS,
+            i64::MAX / BUCKET_SECONDS,
+            &mut buckets,
+        );
+        self.add_buckets(ship, &buckets);
     }
 
     /// Whether `ship` may have data in buckets `[first, end)`: false only
