@@ -144,6 +144,10 @@ pub(super) fn forecast(
         origins.retain(|&e| {
             levels.iter().all(|c| c.available(e)) && shapes.iter().all(|c| c.available(e))
         });
+    } else {
+        // Too few to learn from: equal weights, and no scoring at origins
+        // where some components could not even run.
+        origins.clear();
     }
 
     let val = validate(&grid, origins, val_leads, val_horizon, levels, shapes);

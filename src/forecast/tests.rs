@@ -394,3 +394,79 @@ fn a_ship_that_uses_nothing_forecasts_nothing() {
     assert!(f.values_kwh.iter().all(|&v| v == 0.0));
     assert_eq!((f.interval.low_kwh, f.interval.high_kwh), (0.0, 0.0));
 }
+
+#[test]
+fn outputs_are_sane_for_every_history_length_and_horizon() {
+    // Noisy, gappy, with partial buckets: the invariants of `Forecast` must
+    // hold whatever the history's length, the origin's time of day and the
+    // horizon, through every fallback.
+    let kwh = series(200, 2.0);
+    let mut rng = Noise(3);
+    let energy: Vec<f64> = kwh
+        .iter()
+        .map(|&v| if rng.next() > 0.7 { f64::NAN } else { v })
+        .collect();
+    let coverage: Vec<u32> = (0..kwh.len())
+        .map(|i| if i % 11 == 0 { 600 } else { 900 })
+        .collect();
+    let end = kwh.len();
+    for days in [
+        1, 2, 3, 6, 7, 8, 13, 14, 20, 21, 22, 27, 28, 29, 35, 60, 100, 199,
+    ] {
+        for offset in [0, 37] {
+            let origin = end - offset;
+            let from = origin - days * DAY;
+            let history = History::from_kwh_with_coverage(
+                FIRST + from as i64,
+                &energy[from..origin],
+                &coverage[from..origin],
+            );
+            for horizon in [1, 95, 96, 97, 7 * DAY + 5, MAX_HORIZON_BUCKETS] {
+                let f = match forecast(&history, FIRST + origin as i64, horizon) {
+                    Ok(f) => f,
+                    // Only possible with a day or two of 70%-covered data.
+                    Err(ForecastError::InsufficientHistory {
+                        covered_buckets, ..
+                    }) => {
+                        assert!(days <= 2 && covered_buckets < 96, "{days} days");
+                        continue;
+                    }
+                    Err(e) => panic!("{days} days, horizon {horizon}: {e}"),
+                };
+                let what = format!("{days} days, offset {offset}, horizon {horizon}");
+                assert_eq!(f.values_kwh.len(), horizon, "{what}");
+                assert!(
+                    f.values_kwh.iter().all(|v| v.is_finite() && *v >= 0.0),
+                    "{what}"
+                );
+                let sum: f64 = f.values_kwh.iter().sum();
+                assert!((sum - f.total_kwh).abs() <= 1e-9 * sum, "{what}");
+                let Interval {
+                    low_kwh,
+                    high_kwh,
+                    level,
+                } = f.interval;
+                assert_eq!(level, INTERVAL_LEVEL);
+                assert!(
+                    0.0 <= low_kwh && low_kwh <= f.total_kwh,
+                    "{what}: {:?}",
+                    f.interval
+                );
+                assert!(f.total_kwh <= high_kwh, "{what}: {:?}", f.interval);
+                // Roughly the right level: the pattern is 10..27 kWh a bucket.
+                let mean = f.total_kwh / horizon as f64;
+                assert!((5.0..40.0).contains(&mean), "{what}: mean {mean}");
+                let weights: f64 = f.model.level_weights.iter().map(|c| c.weight).sum();
+                assert!(
+                    (weights - 1.0).abs() < 1e-9,
+                    "{what}: {:?}",
+                    f.model.level_weights
+                );
+                assert!(
+                    f.model.history_end_bucket == FIRST + origin as i64,
+                    "{what}"
+                );
+            }
+        }
+    }
+}
