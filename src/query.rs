@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::forecast::{History, BUCKETS_PER_DAY, LOOKBACK_DAYS, MIN_PARTIAL_COVERAGE_S};
 use crate::model::{quantise, Bucket, NanoKwh, ShipId, BUCKET_SECONDS};
 use crate::storage::{Engine, StorageError};
 
@@ -129,4 +130,50 @@ pub fn top_users_scan(
     totals.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     totals.truncate(count);
     Ok(totals)
+}
+
+/// The history [`crate::forecast::forecast`] needs for a forecast of `ship`
+/// from `origin_bucket`: the stored buckets before the origin, at most
+/// [`LOOKBACK_DAYS`] days of them. For a ship silent in the week before the
+/// origin the model fits whole weeks earlier, where its data ends
+/// ([`crate::forecast::Fallback::StaleHistory`]); the window is then the
+/// same span before that point, found by reading everything older. Either
+/// way the model sees exactly what it would with all of the ship's history
+/// before the origin, and nothing at or after it. `Ok(None)` when the ship
+/// has never been written.
+pub fn forecast_history(
+    engine: &Engine,
+    ship: ShipId,
+    origin_bucket: i64,
+) -> Result<Option<History>, StorageError> {
+    const WEEK: i64 = 7 * BUCKETS_PER_DAY as i64;
+    let lookback = (LOOKBACK_DAYS * BUCKETS_PER_DAY) as i64;
+    let window_start = origin_bucket.saturating_sub(lookback);
+    let Some(recent) = engine.read_buckets(ship, window_start, origin_bucket)? else {
+        return Ok(None);
+    };
+    // The model's own test of a usable bucket: data over enough of it.
+    let last_usable = |buckets: &[Bucket]| {
+        buckets
+            .iter()
+            .rev()
+            .find(|b| b.coverage_s >= MIN_PARTIAL_COVERAGE_S)
+            .map(|b| b.index)
+    };
+    if let Some(last) = last_usable(&recent) {
+        if origin_bucket - (last + 1) < WEEK {
+            return Ok(Some(History::from_buckets(&recent)));
+        }
+    }
+    let mut all = engine
+        .read_buckets(ship, i64::MIN / BUCKET_SECONDS, window_start)?
+        .unwrap_or_default();
+    all.extend(recent);
+    let Some(last) = last_usable(&all) else {
+        return Ok(Some(History::empty()));
+    };
+    let end = origin_bucket - (origin_bucket - (last + 1)) / WEEK * WEEK;
+    let start = end.saturating_sub(lookback);
+    all.retain(|b| (start..end).contains(&b.index));
+    Ok(Some(History::from_buckets(&all)))
 }

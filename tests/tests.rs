@@ -3,6 +3,7 @@
 mod corruption;
 mod crash;
 mod engine;
+mod forecast;
 mod fuzz_replay;
 mod http;
 mod process;

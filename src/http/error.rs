@@ -29,6 +29,10 @@ pub(crate) enum ApiError {
     BadBody(String),
     /// The ship has never been written.
     UnknownShip(ShipId),
+    /// Well-formed, but the stored data cannot answer it: a forecast from
+    /// too little history. The message says how much is needed and how
+    /// much there is.
+    NotEnoughData(FieldError),
     /// No endpoint has this path.
     UnknownPath,
     /// The path exists, but not for this method; `allow` lists the methods
@@ -61,6 +65,7 @@ pub(crate) fn status(error: &ApiError) -> StatusCode {
     match error {
         ApiError::BadInput(_) | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
         ApiError::UnknownShip(_) | ApiError::UnknownPath => StatusCode::NOT_FOUND,
+        ApiError::NotEnoughData(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
         ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,7 +81,7 @@ pub(crate) fn status(error: &ApiError) -> StatusCode {
 fn field_and_message(error: &ApiError) -> (Option<&str>, String) {
     match error {
         ApiError::BadInput(e) if e.field.is_empty() => (None, e.message.clone()),
-        ApiError::BadInput(e) => (Some(&e.field), e.message.clone()),
+        ApiError::BadInput(e) | ApiError::NotEnoughData(e) => (Some(&e.field), e.message.clone()),
         ApiError::BadBody(why) => (None, format!("the request body could not be read: {why}")),
         ApiError::UnknownShip(ship) => (
             Some("spaceship_id"),

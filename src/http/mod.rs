@@ -3,7 +3,7 @@
 //!
 //! Owns: sockets and connections (`server`), per-connection idle tracking
 //! (`idle`), reading bodies under a size limit (`body`), query strings
-//! (`params`), endpoints (`routes`), error bodies and status codes (`error`),
+//! (`params`), endpoints (`routes`, and `forecast` for `GET /forecast`), error bodies and status codes (`error`),
 //! and keeping a panicking handler from taking its connection down (`panic`).
 //!
 //! Architecture invariants:
@@ -22,6 +22,7 @@
 
 mod body;
 mod error;
+mod forecast;
 mod idle;
 mod panic;
 mod params;

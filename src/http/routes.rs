@@ -39,7 +39,8 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
         (&Method::POST, "/data") => post_data(request, &state).await,
         (&Method::GET, "/data/fleet") => get_fleet(&request, &state).await,
         (&Method::GET, "/topusers") => get_top_users(&request, &state).await,
-        (_, "/health" | "/data/fleet" | "/topusers") => {
+        (&Method::GET, "/forecast") => super::forecast::get_forecast(&request, &state).await,
+        (_, "/health" | "/data/fleet" | "/topusers" | "/forecast") => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
         (_, "/data") => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
