@@ -1,6 +1,7 @@
 //! In-process ingest through the engine alone (no HTTP): 8 writer threads,
 //! one ship-day of 288 five-minute spans per write. Prints writes/s and the
-//! average group-commit size.
+//! average group-commit size. `-- --no-rollup-index` runs without the
+//! rollup index, to see what keeping it costs.
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,7 +11,11 @@ use powerd::storage::{Engine, EngineOptions};
 fn main() {
     let dir = std::env::temp_dir().join(format!("powerd-engine-ingest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let engine = Arc::new(Engine::open(&dir, EngineOptions::default()).expect("open"));
+    let options = EngineOptions {
+        rollup_index: !std::env::args().any(|a| a == "--no-rollup-index"),
+        ..EngineOptions::default()
+    };
+    let engine = Arc::new(Engine::open(&dir, options).expect("open"));
     let threads = 8;
     let per_thread = 1000u64;
     let started = Instant::now();

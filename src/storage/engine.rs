@@ -33,7 +33,7 @@ use super::codec::{decode_spans_window, validate_spans, Reader};
 use super::error::StorageError;
 use super::manifest::Manifest;
 use super::record::{decode_record, encode_write, KIND_WRITE};
-use super::rollup::{FleetInterval, Rollup};
+use super::rollup::{BucketChanges, FleetInterval, Rollup};
 use super::rollup_file;
 use super::segment::{
     append_frame, list_segments, prepare_spare, scan_segment, segment_path, ScanEnd, SegmentWriter,
@@ -107,6 +107,9 @@ struct Pending {
     ship: ShipId,
     spans: Vec<Span>,
     frame: Vec<u8>,
+    /// The batch's rollup change if the ship has no data where it writes
+    /// (the usual append), computed by the caller off the commit path.
+    fresh: Option<BucketChanges>,
     done: CommitCallback,
 }
 
@@ -189,13 +192,24 @@ impl State {
     }
 
     /// Applies one durable batch: the rollup index first (it needs the
-    /// buckets as they were), then the active memtable.
-    fn apply_write(&mut self, ship: ShipId, spans: &[Span]) {
+    /// buckets as they were), then the active memtable. `fresh` is the
+    /// batch's change if the ship turns out to have no data where it writes.
+    fn apply_write(&mut self, ship: ShipId, spans: &[Span], fresh: Option<&BucketChanges>) {
+        if let (Some(rollup), Some(first), Some(last)) =
+            (&mut self.rollup, spans.first(), spans.last())
+        {
+            let (from, to) = (bucket_of(first.start_s), bucket_of(last.end_s - 1) + 1);
+            if let Some(fresh) = fresh.filter(|_| !rollup.may_have_data(ship, from, to)) {
+                rollup.apply(ship, fresh);
+                self.active.entry(ship).or_default().overwrite_all(spans);
+                return;
+            }
+        }
         if self.rollup.is_some() {
             match self.rollup_change(ship, spans) {
-                Ok((old, new)) => {
+                Ok(changes) => {
                     if let Some(rollup) = &mut self.rollup {
-                        rollup.apply(ship, &old, &new);
+                        rollup.apply(ship, &changes);
                     }
                 }
                 Err(e) => {
@@ -218,11 +232,7 @@ impl State {
     /// adds a later overwrite subtracts to the last nano-kWh. Buckets the
     /// batch touches are grouped into runs, so a batch with far-apart
     /// readings does not read the history between them.
-    fn rollup_change(
-        &self,
-        ship: ShipId,
-        spans: &[Span],
-    ) -> Result<(Vec<Bucket>, Vec<Bucket>), StorageError> {
+    fn rollup_change(&self, ship: ShipId, spans: &[Span]) -> Result<BucketChanges, StorageError> {
         let rollup = self.rollup.as_ref().expect("called with an index");
         let mut old_buckets = Vec::new();
         let mut new_buckets = Vec::with_capacity(spans.len());
@@ -254,7 +264,7 @@ impl State {
             spans_to_buckets(&merged, first, end, &mut new_buckets);
             from = to;
         }
-        Ok((old_buckets, new_buckets))
+        Ok(BucketChanges::between(&old_buckets, &new_buckets))
     }
 
     /// The ship's energy in buckets `[first, end)`, in the rollup's units.
@@ -381,7 +391,7 @@ impl Engine {
         }
         let first_live = state.manifest.first_live_segment;
         let replay = replay_log(&log_dir, first_live, |ship, spans| {
-            state.apply_write(ship, spans)
+            state.apply_write(ship, spans, None)
         })?;
         remove_stale_files(&log_dir, &block_dir, &state.manifest)?;
 
@@ -464,6 +474,11 @@ impl Engine {
         append_frame(&mut frame, KIND_WRITE, |out| {
             encode_write(ship, &spans, out)
         });
+        let fresh = self
+            .shared
+            .options
+            .rollup_index
+            .then(|| BucketChanges::fresh(&spans));
         let mut queue = self.shared.queue();
         if queue.closed {
             drop(queue);
@@ -474,6 +489,7 @@ impl Engine {
             ship,
             spans,
             frame,
+            fresh,
             done,
         });
         drop(queue);
@@ -995,7 +1011,7 @@ fn commit_batch(
     {
         let mut state = shared.state_mut();
         for pending in batch {
-            state.apply_write(pending.ship, &pending.spans);
+            state.apply_write(pending.ship, &pending.spans, pending.fresh.as_ref());
             state.stats.writes += 1;
             callbacks.push(pending.done);
         }

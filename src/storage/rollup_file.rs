@@ -60,7 +60,7 @@ pub fn encode(rollup: &Rollup, manifest: &ManifestIdentity) -> Vec<u8> {
         put_varint(&mut out, ship);
         put_varint(&mut out, days.len() as u64);
         let mut previous: Option<i64> = None;
-        for day in days {
+        for day in &days {
             match previous {
                 None => put_zigzag128(&mut out, i128::from(day.day)),
                 Some(p) => put_varint(&mut out, (day.day - p) as u64),
@@ -222,6 +222,7 @@ fn zigzag128(r: &mut Reader<'_>) -> Result<i128, String> {
 mod tests {
     use super::*;
     use crate::model::Bucket;
+    use crate::storage::rollup::BucketChanges;
 
     fn identity() -> ManifestIdentity {
         ManifestIdentity {
@@ -241,21 +242,24 @@ mod tests {
                 coverage_s: 900,
             })
             .collect();
-        rollup.add_buckets(9, &full);
-        rollup.add_buckets(
+        rollup.apply(9, &BucketChanges::between(&[], &full));
+        rollup.apply(
             u64::MAX,
-            &[
-                Bucket {
-                    index: -5,
-                    energy_kwh: 1e15,
-                    coverage_s: 1,
-                },
-                Bucket {
-                    index: 96 * 20_000 + 3,
-                    energy_kwh: 0.0,
-                    coverage_s: 10,
-                },
-            ],
+            &BucketChanges::between(
+                &[],
+                &[
+                    Bucket {
+                        index: -5,
+                        energy_kwh: 1e15,
+                        coverage_s: 1,
+                    },
+                    Bucket {
+                        index: 96 * 20_000 + 3,
+                        energy_kwh: 0.0,
+                        coverage_s: 10,
+                    },
+                ],
+            ),
         );
         rollup
     }
