@@ -1,5 +1,6 @@
 //! Fleet-scale benchmark of the rollup index. Run with
-//! `cargo bench --bench fleet` (add `-- --quick` for 1,000 ships).
+//! `cargo bench --bench fleet` (add `-- --quick` for 1,000 ships, and
+//! `--keep` to leave the data directory behind for a look).
 //!
 //! 1. What keeping the index costs: the same ingest (1,000 ships × 30 days,
 //!    one ship-day per write) with the index on and off, alternating rounds.
@@ -128,7 +129,11 @@ fn main() {
             .collect();
         println!("| {} |", cells.join(" | "));
     }
-    let _ = std::fs::remove_dir_all(&root);
+    if std::env::args().any(|a| a == "--keep") {
+        println!("data kept in {}", data_dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
 
 /// Ingest with the index on and off, three alternating rounds each on fresh

@@ -321,3 +321,31 @@ fn check_verifies_the_rollup_file() {
         }])
     );
 }
+
+/// A rebuilt index is saved at once (a start without writes checkpoints
+/// nothing), and starts without writes leave no empty log segments behind.
+#[test]
+fn a_rebuilt_index_is_saved_and_idle_restarts_leave_no_segments() {
+    let dir = TempDir::new("rollup-saved");
+    let engine = Engine::open(dir.path(), Default::default()).expect("open");
+    let span = powerd::model::Span {
+        start_s: 0,
+        end_s: 900,
+        power_kw: 4.0,
+    };
+    engine.write(3, vec![span]).expect("write");
+    engine.close().expect("close");
+    drop(engine);
+    let rollup = dir.path().join("ROLLUP");
+    let saved = std::fs::read(&rollup).expect("the checkpoint wrote it");
+    std::fs::remove_file(&rollup).expect("remove");
+    for _ in 0..3 {
+        let engine = Engine::open(dir.path(), Default::default()).expect("open");
+        assert_eq!(std::fs::read(&rollup).ok().as_ref(), Some(&saved));
+        engine.close().expect("close");
+    }
+    let segments = std::fs::read_dir(dir.path().join("log"))
+        .expect("log")
+        .count();
+    assert!(segments <= 1, "{segments} segments after idle restarts");
+}

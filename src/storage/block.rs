@@ -257,7 +257,10 @@ impl BlockFile {
     }
 
     /// Checks the chunk at `location`: bounds, CRC, and that it belongs to
-    /// `ship` and `partition`. Run once per chunk when the engine opens.
+    /// `ship` and `partition`. Run once per chunk when the engine opens:
+    /// the CRC proves the bytes are the ones written, so the columns are
+    /// not decoded here (`powerd check` does that, with [`parse_chunk`]);
+    /// every read decodes defensively anyway.
     pub fn verify_chunk(
         &self,
         location: &ChunkLocation,
@@ -265,7 +268,7 @@ impl BlockFile {
         partition: i64,
     ) -> Result<(), StorageError> {
         let bytes = self.chunk_bytes(location)?;
-        let header = parse_chunk(bytes)
+        let header = parse_chunk_frame(bytes)
             .map_err(|e| StorageError::corrupted(&self.path, location.offset, e.0))?;
         if header.ship != ship
             || header.partition != partition
@@ -292,30 +295,13 @@ fn check_block_header(path: &Path, expected_id: u64, bytes: &[u8]) -> Result<(),
     file_header::check(&BLOCK_KIND, path, bytes, expected_id)
 }
 
-/// Parses and CRC-checks one whole chunk (header and payload).
+/// Parses one whole chunk (header and payload), checks its CRC, decodes
+/// its columns and checks the bucket columns against the spans.
 pub fn parse_chunk(bytes: &[u8]) -> Result<ChunkHeader, DecodeError> {
-    let mut reader = Reader::new(bytes);
-    let payload_len = reader.u32()?;
-    let span_count = reader.u32()?;
-    let ship = reader.u64()?;
-    let partition = reader.i64()?;
-    let span_bytes = reader.u32()?;
-    let crc = reader.u32()?;
-    let payload = reader.take(payload_len as usize)?;
-    if partition
-        .checked_add(1)
-        .and_then(|p| p.checked_mul(PARTITION_SECONDS))
-        .is_none()
-        || partition.checked_mul(PARTITION_SECONDS).is_none()
-    {
-        return Err(DecodeError(format!("partition {partition} out of range")));
-    }
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&bytes[..28]);
-    hasher.update(payload);
-    if hasher.finalize() != crc {
-        return Err(DecodeError("chunk CRC mismatch".into()));
-    }
+    let header = parse_chunk_frame(bytes)?;
+    let payload = &bytes[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + header.payload_len as usize];
+    let (span_bytes, span_count, partition) =
+        (header.span_bytes, header.span_count, header.partition);
     let (span_part, bucket_part) =
         payload
             .split_at_checked(span_bytes as usize)
@@ -378,6 +364,39 @@ pub fn parse_chunk(bytes: &[u8]) -> Result<ChunkHeader, DecodeError> {
         if partition_of(first.start_s) != partition || last.end_s > partition_start(partition + 1) {
             return Err(DecodeError("chunk spans lie outside its partition".into()));
         }
+    }
+    Ok(header)
+}
+
+/// Parses a chunk's header and checks its CRC and bounds, without decoding
+/// the columns.
+fn parse_chunk_frame(bytes: &[u8]) -> Result<ChunkHeader, DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let payload_len = reader.u32()?;
+    let span_count = reader.u32()?;
+    let ship = reader.u64()?;
+    let partition = reader.i64()?;
+    let span_bytes = reader.u32()?;
+    let crc = reader.u32()?;
+    let payload = reader.take(payload_len as usize)?;
+    if partition
+        .checked_add(1)
+        .and_then(|p| p.checked_mul(PARTITION_SECONDS))
+        .is_none()
+        || partition.checked_mul(PARTITION_SECONDS).is_none()
+    {
+        return Err(DecodeError(format!("partition {partition} out of range")));
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&bytes[..28]);
+    hasher.update(payload);
+    if hasher.finalize() != crc {
+        return Err(DecodeError("chunk CRC mismatch".into()));
+    }
+    if span_bytes > payload_len {
+        return Err(DecodeError(format!(
+            "span columns of {span_bytes} bytes overrun the payload"
+        )));
     }
     Ok(ChunkHeader {
         payload_len,

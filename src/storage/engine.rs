@@ -816,11 +816,17 @@ fn load_rollup(dir: &Path, state: &State) -> Result<Rollup, StorageError> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "the rollup index file cannot be used ({reason}); rebuilt the index from the blocks"
     );
+    // Saved now: without writes no checkpoint would, and every start would
+    // rebuild again.
+    if let Err(e) = rollup_file::store(dir, &rollup, &state.manifest.identity()) {
+        warn!("could not save the rebuilt rollup index; the next start rebuilds it again: {e}");
+    }
     Ok(rollup)
 }
 
 struct ReplaySummary {
     records: u64,
+    /// The newest segment that holds a record.
     last_segment: Option<u64>,
 }
 
@@ -836,6 +842,7 @@ fn replay_log(
         .filter(|&s| s >= first_live)
         .collect();
     let mut records = 0u64;
+    let mut empty: Vec<u64> = Vec::new();
     for (position, &sequence) in segments.iter().enumerate() {
         let expected = first_live + position as u64;
         if sequence != expected && position > 0 {
@@ -848,12 +855,16 @@ fn replay_log(
         let path = segment_path(log_dir, sequence);
         let bytes = std::fs::read(&path).map_err(|e| StorageError::io(&path, "read", e))?;
         let newest = position + 1 == segments.len();
+        let records_before = records;
         let end = scan_segment(&path, &bytes, sequence, newest, |offset, kind, payload| {
             let record = decode_record(&path, offset, kind, payload)?;
             apply(record.ship, &record.spans);
             records += 1;
             Ok(())
         })?;
+        if records == records_before {
+            empty.push(sequence);
+        }
         if let ScanEnd::TornTail {
             valid_len,
             file_len,
@@ -879,9 +890,19 @@ fn replay_log(
                 .map_err(|e| StorageError::io(&path, "sync", e))?;
         }
     }
+    // Segments after the last record hold nothing (a start without
+    // writes creates one); removed, so restarts do not pile them up.
+    let last_segment = segments.iter().rev().find(|s| !empty.contains(s)).copied();
+    for &sequence in segments
+        .iter()
+        .rev()
+        .take_while(|&&s| Some(s) > last_segment)
+    {
+        remove_file(&segment_path(log_dir, sequence))?;
+    }
     Ok(ReplaySummary {
         records,
-        last_segment: segments.last().copied(),
+        last_segment,
     })
 }
 

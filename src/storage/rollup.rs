@@ -272,6 +272,44 @@ impl Rollup {
         *days = days.wrapping_add_signed(i8::from(mask != 0) - i8::from(had_data));
     }
 
+    /// Loads one ship's day as the index file stores it. The fleet sums
+    /// are the file's to set; counts, group totals and ranges follow.
+    fn set_day(&mut self, number: usize, ship_day: ShipDay) {
+        let ShipDay { day, mask, total } = ship_day;
+        let entry = self.days.entry(day).or_insert_with(Day::empty);
+        if entry.totals.len() <= number {
+            entry.totals.resize(number + 1, 0);
+            entry.masks.resize(number + 1, 0);
+        }
+        entry.totals[number] = total;
+        entry.masks[number] = mask;
+        entry.day_ships += 1;
+        for (slot, ships) in entry.ships.iter_mut().enumerate() {
+            *ships += (mask >> slot & 1) as u32;
+        }
+        for (hour, ships) in entry.hour_ships.iter_mut().enumerate() {
+            *ships += u32::from(mask >> (hour * 4) & 0xF != 0);
+        }
+        let group = self
+            .groups
+            .entry(day.div_euclid(DAYS_PER_GROUP))
+            .or_default();
+        if group.totals.len() <= number {
+            group.totals.resize(number + 1, 0);
+            group.days_with_data.resize(number + 1, 0);
+        }
+        group.totals[number] = group.totals[number].wrapping_add(total);
+        group.days_with_data[number] += 1;
+        let ship = &mut self.ships[number];
+        let first = day * BUCKETS_PER_DAY + i64::from(mask.trailing_zeros());
+        let end = day * BUCKETS_PER_DAY + 128 - i64::from(mask.leading_zeros());
+        if ship.first == ship.end {
+            (ship.first, ship.end) = (first, end);
+        } else {
+            (ship.first, ship.end) = (ship.first.min(first), ship.end.max(end));
+        }
+    }
+
     /// Whether `ship` may have data in buckets `[first, end)`: false only
     /// when every bucket it holds lies outside. Lets writes past the end of
     /// a ship's history skip reading what they replace.
@@ -569,19 +607,7 @@ impl Rollup {
                 previous = Some(day.day);
                 let total = day_totals.entry(day.day).or_default();
                 *total = total.wrapping_add(day.total);
-                // The day's buckets as changes: the mask says which hold
-                // data; the whole total rides on the first of them (the
-                // fleet sums are taken from the file afterwards).
-                let changes: Vec<Change> = (0..SLOTS)
-                    .filter(|&slot| day.mask >> slot & 1 == 1)
-                    .enumerate()
-                    .map(|(k, slot)| Change {
-                        index: day.day * BUCKETS_PER_DAY + slot as i64,
-                        delta: if k == 0 { day.total } else { 0 },
-                        present: true,
-                    })
-                    .collect();
-                rollup.apply_day(number, day.day, &changes);
+                rollup.set_day(number, day);
             }
         }
         let mut sums_of: BTreeMap<i64, [NanoKwh; SLOTS]> = fleet_sums.into_iter().collect();
