@@ -21,13 +21,19 @@ use powerd::model::{Span, BUCKET_SECONDS};
 use powerd::normalise::{normalise, NormaliseError};
 use powerd::storage::fuzzing::{
     append_frame, decode_spans, decode_spans_window, decode_write, encode_chunk, encode_spans,
-    parse_chunk, scan_segment, Reader,
+    parse_chunk, rollup_file_properties, scan_segment, Reader,
 };
 use powerd::storage::StorageError;
 use powerd::wire::{parse_post_body, MAX_INTERVAL_S};
 
 /// The target names, which are also the seed directories' names.
-pub const TARGETS: [&str; 4] = ["segment_decode", "span_codec", "block_chunk", "post_body"];
+pub const TARGETS: [&str; 5] = [
+    "segment_decode",
+    "span_codec",
+    "block_chunk",
+    "post_body",
+    "rollup_file",
+];
 
 /// Runs `target`'s check on `data`.
 pub fn check(target: &str, data: &[u8]) {
@@ -36,6 +42,7 @@ pub fn check(target: &str, data: &[u8]) {
         "span_codec" => span_codec(data),
         "block_chunk" => block_chunk(data),
         "post_body" => post_body(data),
+        "rollup_file" => rollup_file(data),
         _ => panic!("unknown fuzz target {target}"),
     }
 }
@@ -503,6 +510,13 @@ fn recipe_spans(input: &mut Input<'_>, first_start: i64, limit_s: i64, max: usiz
 /// Seconds per block partition: 4096 buckets (storage-format.md, "Block files").
 const PARTITION_SECONDS: i64 = 4096 * BUCKET_SECONDS;
 const CHUNK_HEADER_LEN: usize = 32;
+
+/// Arbitrary bytes as a rollup index file, as a file body, and as a recipe
+/// of writes: see `powerd::storage::fuzzing::rollup_file_properties`, which
+/// holds the properties because the index's types are not public.
+pub fn rollup_file(data: &[u8]) {
+    rollup_file_properties(data);
+}
 
 /// Arbitrary bytes as a block chunk.
 ///

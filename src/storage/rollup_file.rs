@@ -184,6 +184,74 @@ pub fn load(dir: &Path, manifest: &ManifestIdentity) -> Result<Rollup, String> {
     }
 }
 
+/// The fuzz target's properties (`fuzz/fuzz_targets/checks.rs`,
+/// `rollup_file`); panics when one breaks. A decoder error is always fine.
+///
+/// - `data` as a whole file, checked against the manifest it names itself
+///   (so the identity check passes and the body decoder runs), and `data`
+///   as a body behind a valid header, identity and CRC: no panic, and an
+///   accepted file's index re-encodes to a file that decodes to the same
+///   index (with the same bytes as that re-encoding).
+/// - `data` as a recipe of writes (ship, bucket, energy, coverage, ...):
+///   the index they build round-trips through the file exactly.
+#[doc(hidden)]
+pub fn fuzz_properties(data: &[u8]) {
+    let named = |file: &[u8]| -> Option<ManifestIdentity> {
+        let mut r = Reader::new(file.get(FILE_HEADER_LEN..)?);
+        Some(ManifestIdentity {
+            first_live_segment: r.u64().ok()?,
+            next_block_id: r.u64().ok()?,
+            crc: r.u32().ok()?,
+            len: r.u32().ok()?,
+        })
+    };
+    let round_trip = |file: &[u8], identity: &ManifestIdentity| {
+        if let Ok(rollup) = decode(file, identity) {
+            let again = encode(&rollup, identity);
+            let back = decode(&again, identity).expect("a re-encoded index decodes");
+            assert!(back == rollup, "re-encoded index differs");
+            assert_eq!(encode(&back, identity), again, "encoding is not deterministic");
+        }
+    };
+    if let Some(identity) = named(data) {
+        round_trip(data, &identity);
+    }
+    let identity = ManifestIdentity {
+        first_live_segment: 1,
+        next_block_id: 2,
+        crc: 3,
+        len: 4,
+    };
+    let mut file = file_header::encode(&ROLLUP_KIND, 0);
+    put_u64(&mut file, identity.first_live_segment);
+    put_u64(&mut file, identity.next_block_id);
+    put_u32(&mut file, identity.crc);
+    put_u32(&mut file, identity.len);
+    file.extend_from_slice(data);
+    let crc = crc32fast::hash(&file);
+    put_u32(&mut file, crc);
+    round_trip(&file, &identity);
+
+    let mut rollup = Rollup::new();
+    for record in data.chunks_exact(8) {
+        let ship = u64::from(record[0] % 8);
+        let first = i64::from(i16::from_le_bytes([record[1], record[2]]));
+        let count = i64::from(record[3] % 100);
+        let energy = f64::from(u16::from_le_bytes([record[4], record[5]])) / 7.0;
+        let coverage = u32::from(u16::from_le_bytes([record[6], record[7]]) % 900) + 1;
+        let buckets: Vec<crate::model::Bucket> = (first..first + count)
+            .map(|index| crate::model::Bucket {
+                index,
+                energy_kwh: energy,
+                coverage_s: coverage,
+            })
+            .collect();
+        rollup.apply(ship, &super::rollup::BucketChanges::between(&[], &buckets));
+    }
+    let bytes = encode(&rollup, &identity);
+    assert!(decode(&bytes, &identity).expect("an encoded index decodes") == rollup);
+}
+
 /// Days whose buckets have start seconds that fit an `i64`.
 fn day_number(value: i128) -> Result<i64, String> {
     const LIMIT: i128 = (i64::MAX / 900 / BUCKETS_PER_DAY) as i128;
