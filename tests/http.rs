@@ -973,6 +973,64 @@ async fn fleet_sums_counts_and_averages_ships_per_interval() {
     server.stop().await;
 }
 
+/// The fleet views follow overwrites by exactly the difference, count a
+/// partial bucket's ship, and count ships in a window-cut interval from the
+/// part inside the window.
+#[tokio::test]
+async fn fleet_views_follow_overwrites_partial_buckets_and_cut_windows() {
+    let server = start_server().await;
+    let rows = |json: serde_json::Value| -> Vec<(String, f64, u64)> {
+        json["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|d| {
+                (
+                    d["datetime"].as_str().expect("datetime").to_string(),
+                    d["sum"].as_f64().expect("sum"),
+                    d["ships"].as_u64().expect("ships"),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(server.post("/data", example_1(1)).await.status, 200);
+    // Ship 2: 6 kW for the five minutes from 00:10, a partial 00:00 bucket.
+    let partial = r#"{"spaceship_id":2,"units":"kW","interval":"PT5M","data":[{"datetime":"2018-08-24T00:10:00Z","value":6}]}"#;
+    assert_eq!(server.post("/data", partial.to_string()).await.status, 200);
+    let first_hour = "/data/fleet?start=2018-08-24T00:00:00Z&end=2018-08-24T01:00:00Z";
+    assert_eq!(
+        rows(server.get(first_hour).await.json())[..2],
+        [(at("00:00"), 3.5, 2), (at("00:15"), 3.0, 1)]
+    );
+    // Ship 1's first hour overwritten: 24 kWh instead of 12.
+    let overwrite = r#"{"spaceship_id":1,"units":"kWh","interval":"PT1H","data":[{"datetime":"2018-08-24T00:00:00Z","value":24}]}"#;
+    assert_eq!(
+        server.post("/data", overwrite.to_string()).await.status,
+        200
+    );
+    assert_eq!(
+        rows(server.get(first_hour).await.json())[..2],
+        [(at("00:00"), 6.5, 2), (at("00:15"), 6.0, 1)]
+    );
+    let top = server.get("/topusers").await.json();
+    assert_eq!(top["ships"][0]["consumption"], 68);
+    assert_eq!(top["ships"][1]["consumption"], 0.5);
+    // 00:20 rounds up to the 00:30 bucket: ship 2's data lies before it, so
+    // the cut day counts ship 1 only, with the 24 + 26 + 18 - 12 kWh inside.
+    let cut_day = server
+        .get("/data/fleet?start=2018-08-24T00:20:00Z&end=2018-08-25T00:00:00Z&step=1d")
+        .await
+        .json();
+    assert_eq!(rows(cut_day), [(at("00:00"), 56.0, 1)]);
+    // A cut hour counts both ships.
+    let cut_hour = server
+        .get("/data/fleet?start=2018-08-24T00:00:00Z&end=2018-08-24T00:30:00Z&step=1h")
+        .await
+        .json();
+    assert_eq!(rows(cut_hour), [(at("00:00"), 12.5, 2)]);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn top_users_rank_by_energy_with_ties_by_id() {
     let server = start_server().await;
