@@ -1,6 +1,7 @@
 //! Fleet-scale benchmark of the rollup index. Run with
 //! `cargo bench --bench fleet` (add `-- --quick` for 1,000 ships, and
-//! `--keep` to leave the data directory behind for a look).
+//! `--keep` to leave the data directory behind for a look, `--cost-only`
+//! to measure only what keeping the index costs ingest).
 //!
 //! 1. What keeping the index costs: the same ingest (1,000 ships × 30 days,
 //!    one ship-day per write) with the index on and off, alternating rounds.
@@ -45,6 +46,10 @@ fn main() {
 
     let mut table: Vec<[String; 4]> = Vec::new();
     index_cost(&root, if quick { 300 } else { 1_000 }, &mut table);
+    if std::env::args().any(|a| a == "--cost-only") {
+        print_table(&table);
+        return;
+    }
 
     let data_dir = root.join("data");
     let engine = Engine::open(&data_dir, EngineOptions::default()).expect("open");
@@ -111,6 +116,15 @@ fn main() {
         .expect("runtime");
     runtime.block_on(over_http(&data_dir, &queries, &mut table));
 
+    print_table(&table);
+    if std::env::args().any(|a| a == "--keep") {
+        println!("data kept in {}", data_dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+fn print_table(table: &[[String; 4]]) {
     let widths: Vec<usize> = (0..4)
         .map(|c| {
             table
@@ -121,7 +135,7 @@ fn main() {
         })
         .collect();
     println!();
-    for row in &table {
+    for row in table {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -129,18 +143,16 @@ fn main() {
             .collect();
         println!("| {} |", cells.join(" | "));
     }
-    if std::env::args().any(|a| a == "--keep") {
-        println!("data kept in {}", data_dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&root);
-    }
 }
 
-/// Ingest with the index on and off, three alternating rounds each on fresh
-/// directories; the median of each.
+/// Ingest with the index on and off, five alternating rounds each on fresh
+/// directories: medians of throughput and of CPU time (all threads) per
+/// write. On a shared two-core machine the CPU time is the steadier figure.
 fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
     let mut rates: [Vec<f64>; 2] = Default::default();
-    for round in 0..6 {
+    let mut cpu_us: [Vec<f64>; 2] = Default::default();
+    let writes = (ships * DAYS as u64) as f64;
+    for round in 0..10 {
         let on = round % 2 == 0;
         let dir = root.join(format!("cost-{round}"));
         let engine = Engine::open(
@@ -151,11 +163,11 @@ fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
             },
         )
         .expect("open");
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), cpu_seconds());
         ingest(&engine, ships);
         engine.close().expect("close");
-        let rate = (ships * DAYS as u64 * 96) as f64 / started.elapsed().as_secs_f64();
-        rates[usize::from(on)].push(rate);
+        rates[usize::from(on)].push(writes * 96.0 / started.elapsed().as_secs_f64());
+        cpu_us[usize::from(on)].push((cpu_seconds() - cpu) / writes * 1e6);
         drop(engine);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -164,9 +176,10 @@ fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
         v[v.len() / 2]
     };
     let (on, off) = (median(&mut rates[1]), median(&mut rates[0]));
+    let (cpu_on, cpu_off) = (median(&mut cpu_us[1]), median(&mut cpu_us[0]));
     table.push([
         format!("ingest {ships} ships × {DAYS} days, index on vs off (incl. final checkpoint)"),
-        format!("{:.0} vs {:.0} buckets/s", on, off),
+        format!("{on:.0} vs {off:.0} buckets/s"),
         format!("{:+.1}% throughput", 100.0 * (on / off - 1.0)),
         format!(
             "rounds on {:?} off {:?}",
@@ -174,6 +187,29 @@ fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
             round_all(&rates[0])
         ),
     ]);
+    table.push([
+        "  CPU time per write (all threads), index on vs off".into(),
+        format!("{cpu_on:.1} vs {cpu_off:.1} µs"),
+        format!("{:+.1}% CPU", 100.0 * (cpu_on / cpu_off - 1.0)),
+        String::new(),
+    ]);
+}
+
+/// User + system CPU seconds of this process so far (`/proc/self/stat`,
+/// in clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn round_all(rates: &[f64]) -> Vec<u64> {
