@@ -45,7 +45,7 @@ fn main() {
     );
 
     let mut table: Vec<[String; 4]> = Vec::new();
-    index_cost(&root, if quick { 300 } else { 1_000 }, &mut table);
+    index_cost(&root, if quick { 300 } else { 2_000 }, &mut table);
     if std::env::args().any(|a| a == "--cost-only") {
         print_table(&table);
         return;
