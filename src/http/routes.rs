@@ -211,17 +211,10 @@ async fn get_fleet(
     let (start_s, end_s) = (query.timestamp("start")?, query.timestamp("end")?);
     let step = query.step("step")?.unwrap_or(1);
     let (first_bucket, end_bucket) = bucket_window(start_s, end_s)?;
-    let app = Arc::clone(state);
-    let (intervals, stored) = tokio::task::spawn_blocking(move || {
-        let intervals = crate::query::fleet(&app.engine, first_bucket, end_bucket, step)?;
-        let stored = match (start_s, end_s) {
-            (Some(_), Some(_)) => None,
-            _ => crate::query::stored_range(&app.engine)?,
-        };
-        Ok::<_, StorageError>((intervals, stored))
+    let (intervals, stored) = fleet_question(state, start_s, end_s, move |engine| {
+        crate::query::fleet(engine, first_bucket, end_bucket, step)
     })
-    .await
-    .map_err(|_| ApiError::from(StorageError::Closed))??;
+    .await?;
     let mut body = Vec::with_capacity(96 + intervals.len() * 96);
     body.extend_from_slice(br#"{"units":"kWh","start":"#);
     write_window_edge(&mut body, start_s, stored.map(|(first, _)| first));
@@ -265,17 +258,10 @@ async fn get_top_users(
     let count = query.count("count", MAX_TOP_USERS)?.unwrap_or(3);
     let (start_s, end_s) = (query.timestamp("start")?, query.timestamp("end")?);
     let (first_bucket, end_bucket) = bucket_window(start_s, end_s)?;
-    let app = Arc::clone(state);
-    let (ships, stored) = tokio::task::spawn_blocking(move || {
-        let ships = crate::query::top_users(&app.engine, first_bucket, end_bucket, count)?;
-        let stored = match (start_s, end_s) {
-            (Some(_), Some(_)) => None,
-            _ => crate::query::stored_range(&app.engine)?,
-        };
-        Ok::<_, StorageError>((ships, stored))
+    let (ships, stored) = fleet_question(state, start_s, end_s, move |engine| {
+        crate::query::top_users(engine, first_bucket, end_bucket, count)
     })
-    .await
-    .map_err(|_| ApiError::from(StorageError::Closed))??;
+    .await?;
     let mut body = Vec::with_capacity(64 + ships.len() * 48);
     body.extend_from_slice(br#"{"start":"#);
     write_window_edge(&mut body, start_s, stored.map(|(first, _)| first));
@@ -294,6 +280,28 @@ async fn get_top_users(
     }
     body.extend_from_slice(b"]}");
     Ok(error::json(StatusCode::OK, body))
+}
+
+/// Runs a fleet-wide question off the async workers, and, when the window
+/// is open on either side, reads the stored range it stood for.
+async fn fleet_question<T: Send + 'static>(
+    state: &Arc<AppState>,
+    start_s: Option<i64>,
+    end_s: Option<i64>,
+    question: impl FnOnce(&Engine) -> Result<T, StorageError> + Send + 'static,
+) -> Result<(T, Option<(i64, i64)>), ApiError> {
+    let app = Arc::clone(state);
+    let answer = tokio::task::spawn_blocking(move || {
+        let answer = question(&app.engine)?;
+        let stored = match (start_s, end_s) {
+            (Some(_), Some(_)) => None,
+            _ => crate::query::stored_range(&app.engine)?,
+        };
+        Ok::<_, StorageError>((answer, stored))
+    })
+    .await
+    .map_err(|_| ApiError::from(StorageError::Closed))??;
+    Ok(answer)
 }
 
 /// A window edge as asked for, or, when the request left it open, the
