@@ -35,6 +35,6 @@ pub mod fuzzing {
     pub use super::block::{encode_chunk, parse_chunk};
     pub use super::codec::{decode_spans, decode_spans_window, encode_spans, Reader};
     pub use super::record::decode_write;
-    pub use super::segment::{append_frame, scan_segment};
     pub use super::rollup_file::fuzz_properties as rollup_file_properties;
+    pub use super::segment::{append_frame, scan_segment};
 }

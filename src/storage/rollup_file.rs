@@ -210,7 +210,11 @@ pub fn fuzz_properties(data: &[u8]) {
             let again = encode(&rollup, identity);
             let back = decode(&again, identity).expect("a re-encoded index decodes");
             assert!(back == rollup, "re-encoded index differs");
-            assert_eq!(encode(&back, identity), again, "encoding is not deterministic");
+            assert_eq!(
+                encode(&back, identity),
+                again,
+                "encoding is not deterministic"
+            );
         }
     };
     if let Some(identity) = named(data) {
