@@ -6,6 +6,7 @@ mod engine;
 mod forecast;
 mod fuzz_replay;
 mod http;
+mod metrics;
 mod process;
 mod rollup;
 mod util;

@@ -4,7 +4,8 @@
 //! Owns: sockets and connections (`server`), per-connection idle tracking
 //! (`idle`), reading bodies under a size limit (`body`), query strings
 //! (`params`), endpoints (`routes`, and `forecast` for `GET /forecast`), error bodies and status codes (`error`),
-//! and keeping a panicking handler from taking its connection down (`panic`).
+//! keeping a panicking handler from taking its connection down (`panic`),
+//! and request counters, latencies and `GET /metrics` (`metrics`).
 //!
 //! Architecture invariants:
 //! - This layer turns bytes into calls on [`crate::wire`],
@@ -24,9 +25,10 @@ mod body;
 mod error;
 mod forecast;
 mod idle;
+mod metrics;
 mod panic;
 mod params;
 mod routes;
 mod server;
 
-pub use server::run;
+pub use server::{run, REQUEST_LOG_TARGET};

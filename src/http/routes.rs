@@ -24,6 +24,7 @@ use crate::wire::{self, FieldError};
 pub(crate) struct AppState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) config: ServerConfig,
+    pub(crate) metrics: super::metrics::Metrics,
 }
 
 /// The first and the end (exclusive) bucket of an unbounded query. Chosen
@@ -40,6 +41,8 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
         (&Method::GET, "/data/fleet") => get_fleet(&request, &state).await,
         (&Method::GET, "/topusers") => get_top_users(&request, &state).await,
         (&Method::GET, "/forecast") => super::forecast::get_forecast(&request, &state).await,
+        (&Method::GET, "/metrics") => super::metrics::get_metrics(&state).await,
+        (_, "/metrics") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         (_, "/health" | "/data/fleet" | "/topusers" | "/forecast") => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
@@ -80,6 +83,9 @@ async fn post_data(request: Request<Incoming>, state: &AppState) -> Result<HttpR
     );
     // A dropped callback means the engine shut down without running it.
     done_rx.await.unwrap_or(Err(StorageError::Closed))?;
+    state
+        .metrics
+        .record_write(reading_count as u64, bucket_count);
 
     let body = format!(
         r#"{{"spaceship_id":{},"readings":{reading_count},"buckets":{bucket_count}}}"#,

@@ -19,7 +19,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -33,10 +33,16 @@ use tracing::{debug, error, info, warn};
 
 use super::error::{self, ApiError};
 use super::idle::{Activity, IdleIo};
+use super::metrics::{Metrics, Route};
 use super::panic::CatchPanic;
 use super::routes::{self, AppState};
 use crate::config::ServerConfig;
 use crate::storage::Engine;
+
+/// The tracing target of the one line per request (method, route, path,
+/// status, duration): `--log-level info,powerd::http::request=warn` keeps
+/// every other info line and drops these.
+pub const REQUEST_LOG_TARGET: &str = "powerd::http::request";
 
 /// First and largest pause after a failed `accept`.
 const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
@@ -60,6 +66,7 @@ pub async fn run(
         app: Arc::new(AppState {
             engine,
             config: config.clone(),
+            metrics: Metrics::new(),
         }),
     });
     let limit = Arc::new(Semaphore::new(config.max_connections));
@@ -174,16 +181,31 @@ async fn serve_connection(
         let app = Arc::clone(&app);
         async move {
             let _busy = busy;
+            let started = Instant::now();
+            let _in_flight = app.metrics.in_flight();
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
-            let response = match CatchPanic::new(routes::handle(request, app)).await {
+            let route = Route::of(&path);
+            let response = match CatchPanic::new(routes::handle(request, Arc::clone(&app))).await {
                 Ok(response) => response,
                 Err(panic) => {
                     error!(%peer, %method, %path, %panic, "request handler panicked");
                     error::response(ApiError::Panic)
                 }
             };
-            debug!(%peer, %method, %path, status = %response.status(), "request");
+            let elapsed = started.elapsed();
+            let status = response.status().as_u16();
+            app.metrics.record(route, &method, status, elapsed);
+            info!(
+                target: REQUEST_LOG_TARGET,
+                %peer,
+                %method,
+                route = route.template(),
+                %path,
+                status,
+                duration_ms = elapsed.as_micros() as f64 / 1e3,
+                "request"
+            );
             Ok::<_, Infallible>(response)
         }
     });

@@ -85,15 +85,32 @@ impl Default for EngineOptions {
     }
 }
 
+/// Upper bounds, in milliseconds, of the checkpoint duration histogram
+/// ([`EngineStats::checkpoint_duration_counts`]).
+pub const CHECKPOINT_DURATION_BOUNDS_MS: [u64; 12] = [
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000,
+];
+
 /// Counters for operators and benchmarks.
 #[derive(Clone, Debug, Default)]
 pub struct EngineStats {
     pub ships: usize,
     pub log_bytes_written: u64,
     pub fsyncs: u64,
+    /// Batches committed (one per `submit`).
     pub writes: u64,
+    /// Spans in the committed batches.
+    pub spans_written: u64,
     pub checkpoints: u64,
+    /// Checkpoints that failed (the log is kept; the next one retries).
+    pub checkpoint_failures: u64,
     pub last_checkpoint_ms: u64,
+    /// Successful checkpoints by duration: entry `i` counts those that
+    /// took at most `CHECKPOINT_DURATION_BOUNDS_MS[i]` and more than the
+    /// bound before (not cumulative); the last entry counts longer ones.
+    pub checkpoint_duration_counts: [u64; CHECKPOINT_DURATION_BOUNDS_MS.len() + 1],
+    /// The successful checkpoints' durations added up, in microseconds.
+    pub checkpoint_micros_total: u64,
     pub block_files: usize,
     pub chunks: usize,
     /// Size of the rollup index file the last checkpoint wrote.
@@ -1034,6 +1051,7 @@ fn commit_batch(
         for pending in batch {
             state.apply_write(pending.ship, &pending.spans, pending.fresh.as_ref());
             state.stats.writes += 1;
+            state.stats.spans_written += pending.spans.len() as u64;
             callbacks.push(pending.done);
         }
         state.stats.fsyncs += 1;
@@ -1194,7 +1212,8 @@ fn checkpointer_loop(shared: &Shared) {
         };
         let started = Instant::now();
         let result = run_checkpoint(shared, job.first_live_segment, job.rollup.as_ref());
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let elapsed_ms = elapsed.as_millis() as u64;
         match &result {
             Ok(summary) => info!(
                 chunks_written = summary.chunks_written,
@@ -1210,12 +1229,24 @@ fn checkpointer_loop(shared: &Shared) {
                 tracing::error!("checkpoint failed, the log is kept and it will be retried: {e}")
             }
         }
-        if let Ok(summary) = &result {
+        {
             let mut state = shared.state_mut();
-            state.stats.checkpoints += 1;
-            state.stats.last_checkpoint_ms = elapsed_ms;
-            if summary.rollup_bytes > 0 {
-                state.stats.rollup_file_bytes = summary.rollup_bytes;
+            let stats = &mut state.stats;
+            match &result {
+                Ok(summary) => {
+                    stats.checkpoints += 1;
+                    stats.last_checkpoint_ms = elapsed_ms;
+                    stats.checkpoint_micros_total += elapsed.as_micros() as u64;
+                    let slot = CHECKPOINT_DURATION_BOUNDS_MS
+                        .iter()
+                        .position(|&bound| elapsed.as_secs_f64() * 1e3 <= bound as f64)
+                        .unwrap_or(CHECKPOINT_DURATION_BOUNDS_MS.len());
+                    stats.checkpoint_duration_counts[slot] += 1;
+                    if summary.rollup_bytes > 0 {
+                        stats.rollup_file_bytes = summary.rollup_bytes;
+                    }
+                }
+                Err(_) => stats.checkpoint_failures += 1,
             }
         }
         let reply = result.map(|_| ()).map_err(|e| e.to_string());

@@ -24,7 +24,9 @@ mod segment;
 pub mod timeline;
 
 pub use check::{check, CheckReport};
-pub use engine::{CommitCallback, Engine, EngineOptions, EngineStats};
+pub use engine::{
+    CommitCallback, Engine, EngineOptions, EngineStats, CHECKPOINT_DURATION_BOUNDS_MS,
+};
 pub use error::StorageError;
 pub use rollup::FleetInterval;
 

@@ -1,0 +1,632 @@
+//! `GET /metrics`: the service's counters in the Prometheus text format
+//! (version 0.0.4), and the registry the request wrapper in
+//! [`super::server`] records every request into.
+//!
+//! - The request path only adds to atomics (relaxed; no locks): one counter
+//!   per (route, method, status), one latency bucket, the latency sum, and
+//!   the in-flight gauge. Labels come from fixed tables, so the number of
+//!   series is bounded whatever clients send: the route is the endpoint's
+//!   template (`/data`, `/dashboard/*`), never the raw path; unknown paths
+//!   are `other`, unusual methods `other`, unusual statuses their class
+//!   (`4xx`).
+//! - Storage numbers come from [`Engine::stats`] at scrape time; the engine
+//!   keeps counters and knows nothing of this format. The data directory's
+//!   size is a walk of the directory, done at most every
+//!   [`DIR_SIZE_MAX_AGE`] off the async workers.
+//! - Text is rendered by hand: a few dozen lines, no client library needed.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Response, StatusCode};
+
+use super::error::{ApiError, HttpResponse};
+use super::routes::AppState;
+use crate::storage::{Engine, StorageError, CHECKPOINT_DURATION_BOUNDS_MS};
+
+/// The `route` label: endpoint templates, then `other` for every path no
+/// endpoint serves.
+const ROUTES: [&str; 12] = [
+    "/",
+    "/data",
+    "/data/fleet",
+    "/topusers",
+    "/forecast",
+    "/health",
+    "/metrics",
+    "/openapi.json",
+    "/ships",
+    "/alerts",
+    "/dashboard/*",
+    "other",
+];
+
+/// The `method` label: the standard methods, then `other`.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other",
+];
+
+/// Statuses counted under their own code (sorted); any other is counted
+/// under its class, `1xx` to `5xx`, or `other` beyond 599.
+const STATUSES: [u16; 30] = [
+    200, 201, 204, 206, 301, 302, 304, 307, 308, 400, 401, 403, 404, 405, 406, 408, 409, 411, 413,
+    414, 415, 416, 422, 429, 431, 500, 501, 502, 503, 504,
+];
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+const STATUS_SLOTS: usize = STATUSES.len() + STATUS_CLASSES.len();
+
+/// Upper bounds of the request latency histogram, in seconds, and the same
+/// in nanoseconds for the request path.
+const LATENCY_BOUNDS: [&str; 16] = [
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+    "0.25", "0.5", "1", "2.5", "5", "10",
+];
+const LATENCY_BOUNDS_NS: [u64; 16] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+/// Latency slots per route: one per bound, and one above the last.
+const LATENCY_SLOTS: usize = LATENCY_BOUNDS.len() + 1;
+
+/// How long a measured data directory size is served before the directory
+/// is walked again.
+pub(crate) const DIR_SIZE_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// The `Content-Type` of the Prometheus text format.
+const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// An endpoint, as the `route` label names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Route(usize);
+
+impl Route {
+    /// The route `path` belongs to; never the path itself.
+    pub(crate) fn of(path: &str) -> Route {
+        let index = match path {
+            "/" => 0,
+            "/data" => 1,
+            "/data/fleet" => 2,
+            "/topusers" => 3,
+            "/forecast" => 4,
+            "/health" => 5,
+            "/metrics" => 6,
+            "/openapi.json" => 7,
+            "/ships" => 8,
+            "/alerts" => 9,
+            _ if path.starts_with("/dashboard/") => 10,
+            _ => 11,
+        };
+        Route(index)
+    }
+
+    /// The route's label value: its template, or `other`.
+    pub(crate) fn template(self) -> &'static str {
+        ROUTES[self.0]
+    }
+}
+
+fn method_slot(method: &Method) -> usize {
+    let name = method.as_str();
+    METHODS[..METHODS.len() - 1]
+        .iter()
+        .position(|&m| m == name)
+        .unwrap_or(METHODS.len() - 1)
+}
+
+fn status_slot(status: u16) -> usize {
+    match STATUSES.binary_search(&status) {
+        Ok(slot) => slot,
+        Err(_) => STATUSES.len() + (usize::from(status / 100).clamp(1, 6) - 1),
+    }
+}
+
+fn status_label(slot: usize) -> String {
+    match STATUSES.get(slot) {
+        Some(code) => code.to_string(),
+        None => STATUS_CLASSES[slot - STATUSES.len()].to_owned(),
+    }
+}
+
+fn latency_slot(elapsed: Duration) -> usize {
+    let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+    LATENCY_BOUNDS_NS
+        .iter()
+        .position(|&bound| ns <= bound)
+        .unwrap_or(LATENCY_BOUNDS_NS.len())
+}
+
+/// The registry: one per server.
+pub(crate) struct Metrics {
+    /// Requests by route × method × status slot.
+    requests: Box<[AtomicU64]>,
+    /// Requests by route × latency slot (not cumulative).
+    latency: Box<[AtomicU64]>,
+    /// Latency sums per route, in nanoseconds.
+    latency_ns: Box<[AtomicU64]>,
+    in_flight: AtomicU64,
+    readings_written: AtomicU64,
+    buckets_written: AtomicU64,
+    /// When the registry (the server) started, seconds since the epoch.
+    started_s: f64,
+    dir_size: DirSizeCache,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn zeros(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        Metrics {
+            requests: zeros(ROUTES.len() * METHODS.len() * STATUS_SLOTS),
+            latency: zeros(ROUTES.len() * LATENCY_SLOTS),
+            latency_ns: zeros(ROUTES.len()),
+            in_flight: AtomicU64::new(0),
+            readings_written: AtomicU64::new(0),
+            buckets_written: AtomicU64::new(0),
+            started_s: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            dir_size: DirSizeCache::default(),
+        }
+    }
+
+    /// Counts a request as in flight until the guard is dropped.
+    pub(crate) fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Relaxed);
+        InFlight(&self.in_flight)
+    }
+
+    /// Records one answered request.
+    pub(crate) fn record(&self, route: Route, method: &Method, status: u16, elapsed: Duration) {
+        let slot = (route.0 * METHODS.len() + method_slot(method)) * STATUS_SLOTS;
+        self.requests[slot + status_slot(status)].fetch_add(1, Relaxed);
+        self.latency[route.0 * LATENCY_SLOTS + latency_slot(elapsed)].fetch_add(1, Relaxed);
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_ns[route.0].fetch_add(ns, Relaxed);
+    }
+
+    /// Records an acknowledged `POST /data`: its readings and the buckets
+    /// they touched, as its answer reports them.
+    pub(crate) fn record_write(&self, readings: u64, buckets: u64) {
+        self.readings_written.fetch_add(readings, Relaxed);
+        self.buckets_written.fetch_add(buckets, Relaxed);
+    }
+
+    /// The whole exposition. Blocking: it may walk the data directory.
+    pub(crate) fn render(&self, engine: &Engine) -> String {
+        let mut out = String::with_capacity(8 << 10);
+        self.render_http(&mut out);
+        render_storage(&mut out, engine, self.dir_size.get(engine.data_dir()));
+        family(
+            &mut out,
+            "powerd_readings_written_total",
+            "counter",
+            "Readings of acknowledged POST /data requests.",
+        );
+        sample(
+            &mut out,
+            "powerd_readings_written_total",
+            "",
+            self.readings_written.load(Relaxed),
+        );
+        family(
+            &mut out,
+            "powerd_buckets_written_total",
+            "counter",
+            "15-minute buckets touched by acknowledged POST /data requests, as each answer \
+             reports them (a bucket written twice counts twice).",
+        );
+        sample(
+            &mut out,
+            "powerd_buckets_written_total",
+            "",
+            self.buckets_written.load(Relaxed),
+        );
+        family(
+            &mut out,
+            "powerd_build_info",
+            "gauge",
+            "Always 1; the version label says which powerd runs.",
+        );
+        let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+        sample(&mut out, "powerd_build_info", &version, 1);
+        family(
+            &mut out,
+            "powerd_start_time_seconds",
+            "gauge",
+            "When the HTTP server started, in seconds since the Unix epoch.",
+        );
+        sample(&mut out, "powerd_start_time_seconds", "", self.started_s);
+        out
+    }
+
+    fn render_http(&self, out: &mut String) {
+        family(
+            out,
+            "powerd_http_requests_total",
+            "counter",
+            "HTTP requests answered, by route template (`other`: no such endpoint), method \
+             and status.",
+        );
+        for (route, route_name) in ROUTES.iter().enumerate() {
+            for (method, method_name) in METHODS.iter().enumerate() {
+                let base = (route * METHODS.len() + method) * STATUS_SLOTS;
+                for status in 0..STATUS_SLOTS {
+                    let count = self.requests[base + status].load(Relaxed);
+                    if count > 0 {
+                        let labels = format!(
+                            "route=\"{route_name}\",method=\"{method_name}\",status=\"{}\"",
+                            status_label(status)
+                        );
+                        sample(out, "powerd_http_requests_total", &labels, count);
+                    }
+                }
+            }
+        }
+        family(
+            out,
+            "powerd_http_request_duration_seconds",
+            "histogram",
+            "Time from a request's head arriving to its response being ready, by route \
+             template.",
+        );
+        for (route, name) in ROUTES.iter().enumerate() {
+            let slots = &self.latency[route * LATENCY_SLOTS..(route + 1) * LATENCY_SLOTS];
+            let counts: Vec<u64> = slots.iter().map(|c| c.load(Relaxed)).collect();
+            let total: u64 = counts.iter().sum();
+            if total == 0 {
+                continue;
+            }
+            let mut cumulative = 0;
+            for (bound, count) in LATENCY_BOUNDS.iter().zip(&counts) {
+                cumulative += count;
+                let labels = format!("route=\"{name}\",le=\"{bound}\"");
+                sample(
+                    out,
+                    "powerd_http_request_duration_seconds_bucket",
+                    &labels,
+                    cumulative,
+                );
+            }
+            // `+Inf` and `_count` from the same loads: always equal.
+            let labels = format!("route=\"{name}\",le=\"+Inf\"");
+            sample(
+                out,
+                "powerd_http_request_duration_seconds_bucket",
+                &labels,
+                total,
+            );
+            let labels = format!("route=\"{name}\"");
+            let sum_s = self.latency_ns[route].load(Relaxed) as f64 / 1e9;
+            sample(
+                out,
+                "powerd_http_request_duration_seconds_sum",
+                &labels,
+                sum_s,
+            );
+            sample(
+                out,
+                "powerd_http_request_duration_seconds_count",
+                &labels,
+                total,
+            );
+        }
+        family(
+            out,
+            "powerd_http_requests_in_flight",
+            "gauge",
+            "Requests being handled right now (this scrape included).",
+        );
+        sample(
+            out,
+            "powerd_http_requests_in_flight",
+            "",
+            self.in_flight.load(Relaxed),
+        );
+    }
+}
+
+/// Keeps a request counted in `powerd_http_requests_in_flight`.
+pub(crate) struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+fn render_storage(out: &mut String, engine: &Engine, dir_bytes: u64) {
+    let stats = engine.stats();
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "powerd_storage_writes_total",
+            "Batches (one per acknowledged POST /data) committed to the log.",
+            stats.writes,
+        ),
+        (
+            "powerd_storage_spans_written_total",
+            "Spans (constant-power stretches the readings became) committed to the log.",
+            stats.spans_written,
+        ),
+        (
+            "powerd_storage_log_written_bytes_total",
+            "Bytes appended to the write-ahead log.",
+            stats.log_bytes_written,
+        ),
+        (
+            "powerd_storage_fsyncs_total",
+            "Log syncs (fdatasync); one per group of concurrent commits.",
+            stats.fsyncs,
+        ),
+        (
+            "powerd_storage_checkpoints_total",
+            "Checkpoints completed (the log folded into block files).",
+            stats.checkpoints,
+        ),
+        (
+            "powerd_storage_checkpoint_failures_total",
+            "Checkpoints that failed; the log is kept and the next one retries.",
+            stats.checkpoint_failures,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help);
+        sample(out, name, "", value);
+    }
+
+    let name = "powerd_storage_checkpoint_duration_seconds";
+    family(
+        out,
+        name,
+        "histogram",
+        "How long completed checkpoints took.",
+    );
+    let mut cumulative = 0;
+    for (bound_ms, count) in CHECKPOINT_DURATION_BOUNDS_MS
+        .iter()
+        .zip(&stats.checkpoint_duration_counts)
+    {
+        cumulative += count;
+        let labels = format!("le=\"{}\"", *bound_ms as f64 / 1e3);
+        sample(
+            out,
+            "powerd_storage_checkpoint_duration_seconds_bucket",
+            &labels,
+            cumulative,
+        );
+    }
+    let total: u64 = stats.checkpoint_duration_counts.iter().sum();
+    let sum_s = stats.checkpoint_micros_total as f64 / 1e6;
+    sample(
+        out,
+        "powerd_storage_checkpoint_duration_seconds_bucket",
+        "le=\"+Inf\"",
+        total,
+    );
+    sample(
+        out,
+        "powerd_storage_checkpoint_duration_seconds_sum",
+        "",
+        sum_s,
+    );
+    sample(
+        out,
+        "powerd_storage_checkpoint_duration_seconds_count",
+        "",
+        total,
+    );
+
+    let gauges: [(&str, &str, f64); 7] = [
+        (
+            "powerd_storage_last_checkpoint_duration_seconds",
+            "How long the last completed checkpoint took (0 before the first).",
+            stats.last_checkpoint_ms as f64 / 1e3,
+        ),
+        (
+            "powerd_ships_stored",
+            "Ships with stored data.",
+            stats.ships as f64,
+        ),
+        (
+            "powerd_storage_block_files",
+            "Sealed block files the manifest uses.",
+            stats.block_files as f64,
+        ),
+        (
+            "powerd_storage_chunks",
+            "Per-(ship, partition) chunks in the block files.",
+            stats.chunks as f64,
+        ),
+        (
+            "powerd_storage_rollup_file_bytes",
+            "Size of the rollup index file the last checkpoint wrote.",
+            stats.rollup_file_bytes as f64,
+        ),
+        (
+            "powerd_rollup_index_enabled",
+            "1 when the rollup index answers fleet questions, 0 when they fall back to \
+             scanning every ship.",
+            if stats.rollup_index { 1.0 } else { 0.0 },
+        ),
+        (
+            "powerd_data_dir_bytes",
+            "Bytes of all files under the data directory (log, blocks, manifest, index), \
+             measured at most every 5 s.",
+            dir_bytes as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        sample(out, name, "", value);
+    }
+}
+
+/// `# HELP` and `# TYPE` of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    // HELP text escapes only `\` and newlines; ours has neither.
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// One sample line. Label values come from fixed tables: nothing to escape.
+fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {value}");
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
+/// The data directory's size, remeasured when older than
+/// [`DIR_SIZE_MAX_AGE`].
+#[derive(Default)]
+struct DirSizeCache {
+    measured: Mutex<Option<(Instant, u64)>>,
+}
+
+impl DirSizeCache {
+    fn get(&self, dir: &Path) -> u64 {
+        self.get_at(dir, Instant::now())
+    }
+
+    fn get_at(&self, dir: &Path, now: Instant) -> u64 {
+        // Held while walking, so concurrent scrapes walk once.
+        let mut measured = self.measured.lock().unwrap_or_else(|e| e.into_inner());
+        match *measured {
+            Some((at, bytes)) if now.saturating_duration_since(at) < DIR_SIZE_MAX_AGE => bytes,
+            _ => {
+                let bytes = dir_bytes(dir);
+                *measured = Some((now, bytes));
+                bytes
+            }
+        }
+    }
+}
+
+/// Bytes of the regular files under `dir`, recursively. Files that vanish
+/// mid-walk (a checkpoint removing segments) are skipped, not errors.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            total += dir_bytes(&entry.path());
+        } else if kind.is_file() {
+            total += entry.metadata().map_or(0, |m| m.len());
+        }
+    }
+    total
+}
+
+/// `GET /metrics`: renders off the async workers (it may walk the data
+/// directory).
+pub(crate) async fn get_metrics(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
+    let app = Arc::clone(state);
+    let text = tokio::task::spawn_blocking(move || app.metrics.render(&app.engine))
+        .await
+        .map_err(|_| ApiError::from(StorageError::Closed))?;
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = StatusCode::OK;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_templates_never_raw_paths() {
+        assert_eq!(Route::of("/data").template(), "/data");
+        assert_eq!(Route::of("/data/fleet").template(), "/data/fleet");
+        assert_eq!(Route::of("/").template(), "/");
+        assert_eq!(Route::of("/dashboard/app.js").template(), "/dashboard/*");
+        assert_eq!(Route::of("/data/").template(), "other");
+        assert_eq!(Route::of("/secret/../x").template(), "other");
+        assert_eq!(Route::of("").template(), "other");
+        for (index, template) in ROUTES.iter().enumerate() {
+            assert_eq!(Route::of(template), Route(index), "{template}");
+        }
+    }
+
+    #[test]
+    fn statuses_and_methods_have_bounded_labels() {
+        assert_eq!(status_label(status_slot(200)), "200");
+        assert_eq!(status_label(status_slot(422)), "422");
+        assert_eq!(status_label(status_slot(418)), "4xx");
+        assert_eq!(status_label(status_slot(100)), "1xx");
+        assert_eq!(status_label(status_slot(599)), "5xx");
+        assert_eq!(status_label(status_slot(999)), "other");
+        assert!(STATUSES.windows(2).all(|w| w[0] < w[1]), "sorted");
+        assert_eq!(METHODS[method_slot(&Method::POST)], "POST");
+        let odd = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(METHODS[method_slot(&odd)], "other");
+    }
+
+    #[test]
+    fn latency_bounds_are_inclusive_and_agree() {
+        for (text, ns) in LATENCY_BOUNDS.iter().zip(LATENCY_BOUNDS_NS) {
+            let seconds: f64 = text.parse().unwrap();
+            assert_eq!((seconds * 1e9).round() as u64, ns);
+        }
+        assert_eq!(latency_slot(Duration::ZERO), 0);
+        assert_eq!(latency_slot(Duration::from_micros(100)), 0);
+        assert_eq!(latency_slot(Duration::from_nanos(100_001)), 1);
+        assert_eq!(latency_slot(Duration::from_secs(10)), 15);
+        assert_eq!(latency_slot(Duration::from_secs(11)), 16);
+    }
+
+    #[test]
+    fn the_directory_size_is_cached_for_a_while() {
+        let dir = std::env::temp_dir().join(format!("powerd-dirsize-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("a"), [0u8; 100]).unwrap();
+        std::fs::write(dir.join("sub/b"), [0u8; 23]).unwrap();
+        let cache = DirSizeCache::default();
+        let t0 = Instant::now();
+        assert_eq!(cache.get_at(&dir, t0), 123);
+        std::fs::write(dir.join("sub/c"), [0u8; 7]).unwrap();
+        assert_eq!(
+            cache.get_at(&dir, t0 + Duration::from_secs(1)),
+            123,
+            "cached"
+        );
+        assert_eq!(cache.get_at(&dir, t0 + DIR_SIZE_MAX_AGE), 130, "remeasured");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
