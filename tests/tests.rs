@@ -2,6 +2,7 @@
 
 mod corruption;
 mod crash;
+mod dashboard;
 mod engine;
 mod forecast;
 mod fuzz_replay;

@@ -3,7 +3,9 @@
 //!
 //! Owns: sockets and connections (`server`), per-connection idle tracking
 //! (`idle`), reading bodies under a size limit (`body`), query strings
-//! (`params`), endpoints (`routes`, and `forecast` for `GET /forecast`), error bodies and status codes (`error`),
+//! (`params`), endpoints (`routes`, and `forecast` for `GET /forecast`,
+//! `ships` and `alerts` for the dashboard's questions, `dashboard` for the
+//! page itself), error bodies and status codes (`error`),
 //! keeping a panicking handler from taking its connection down (`panic`),
 //! and request counters, latencies and `GET /metrics` (`metrics`).
 //!
@@ -21,7 +23,9 @@
 //!   timeout, the body limit and the connection limit in
 //!   [`crate::config::ServerConfig`].
 
+mod alerts;
 mod body;
+mod dashboard;
 mod error;
 mod forecast;
 mod idle;
@@ -30,5 +34,6 @@ mod panic;
 mod params;
 mod routes;
 mod server;
+mod ships;
 
 pub use server::{run, REQUEST_LOG_TARGET};

@@ -50,7 +50,7 @@ impl<'a> Query<'a> {
         Ok(found.filter(|value| !value.is_empty()))
     }
 
-    fn text(&self, name: &str) -> Result<Option<Cow<'a, str>>, FieldError> {
+    pub(crate) fn text(&self, name: &str) -> Result<Option<Cow<'a, str>>, FieldError> {
         match self.raw(name)? {
             None => Ok(None),
             Some(raw) => decode(raw, true)

@@ -43,6 +43,15 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
         (&Method::GET, "/forecast") => super::forecast::get_forecast(&request, &state).await,
         (&Method::GET, "/metrics") => super::metrics::get_metrics(&state).await,
         (_, "/metrics") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (&Method::GET, "/ships") => super::ships::get_ships(&request, &state).await,
+        (&Method::GET, "/alerts") => super::alerts::get_alerts(&request, &state).await,
+        (&Method::GET, path) if super::dashboard::find(path).is_some() => Ok(
+            super::dashboard::serve(&request, super::dashboard::find(path).expect("matched")),
+        ),
+        (_, "/ships" | "/alerts") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        (_, path) if super::dashboard::find(path).is_some() => {
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        }
         (_, "/health" | "/data/fleet" | "/topusers" | "/forecast") => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
