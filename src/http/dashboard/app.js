@@ -81,6 +81,12 @@
     return value.toFixed(2) + ' kWh';
   }
 
+  // An axis label: the unit chosen by the axis' top, three digits at most.
+  function axisKwh(value, top) {
+    const [unit, name] = top >= 1e6 ? [1e6, 'GWh'] : top >= 1e4 ? [1e3, 'MWh'] : [1, 'kWh'];
+    return Number((value / unit).toPrecision(3)) + ' ' + name;
+  }
+
   function showDuration(ms) {
     const minutes = Math.round(ms / 60000);
     if (minutes < 60) return minutes + ' min';
@@ -194,7 +200,7 @@
     container.textContent = '';
     const width = Math.max(320, Math.round(container.clientWidth || 800));
     const height = 260;
-    const margin = { left: 64, right: 14, top: 10, bottom: 24 };
+    const margin = { left: 70, right: 14, top: 10, bottom: 24 };
     const root = svg('svg', {
       viewBox: `0 0 ${width} ${height}`,
       role: 'img',
@@ -212,7 +218,7 @@
       const v = i * yStep;
       svg('line', { x1: margin.left, x2: width - margin.right, y1: y(v), y2: y(v) }, axis);
       const label = svg('text', { x: margin.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, axis);
-      label.textContent = v === 0 ? '0' : showKwh(v);
+      label.textContent = v === 0 ? '0' : axisKwh(v, top);
     }
     const span = x1 - x0;
     const tick = TIME_TICKS.find((t) => span / t <= 7) || TIME_TICKS[TIME_TICKS.length - 1];
@@ -557,6 +563,8 @@
     return found.missing_buckets + 4 * found.outlier_buckets + found.partial_buckets / 4;
   }
 
+  // Every ship is examined, 1,000 per request; the table keeps the
+  // ALERT_ROWS_MAX most severe, so the page stays small whatever the fleet.
   async function renderAlerts() {
     const mine = ++generation.alerts;
     const end = state.end;
@@ -565,28 +573,32 @@
       (start > state.start ? ' (the window\'s last 7 days)' : '');
     const body = $('alerts').tBodies[0];
     body.textContent = '';
-    const found = [];
+    let shown = [];
+    let alerting = 0;
     let after = null;
     let examined = 0;
     let total = 0;
     let active = 0;
     do {
       const page = await api('/alerts', {
-        start: iso(start), end: iso(end), after, per_page: 1000, limit: ALERT_ROWS_MAX - found.length,
+        start: iso(start), end: iso(end), after, per_page: 1000, limit: 1000,
       });
       if (mine !== generation.alerts) return;
-      found.push(...page.ships);
+      alerting += page.ships.length;
       examined += page.ships_examined;
       active += page.ships_active;
       total = page.ships_total;
       after = page.next_after;
-      found.sort((a, b) => severity(b) - severity(a) || a.spaceship_id - b.spaceship_id);
+      shown = shown.concat(page.ships);
+      shown.sort((a, b) => severity(b) - severity(a) || a.spaceship_id - b.spaceship_id);
+      shown.length = Math.min(shown.length, ALERT_ROWS_MAX);
       body.textContent = '';
-      for (const ship of found) body.appendChild(alertRow(ship));
-      $('alerts-note').textContent = `${found.length} ship${found.length === 1 ? '' : 's'} with alerts; ` +
-        `examined ${examined} of ${total} ships (${active} with data in the window or the week before)` +
-        (after !== null ? (found.length >= ALERT_ROWS_MAX ? `; showing the first ${ALERT_ROWS_MAX}.` : '…') : '.');
-    } while (after !== null && found.length < ALERT_ROWS_MAX);
+      for (const ship of shown) body.appendChild(alertRow(ship));
+      $('alerts-note').textContent = `${alerting} ship${alerting === 1 ? '' : 's'} with alerts` +
+        (alerting > shown.length ? ` (the ${shown.length} most severe shown)` : '') +
+        `; examined ${examined} of ${total} ships (${active} with data in the window or the week before)` +
+        (after !== null ? '…' : '.');
+    } while (after !== null);
   }
 
   // ---- wiring --------------------------------------------------------------------------------
