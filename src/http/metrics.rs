@@ -610,6 +610,35 @@ mod tests {
         assert_eq!(latency_slot(Duration::from_secs(11)), 16);
     }
 
+    /// What the request wrapper adds per request: two clock reads, the
+    /// route lookup, the in-flight guard and `record`, on one thread and on
+    /// two threads hitting the same counters (powerd runs two workers on
+    /// this box). `cargo test --release --lib wrapper_cost -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn wrapper_cost() {
+        const N: u32 = 2_000_000;
+        let metrics = Metrics::new();
+        let run = |metrics: &Metrics| {
+            let started = Instant::now();
+            for i in 0..N {
+                let t = Instant::now();
+                let _guard = metrics.in_flight();
+                let route = Route::of(if i % 2 == 0 { "/data" } else { "/data/fleet" });
+                metrics.record(route, &Method::GET, 200, t.elapsed());
+            }
+            started.elapsed().as_nanos() as f64 / f64::from(N)
+        };
+        println!("one thread: {:.1} ns per request", run(&metrics));
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| run(&metrics));
+            let b = scope.spawn(|| run(&metrics));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        println!("two threads, shared counters: {a:.1} / {b:.1} ns per request");
+    }
+
     #[test]
     fn the_directory_size_is_cached_for_a_while() {
         let dir = std::env::temp_dir().join(format!("powerd-dirsize-{}", std::process::id()));
