@@ -310,6 +310,14 @@ async fn metrics_count_requests_writes_and_storage() {
         .get("/secret-admin?token=1")
         .await
         .assert_error(404, None);
+    // The dashboard: its page and an asset by template, a missing asset is `other`.
+    assert_eq!(server.get("/").await.status, 200);
+    assert_eq!(server.get("/dashboard/app.js").await.status, 200);
+    server
+        .get("/dashboard/missing.js")
+        .await
+        .assert_error(404, None);
+    assert_eq!(server.get("/ships").await.status, 200);
     let put = server.request(Method::PUT, "/health", Vec::new()).await;
     assert_eq!(put.status, 405);
     let delete = server.request(Method::DELETE, "/data", Vec::new()).await;
@@ -331,7 +339,10 @@ async fn metrics_count_requests_writes_and_storage() {
         (key("/topusers", "GET", "200"), 1),
         (key("/health", "GET", "200"), 1),
         (key("/health", "PUT", "405"), 1),
-        (key("other", "GET", "404"), 2),
+        (key("other", "GET", "404"), 3),
+        (key("/", "GET", "200"), 1),
+        (key("/dashboard/*", "GET", "200"), 1),
+        (key("/ships", "GET", "200"), 1),
     ]
     .into_iter()
     .collect();
@@ -340,7 +351,7 @@ async fn metrics_count_requests_writes_and_storage() {
     assert!(m.samples.iter().all(|s| s
         .labels
         .values()
-        .all(|v| !v.contains("secret") && !v.contains("no/such"))));
+        .all(|v| !v.contains("secret") && !v.contains("no/such") && !v.contains("missing"))));
 
     // Latency: one histogram per route seen, counts per route add up.
     let histograms = m.histogram("powerd_http_request_duration_seconds");
