@@ -440,6 +440,11 @@ fn chromium_explains_a_ship_too_new_to_forecast() {
     // A 422 from /forecast is an answer to show, not an error.
     page.assert_clean();
     assert_eq!(page.attribute("ship-line", "data-count"), "24");
+    // Drawn from its first data, not from the window's start.
+    assert_eq!(
+        page.attribute("ship-svg", "data-x0"),
+        "2026-01-21T18:00:00Z"
+    );
     assert!(!page.dom.contains(r#"id="forecast-line""#));
     let note = page.element_text("ship-note");
     assert!(
@@ -452,6 +457,55 @@ fn chromium_explains_a_ship_too_new_to_forecast() {
     assert_eq!(
         page.element_text("ship-note"),
         "Ship 999 has no stored data."
+    );
+}
+
+#[test]
+fn chromium_pages_through_a_fleet_of_1200_ships() {
+    const SHIPS: u64 = 1200;
+    const DAYS: i64 = 8;
+    let dir = TempDir::new("dashboard");
+    let server = Server::start(&dir.path().join("data"));
+    let mut client = Client::connect(server.address).expect("connect to powerd");
+    let first_s = SEED_END_S - DAYS * DAY_S;
+    for ship in 0..SHIPS {
+        // Hourly kWh; every 4th ship misses 06:00-12:00 on the last day.
+        let data: Vec<_> = (0..DAYS * 24)
+            .filter(|hour| {
+                ship % 4 != 0 || !((DAYS - 1) * 24 + 6..(DAYS - 1) * 24 + 12).contains(hour)
+            })
+            .map(|hour| {
+                serde_json::json!({"datetime": timestamp(first_s + hour * 3600),
+                    "value": 4.0 * value(ship % 10, (hour % 24) * 4)})
+            })
+            .collect();
+        let body = serde_json::json!({"spaceship_id": ship, "units": "kWh", "interval": "PT1H", "data": data});
+        let (status, answer) = client
+            .request("POST", "/data", body.to_string().as_bytes())
+            .expect("the seed POST is answered");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+    let page = Page::load(&format!("http://{}/", server.address));
+    page.assert_clean();
+    // One fleet series, ten top users, a page of 20 ids, at most 200 rows.
+    assert_eq!(page.attribute("fleet-line", "data-count"), "168");
+    assert_eq!(page.tags("<li data-ship=").len(), 10);
+    assert_eq!(page.element_text("ships-page"), "page 1 of 60 · 1200 ships");
+    assert_eq!(
+        page.tags(r#"<button type="button" class="ship""#).len(),
+        10 + 20 + 200
+    );
+    let rows = page.tags("<tr data-ship=");
+    assert_eq!(rows.len(), 200);
+    assert!(rows.iter().all(
+        |row| attribute(row, "data-kinds").as_deref() == Some("missing")
+            && attribute(row, "data-ship").unwrap().parse::<u64>().unwrap() % 4 == 0
+    ));
+    // Two requests of 1,000 ships examined them all.
+    assert_eq!(
+        page.element_text("alerts-note"),
+        "300 ships with alerts (the 200 most severe shown); examined 1200 of 1200 ships \
+         (1200 with data in the window or the week before)."
     );
 }
 

@@ -436,10 +436,12 @@
         points.reduce((max, p) => Math.max(max, p.v), 0),
         curve.reduce((max, p) => Math.max(max, p.v * Math.max(1, ratioHigh)), 0),
       );
-      const chart = makeChart(container, viewStart, x1, yMax, `ship ${ship}: 15-minute energy and forecast`);
+      // A ship whose data begins inside the window is shown from its start.
+      const x0 = points.length ? Math.max(viewStart, Math.floor(points[0].t / HOUR_MS) * HOUR_MS) : viewStart;
+      const chart = makeChart(container, x0, x1, yMax, `ship ${ship}: 15-minute energy and forecast`);
       chart.root.id = 'ship-svg';
       chart.root.dataset.ship = ship;
-      const clip = (t) => Math.min(Math.max(t, viewStart), x1);
+      const clip = (t) => Math.min(Math.max(t, x0), x1);
       for (const run of alerts ? alerts.missing : []) {
         const a = clip(parseTime(run.start));
         const b = clip(parseTime(run.end));
