@@ -353,29 +353,35 @@ async fn metrics_count_requests_writes_and_storage() {
         .values()
         .all(|v| !v.contains("secret") && !v.contains("no/such") && !v.contains("missing"))));
 
-    // Latency: one histogram per route seen, counts per route add up.
+    // Latency: one histogram per route and status class seen; the counts
+    // add up to the requests of that route and class.
     let histograms = m.histogram("powerd_http_request_duration_seconds");
-    let mut per_route: BTreeMap<String, u64> = BTreeMap::new();
-    for ((route, _, _), count) in &expected {
-        *per_route.entry(route.clone()).or_default() += count;
+    let class = |status: &str| format!("{}xx", &status[..1]);
+    let mut per_series: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for ((route, _, status), count) in &expected {
+        *per_series
+            .entry((route.clone(), class(status)))
+            .or_default() += count;
     }
-    let seen: BTreeMap<String, u64> = histograms
+    let seen: BTreeMap<(String, String), u64> = histograms
         .iter()
         .map(|(labels, (count, sum))| {
-            assert_eq!(labels.len(), 1, "{labels:?}");
-            assert_eq!(labels[0].0, "route");
+            assert_eq!(labels.len(), 2, "{labels:?}");
+            assert_eq!(
+                (labels[0].0.as_str(), labels[1].0.as_str()),
+                ("route", "status")
+            );
             assert!(*sum > 0.0, "time was spent: {labels:?}");
-            (labels[0].1.clone(), *count)
+            ((labels[0].1.clone(), labels[1].1.clone()), *count)
         })
         .collect();
-    assert_eq!(seen, per_route);
-    // Buckets: the 16 bounds plus +Inf for every route.
-    for route in per_route.keys() {
+    assert_eq!(seen, per_series);
+    for (route, status) in per_series.keys() {
         let buckets = m.find(
             "powerd_http_request_duration_seconds_bucket",
-            &[("route", route.as_str())],
+            &[("route", route.as_str()), ("status", status.as_str())],
         );
-        assert_eq!(buckets.len(), 17, "{route}");
+        assert_eq!(buckets.len(), 17, "{route} {status}");
     }
 
     // What the POSTs reported as written, and nothing of the 400.

@@ -136,7 +136,7 @@ fn method_slot(method: &Method) -> usize {
 fn status_slot(status: u16) -> usize {
     match STATUSES.binary_search(&status) {
         Ok(slot) => slot,
-        Err(_) => STATUSES.len() + (usize::from(status / 100).clamp(1, 6) - 1),
+        Err(_) => STATUSES.len() + status_class(status),
     }
 }
 
@@ -145,6 +145,12 @@ fn status_label(slot: usize) -> String {
         Some(code) => code.to_string(),
         None => STATUS_CLASSES[slot - STATUSES.len()].to_owned(),
     }
+}
+
+/// The status class (`2xx`, ...) a latency histogram is kept per: classes
+/// rather than codes, to keep route × status × bucket series few.
+fn status_class(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 6) - 1
 }
 
 fn latency_slot(elapsed: Duration) -> usize {
@@ -159,9 +165,9 @@ fn latency_slot(elapsed: Duration) -> usize {
 pub(crate) struct Metrics {
     /// Requests by route × method × status slot.
     requests: Box<[AtomicU64]>,
-    /// Requests by route × latency slot (not cumulative).
+    /// Requests by route × status class × latency slot (not cumulative).
     latency: Box<[AtomicU64]>,
-    /// Latency sums per route, in nanoseconds.
+    /// Latency sums per route × status class, in nanoseconds.
     latency_ns: Box<[AtomicU64]>,
     in_flight: AtomicU64,
     readings_written: AtomicU64,
@@ -185,8 +191,8 @@ impl Metrics {
     pub(crate) fn new() -> Metrics {
         Metrics {
             requests: zeros(ROUTES.len() * METHODS.len() * STATUS_SLOTS),
-            latency: zeros(ROUTES.len() * LATENCY_SLOTS),
-            latency_ns: zeros(ROUTES.len()),
+            latency: zeros(ROUTES.len() * STATUS_CLASSES.len() * LATENCY_SLOTS),
+            latency_ns: zeros(ROUTES.len() * STATUS_CLASSES.len()),
             in_flight: AtomicU64::new(0),
             readings_written: AtomicU64::new(0),
             buckets_written: AtomicU64::new(0),
@@ -207,9 +213,10 @@ impl Metrics {
     pub(crate) fn record(&self, route: Route, method: &Method, status: u16, elapsed: Duration) {
         let slot = (route.0 * METHODS.len() + method_slot(method)) * STATUS_SLOTS;
         self.requests[slot + status_slot(status)].fetch_add(1, Relaxed);
-        self.latency[route.0 * LATENCY_SLOTS + latency_slot(elapsed)].fetch_add(1, Relaxed);
+        let series = route.0 * STATUS_CLASSES.len() + status_class(status);
+        self.latency[series * LATENCY_SLOTS + latency_slot(elapsed)].fetch_add(1, Relaxed);
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.latency_ns[route.0].fetch_add(ns, Relaxed);
+        self.latency_ns[series].fetch_add(ns, Relaxed);
     }
 
     /// Records an acknowledged `POST /data`: its readings and the buckets
@@ -295,10 +302,13 @@ impl Metrics {
             "powerd_http_request_duration_seconds",
             "histogram",
             "Time from a request's head arriving to its response being ready, by route \
-             template.",
+             template and status class.",
         );
-        for (route, name) in ROUTES.iter().enumerate() {
-            let slots = &self.latency[route * LATENCY_SLOTS..(route + 1) * LATENCY_SLOTS];
+        let series = ROUTES
+            .iter()
+            .flat_map(|name| STATUS_CLASSES.iter().map(move |class| (name, class)));
+        for (index, (name, class)) in series.enumerate() {
+            let slots = &self.latency[index * LATENCY_SLOTS..(index + 1) * LATENCY_SLOTS];
             let counts: Vec<u64> = slots.iter().map(|c| c.load(Relaxed)).collect();
             let total: u64 = counts.iter().sum();
             if total == 0 {
@@ -307,7 +317,7 @@ impl Metrics {
             let mut cumulative = 0;
             for (bound, count) in LATENCY_BOUNDS.iter().zip(&counts) {
                 cumulative += count;
-                let labels = format!("route=\"{name}\",le=\"{bound}\"");
+                let labels = format!("route=\"{name}\",status=\"{class}\",le=\"{bound}\"");
                 sample(
                     out,
                     "powerd_http_request_duration_seconds_bucket",
@@ -316,15 +326,15 @@ impl Metrics {
                 );
             }
             // `+Inf` and `_count` from the same loads: always equal.
-            let labels = format!("route=\"{name}\",le=\"+Inf\"");
+            let labels = format!("route=\"{name}\",status=\"{class}\",le=\"+Inf\"");
             sample(
                 out,
                 "powerd_http_request_duration_seconds_bucket",
                 &labels,
                 total,
             );
-            let labels = format!("route=\"{name}\"");
-            let sum_s = self.latency_ns[route].load(Relaxed) as f64 / 1e9;
+            let labels = format!("route=\"{name}\",status=\"{class}\"");
+            let sum_s = self.latency_ns[index].load(Relaxed) as f64 / 1e9;
             sample(
                 out,
                 "powerd_http_request_duration_seconds_sum",
