@@ -8,6 +8,7 @@ mod forecast;
 mod fuzz_replay;
 mod http;
 mod metrics;
+mod openapi;
 mod process;
 mod rollup;
 mod util;

@@ -36,6 +36,7 @@ const END_BUCKET: i64 = i64::MAX / BUCKET_SECONDS;
 pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> HttpResponse {
     let result = match (request.method(), request.uri().path()) {
         (&Method::GET, "/health") => Ok(health()),
+        (&Method::GET, "/openapi.json") => Ok(openapi()),
         (&Method::GET, "/data") => get_data(&request, &state),
         (&Method::POST, "/data") => post_data(request, &state).await,
         (&Method::GET, "/data/fleet") => get_fleet(&request, &state).await,
@@ -52,7 +53,7 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
         (_, path) if super::dashboard::find(path).is_some() => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
-        (_, "/health" | "/data/fleet" | "/topusers" | "/forecast") => {
+        (_, "/health" | "/data/fleet" | "/topusers" | "/forecast" | "/openapi.json") => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }
         (_, "/data") => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
@@ -64,6 +65,15 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
 /// `GET /health`: the process is up and serving.
 fn health() -> HttpResponse {
     error::json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 description of every endpoint,
+/// compiled in; `tests/openapi.rs` holds the server's answers to it.
+fn openapi() -> HttpResponse {
+    error::json(
+        StatusCode::OK,
+        include_str!("openapi.json").as_bytes().to_vec(),
+    )
 }
 
 /// `POST /data`: parse, normalise, write, and answer once the engine says
