@@ -127,7 +127,7 @@ set -x
     --request-timeout 30 \
     --generation-database none \
     --no-color \
-    "${SEED_ARGS[@]}"
+    "${SEED_ARGS[@]}" && status=0 || status=$?
 { set +x; } 2>/dev/null
 cd "$ROOT"
 
@@ -141,4 +141,8 @@ kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" || { echo "schemathesis.sh: the server exited with status $?" >&2; cat "$WORK/stderr" >&2; exit 1; }
 SERVER_PID=
 "$TARGET_DIR/release/powerd" check --data-dir "$WORK/data"
+if [ "$status" != 0 ]; then
+    echo "schemathesis.sh: schemathesis found problems (exit status $status)" >&2
+    exit "$status"
+fi
 echo "schemathesis.sh: passed"
