@@ -64,7 +64,12 @@ pub fn normalise(
     }
     let nominal = match interval_s {
         Some(interval) if interval > 0 => interval,
-        _ => most_common_spacing(&sorted).unwrap_or(SINGLE_READING_S),
+        // A guessed spacing is capped like an explicit `interval`: two
+        // readings years apart are two readings with a gap between them,
+        // not one reading covering years.
+        _ => most_common_spacing(&sorted)
+            .unwrap_or(SINGLE_READING_S)
+            .min(crate::wire::MAX_INTERVAL_S),
     };
 
     let mut spans: Vec<Span> = Vec::with_capacity(sorted.len());
@@ -360,6 +365,22 @@ mod tests {
         assert_eq!(got.len(), 5);
         assert_eq!(got[0], full(0, 2.0));
         assert_eq!(got[1], full(15 * MIN, 0.75));
+    }
+
+    #[test]
+    fn a_guessed_spacing_is_capped_at_seven_days() {
+        // Two readings ten years apart: each covers at most 7 days.
+        let ten_years = 10 * 365 * 86_400;
+        let spans =
+            normalise(Units::Kw, &readings(&[(0, 1.0), (ten_years, 2.0)]), None).expect("valid");
+        let week = crate::wire::MAX_INTERVAL_S;
+        assert_eq!(
+            spans
+                .iter()
+                .map(|s| (s.start_s - DAY, s.end_s - DAY))
+                .collect::<Vec<_>>(),
+            vec![(0, week), (ten_years, ten_years + week)]
+        );
     }
 
     #[test]

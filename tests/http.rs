@@ -486,6 +486,47 @@ async fn bad_posts_name_the_field_and_write_nothing() {
     server.stop().await;
 }
 
+/// What schemathesis found: readings far apart must not make one write
+/// cover years, a write may cover at most 1,000,000 buckets, and no offset
+/// may carry a timestamp out of years 0001..=9999. Nothing is written.
+#[tokio::test]
+async fn far_apart_readings_and_far_out_offsets_are_bounded() {
+    let server = start_server().await;
+    // Two readings ten years apart, no `interval`: each covers 7 days.
+    let far = r#"{"spaceship_id":8,"units":"kW","data":[{"datetime":"2010-01-01T00:00:00Z","value":1},{"datetime":"2020-01-01T00:00:00Z","value":2}]}"#;
+    let reply = server.post("/data", far.to_string()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["buckets"], 2 * 7 * 96);
+    // 1,500 readings a week apart, each covering its week: 1,008,000 buckets.
+    let weekly: Vec<serde_json::Value> = (0..1500)
+        .map(|k| {
+            json!({
+                "datetime": powerd::wire::format_timestamp(1_262_304_000 + k * 7 * 86_400),
+                "value": 1
+            })
+        })
+        .collect();
+    let body = json!({"spaceship_id": 9, "units": "kW", "interval": "P7D", "data": weekly});
+    let reply = server.post("/data", body.to_string()).await;
+    reply.assert_error(400, Some("data"));
+    assert!(reply.text().contains("1008000"), "{}", reply.text());
+    server
+        .get("/data?spaceship_id=9")
+        .await
+        .assert_error(404, Some("spaceship_id"));
+    for stamp in ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+00:01"] {
+        let body =
+            json!({"spaceship_id": 10, "units": "kWh", "data": [{"datetime": stamp, "value": 1}]});
+        let reply = server.post("/data", body.to_string()).await;
+        reply.assert_error(400, Some("data[0].datetime"));
+        server
+            .get(&format!("/data/fleet?start={}", stamp.replace('+', "%2B")))
+            .await
+            .assert_error(400, Some("start"));
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn bad_queries_name_the_parameter() {
     let server = start_server().await;

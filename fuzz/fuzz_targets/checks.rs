@@ -923,7 +923,7 @@ pub fn hand_made_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         (
             "hand-extremes.json",
-            r#"{"spaceship_id": 18446744073709551615, "units": "kWh", "interval": "P7D", "data": [{"datetime": "0001-01-01T00:00:00+23:59", "value": 1e-400}, {"datetime": "9999-12-31T23:59:59-23:59", "value": 0}]}"#,
+            r#"{"spaceship_id": 18446744073709551615, "units": "kWh", "interval": "P7D", "data": [{"datetime": "0001-01-01T23:59:00+23:59", "value": 1e-400}, {"datetime": "9999-12-31T00:00:59-23:59", "value": 0}]}"#,
         ),
     ];
     for (name, body) in examples {

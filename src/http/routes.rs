@@ -76,6 +76,12 @@ fn openapi() -> HttpResponse {
     )
 }
 
+/// Most buckets one `POST /data` may touch. Readings can be spaced up to 7
+/// days apart, so a body within the size limit could otherwise make one
+/// write touch hundreds of millions of buckets, and the rollup index work
+/// (and memory) that goes with them.
+const MAX_BUCKETS_PER_POST: u64 = 1_000_000;
+
 /// `POST /data`: parse, normalise, write, and answer once the engine says
 /// the write is durable. Nothing is written unless every reading is valid.
 async fn post_data(request: Request<Incoming>, state: &AppState) -> Result<HttpResponse, ApiError> {
@@ -91,6 +97,16 @@ async fn post_data(request: Request<Incoming>, state: &AppState) -> Result<HttpR
         .map_err(|e| normalise_error(e, &post.readings))?;
     let reading_count = post.readings.len();
     let bucket_count = touched_bucket_count(&spans);
+    if bucket_count > MAX_BUCKETS_PER_POST {
+        return Err(FieldError::new(
+            "data",
+            format!(
+                "covers {bucket_count} fifteen-minute buckets; one request may cover at most \
+                 {MAX_BUCKETS_PER_POST} (about 28 years): split it"
+            ),
+        )
+        .into());
+    }
 
     let (done_tx, done_rx) = oneshot::channel();
     state.engine.submit(

@@ -154,39 +154,22 @@ pub struct Rollup {
 }
 
 /// One bucket's change: the difference of its quantised energy, and
-/// whether it holds data afterwards. The difference is an `i64` to keep the
-/// struct small on the write path; a larger one (a bucket of more than
-/// 9 GWh) is carried by several changes of the same bucket.
+/// whether it holds data afterwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Change {
     index: i64,
-    delta: i64,
+    delta: NanoKwh,
     present: bool,
 }
 
 impl Change {
     #[inline]
-    fn push(changes: &mut Vec<Change>, index: i64, mut delta: NanoKwh, present: bool) {
-        if let Ok(delta) = i64::try_from(delta) {
-            changes.push(Change {
-                index,
-                delta,
-                present,
-            });
-            return;
-        }
-        loop {
-            let piece = delta.clamp(NanoKwh::from(i64::MIN), NanoKwh::from(i64::MAX)) as i64;
-            changes.push(Change {
-                index,
-                delta: piece,
-                present,
-            });
-            delta -= NanoKwh::from(piece);
-            if delta == 0 {
-                return;
-            }
-        }
+    fn push(changes: &mut Vec<Change>, index: i64, delta: NanoKwh, present: bool) {
+        changes.push(Change {
+            index,
+            delta,
+            present,
+        });
     }
 }
 
@@ -303,7 +286,7 @@ impl Rollup {
         let mut delta_total: NanoKwh = 0;
         for change in changes {
             let slot = (change.index - day_first) as usize;
-            let delta = NanoKwh::from(change.delta);
+            let delta = change.delta;
             entry.sums[slot] = entry.sums[slot].wrapping_add(delta);
             delta_total = delta_total.wrapping_add(delta);
             if change.present {

@@ -337,11 +337,17 @@ fn parse_general(b: &[u8]) -> Result<i64, String> {
         return Err(format!("second {second} out of range"));
     }
     // Local time minus the offset is UTC; the fraction was dropped (a floor).
-    Ok(
-        days_from_civil(i64::from(year), month, day) * SECONDS_PER_DAY
-            + i64::from(hour * 3600 + minute * 60 + second)
-            - offset_s,
-    )
+    let utc = days_from_civil(i64::from(year), month, day) * SECONDS_PER_DAY
+        + i64::from(hour * 3600 + minute * 60 + second)
+        - offset_s;
+    // The offset can carry a date across 0001 or 9999, which would print
+    // as a year no RFC 3339 timestamp has.
+    let first = days_from_civil(1, 1, 1) * SECONDS_PER_DAY;
+    let end = days_from_civil(10_000, 1, 1) * SECONDS_PER_DAY;
+    if !(first..end).contains(&utc) {
+        return Err("out of range once its UTC offset is applied (0001..=9999 in UTC)".to_owned());
+    }
+    Ok(utc)
 }
 
 fn is_leap(year: u32) -> bool {
@@ -386,6 +392,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn offsets_cannot_carry_a_date_out_of_years_0001_to_9999() {
+        assert!(parse_timestamp("9999-12-31T23:59:59-23:59").is_err());
+        assert!(parse_timestamp("0001-01-01T00:00:00+00:01").is_err());
+        assert!(parse_timestamp("9999-12-31T23:59:59Z").is_ok());
+        assert!(parse_timestamp("0001-01-01T00:00:00Z").is_ok());
+        assert!(parse_timestamp("9999-12-31T23:00:00-00:59").is_ok());
+    }
 
     #[test]
     fn timestamp_writer_matches_write_timestamp() {
@@ -442,8 +457,9 @@ mod tests {
         assert_eq!(ok("2018-08-24T00:00:00-00:00"), ok("2018-08-24T00:00:00Z"));
         assert_eq!(ok("2018-08-24t00:00:00z"), ok("2018-08-24T00:00:00Z"));
         assert_eq!(ok("2018-08-24 00:00:00Z"), ok("2018-08-24T00:00:00Z"));
-        // An offset may carry a valid local time across the year boundary.
-        assert_eq!(ok("0001-01-01T00:00:00+01:00"), -62_135_596_800 - 3600);
+        // An offset may not carry a time out of years 0001..=9999 in UTC.
+        assert_eq!(ok("0001-01-01T01:00:00+01:00"), -62_135_596_800);
+        assert!(reason("0001-01-01T00:00:00+01:00").contains("out of range once"));
     }
 
     #[test]
@@ -589,8 +605,8 @@ mod tests {
             "2016-12-31T23:59:59+14:00",
             "1600-02-29T12:34:56-11:59",
             "1969-12-31T23:59:59.999Z",
-            "0001-01-01T00:00:00+00:01",
-            "9999-12-31T23:59:59-23:59",
+            "0001-01-01T00:01:00+00:01",
+            "9999-12-31T00:00:59-23:59",
             "2400-02-29T00:00:00Z",
         ];
         for text in samples {
