@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::error::{self, ApiError, HttpResponse};
-use super::params::Query;
+use super::params::{ceil_bucket, window_order_error, Query};
 use super::routes::AppState;
 use crate::model::BUCKET_SECONDS;
 use crate::query::{AlertPage, BucketRun, ALERT_WINDOW_MAX_BUCKETS};
@@ -87,12 +87,12 @@ fn window(start_s: Option<i64>, end_s: Option<i64>) -> Result<Option<(i64, i64)>
         (None, Some(end_s)) => (ceil_bucket(end_s) - DAY_BUCKETS, ceil_bucket(end_s)),
         (Some(start_s), Some(end_s)) => {
             if start_s >= end_s {
-                let mut text = b"must be before end (".to_vec();
-                wire::write_timestamp(&mut text, start_s);
-                text.extend_from_slice(b" >= ");
-                wire::write_timestamp(&mut text, end_s);
-                text.push(b')');
-                return Err(FieldError::new("start", String::from_utf8_lossy(&text)));
+                return Err(window_order_error(
+                    "must be before end",
+                    start_s,
+                    ">=",
+                    end_s,
+                ));
             }
             (ceil_bucket(start_s), ceil_bucket(end_s))
         }
@@ -108,12 +108,6 @@ fn window(start_s: Option<i64>, end_s: Option<i64>) -> Result<Option<(i64, i64)>
         ));
     }
     Ok(Some((first, end)))
-}
-
-/// The first bucket starting at or after `t_s`. Timestamps lie within
-/// years 1..=9999, so nothing here overflows.
-fn ceil_bucket(t_s: i64) -> i64 {
-    t_s.div_euclid(BUCKET_SECONDS) + i64::from(t_s.rem_euclid(BUCKET_SECONDS) != 0)
 }
 
 fn render(window: Option<(i64, i64)>, page: &AlertPage) -> Vec<u8> {
@@ -206,14 +200,7 @@ fn write_runs(body: &mut Vec<u8>, runs: &[BucketRun], with_coverage: bool) {
 
 /// `"<timestamp of bucket>"`, or `null`.
 fn write_time(body: &mut Vec<u8>, bucket: Option<i64>) {
-    match bucket {
-        Some(bucket) => {
-            body.push(b'"');
-            wire::write_timestamp(body, bucket * BUCKET_SECONDS);
-            body.push(b'"');
-        }
-        None => body.extend_from_slice(b"null"),
-    }
+    wire::write_quoted_timestamp(body, bucket.map(|bucket| bucket * BUCKET_SECONDS));
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::error::{self, ApiError, HttpResponse};
-use super::params::Query;
+use super::params::{window_order_error, Query};
 use super::routes::AppState;
 use crate::forecast::{
     self, ComponentWeight, Forecast, ForecastError, LOOKBACK_DAYS, MAX_HORIZON_BUCKETS,
@@ -92,12 +92,12 @@ pub(crate) async fn get_forecast(
 /// down and `end` up to bucket boundaries, 1 to [`MAX_HORIZON_BUCKETS`].
 fn window(start_s: i64, end_s: i64) -> Result<(i64, usize), FieldError> {
     if start_s >= end_s {
-        let mut text = b"must be before end (".to_vec();
-        wire::write_timestamp(&mut text, start_s);
-        text.extend_from_slice(b" >= ");
-        wire::write_timestamp(&mut text, end_s);
-        text.push(b')');
-        return Err(FieldError::new("start", String::from_utf8_lossy(&text)));
+        return Err(window_order_error(
+            "must be before end",
+            start_s,
+            ">=",
+            end_s,
+        ));
     }
     let first = start_s.div_euclid(BUCKET_SECONDS);
     let end = end_s.div_euclid(BUCKET_SECONDS) + i64::from(end_s.rem_euclid(BUCKET_SECONDS) != 0);
@@ -183,9 +183,7 @@ fn render(ship: u64, forecast: &Forecast, backtest: bool) -> Vec<u8> {
 
 /// `"<timestamp of bucket>"`.
 fn write_time(body: &mut Vec<u8>, bucket: i64) {
-    body.push(b'"');
-    wire::write_timestamp(body, bucket * BUCKET_SECONDS);
-    body.push(b'"');
+    wire::write_quoted_timestamp(body, Some(bucket * BUCKET_SECONDS));
 }
 
 /// `{"name": weight, ...}`.

@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 
-use crate::model::ShipId;
+use crate::model::{ShipId, BUCKET_SECONDS};
 use crate::wire::{self, FieldError};
 
 /// A parsed query string, borrowing from the request URI.
@@ -122,6 +122,30 @@ impl<'a> Query<'a> {
                 .ok_or_else(|| FieldError::new(name, why))
         })
     }
+}
+
+/// The first bucket starting at or after `t_s`, kept within the range whose
+/// start seconds fit an `i64`: a window `[start, end)` holds the buckets
+/// that start inside it.
+pub(crate) fn ceil_bucket(t_s: i64) -> i64 {
+    let ceil = t_s.div_euclid(BUCKET_SECONDS) + i64::from(t_s.rem_euclid(BUCKET_SECONDS) != 0);
+    ceil.clamp(i64::MIN / BUCKET_SECONDS, i64::MAX / BUCKET_SECONDS)
+}
+
+/// The error for a window whose `start` is not before its `end`:
+/// `<rule> (<start> <relation> <end>)`, naming `start`.
+pub(crate) fn window_order_error(
+    rule: &str,
+    start_s: i64,
+    relation: &str,
+    end_s: i64,
+) -> FieldError {
+    let mut text = format!("{rule} (").into_bytes();
+    wire::write_timestamp(&mut text, start_s);
+    text.extend_from_slice(format!(" {relation} ").as_bytes());
+    wire::write_timestamp(&mut text, end_s);
+    text.push(b')');
+    FieldError::new("start", String::from_utf8_lossy(&text))
 }
 
 /// Percent-decodes `raw` (and `+` to a space when `plus_is_space`). The

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::body;
 use super::error::{self, ApiError, HttpResponse};
-use super::params::Query;
+use super::params::{ceil_bucket, window_order_error, Query};
 use crate::config::ServerConfig;
 use crate::model::{bucket_of, NanoKwh, Reading, Span, BUCKET_SECONDS};
 use crate::normalise::{self, NormaliseError};
@@ -348,14 +348,10 @@ async fn fleet_question<T: Send + 'static>(
 /// A window edge as asked for, or, when the request left it open, the
 /// edge of the stored data (bucket `stored`); `null` when nothing is stored.
 fn write_window_edge(body: &mut Vec<u8>, asked_s: Option<i64>, stored: Option<i64>) {
-    match asked_s.or(stored.map(|bucket| bucket * BUCKET_SECONDS)) {
-        Some(secs) => {
-            body.push(b'"');
-            wire::write_timestamp(body, secs);
-            body.push(b'"');
-        }
-        None => body.extend_from_slice(b"null"),
-    }
+    wire::write_quoted_timestamp(
+        body,
+        asked_s.or(stored.map(|bucket| bucket * BUCKET_SECONDS)),
+    );
 }
 
 /// One `data` item of [`get_data`] with plain appends, for bucket times
@@ -378,30 +374,12 @@ fn write_bucket_slowly(body: &mut Vec<u8>, bucket: &crate::model::Bucket) {
 fn bucket_window(start_s: Option<i64>, end_s: Option<i64>) -> Result<(i64, i64), ApiError> {
     if let (Some(start_s), Some(end_s)) = (start_s, end_s) {
         if start_s > end_s {
-            let mut text = Vec::new();
-            text.extend_from_slice(b"is after end (");
-            wire::write_timestamp(&mut text, start_s);
-            text.extend_from_slice(b" > ");
-            wire::write_timestamp(&mut text, end_s);
-            text.push(b')');
-            return Err(FieldError::new("start", String::from_utf8_lossy(&text)).into());
+            return Err(window_order_error("is after end", start_s, ">", end_s).into());
         }
     }
     let first = start_s.map_or(FIRST_BUCKET, ceil_bucket);
     let end = end_s.map_or(END_BUCKET, ceil_bucket);
     Ok((first, end))
-}
-
-/// The first bucket starting at or after `t_s`, kept within the range whose
-/// start seconds fit an `i64`.
-fn ceil_bucket(t_s: i64) -> i64 {
-    let floor = t_s.div_euclid(BUCKET_SECONDS);
-    let ceil = if t_s.rem_euclid(BUCKET_SECONDS) == 0 {
-        floor
-    } else {
-        floor + 1
-    };
-    ceil.clamp(FIRST_BUCKET, END_BUCKET)
 }
 
 #[cfg(test)]

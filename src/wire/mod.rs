@@ -33,8 +33,8 @@ pub use duration::{parse_duration, MAX_INTERVAL_S};
 pub use number::{format_number, write_nanokwh, write_number, NUMBER_MAX_LEN};
 pub use post::{parse_post_body, MAX_READING_VALUE};
 pub use timestamp::{
-    format_timestamp, parse_timestamp, parse_timestamp_cached, write_timestamp, DateCache,
-    TimestampWriter,
+    format_timestamp, parse_timestamp, parse_timestamp_cached, write_quoted_timestamp,
+    write_timestamp, DateCache, TimestampWriter,
 };
 
 /// A problem with one field of the input.

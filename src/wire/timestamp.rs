@@ -29,6 +29,19 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     parse_timestamp_cached(text, &mut DateCache::default())
 }
 
+/// Appends `"2018-08-24T00:00:00Z"` (quoted) for `Some(secs)`, `null` for
+/// `None`: a JSON value for a time that may be absent.
+pub fn write_quoted_timestamp(out: &mut Vec<u8>, secs: Option<i64>) {
+    match secs {
+        Some(secs) => {
+            out.push(b'"');
+            write_timestamp(out, secs);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
 /// Appends `2018-08-24T00:00:00Z` for `secs` (UTC).
 ///
 /// Years outside 0000..=9999 cannot come from [`parse_timestamp`]; should one
