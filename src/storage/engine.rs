@@ -803,7 +803,8 @@ fn open_blocks(
 /// wrote, or, when that cannot be used, one rebuilt from every chunk.
 fn load_rollup(dir: &Path, state: &State) -> Result<Rollup, StorageError> {
     let started = Instant::now();
-    let reason = match rollup_file::load(dir, &state.manifest.identity()) {
+    let identity = state.manifest.identity();
+    let reason = match rollup_file::load(dir, &identity) {
         Ok(rollup) => {
             info!(
                 ships = rollup.ship_count(),
@@ -835,7 +836,7 @@ fn load_rollup(dir: &Path, state: &State) -> Result<Rollup, StorageError> {
     );
     // Saved now: without writes no checkpoint would, and every start would
     // rebuild again.
-    if let Err(e) = rollup_file::store(dir, &rollup, &state.manifest.identity()) {
+    if let Err(e) = rollup_file::store(dir, &rollup, &identity) {
         warn!("could not save the rebuilt rollup index; the next start rebuilds it again: {e}");
     }
     Ok(rollup)
@@ -1357,10 +1358,11 @@ fn run_checkpoint(
     };
     // The index first: a crash between the two renames leaves an index
     // naming a manifest that never landed, which the next start rebuilds.
+    let (manifest_bytes, identity) = next_manifest.encode_with_identity();
     if let Some(rollup) = rollup {
-        summary.rollup_bytes = rollup_file::store(&shared.dir, rollup, &next_manifest.identity())?;
+        summary.rollup_bytes = rollup_file::store(&shared.dir, rollup, &identity)?;
     }
-    next_manifest.store(&shared.dir)?;
+    Manifest::store_bytes(&shared.dir, &manifest_bytes)?;
 
     let live_blocks: HashSet<u64> = next_manifest.chunks.values().map(|c| c.block).collect();
     let dead_blocks: Vec<u64> = blocks

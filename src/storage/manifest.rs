@@ -45,7 +45,15 @@ pub struct ManifestIdentity {
 impl Manifest {
     /// The identity of this manifest's encoding.
     pub fn identity(&self) -> ManifestIdentity {
-        identity_of(self, &self.encode())
+        self.encode_with_identity().1
+    }
+
+    /// The manifest's bytes and their identity, encoded once: a checkpoint
+    /// names the manifest in the rollup file, then stores the same bytes.
+    pub fn encode_with_identity(&self) -> (Vec<u8>, ManifestIdentity) {
+        let bytes = self.encode();
+        let identity = identity_of(self, &bytes);
+        (bytes, identity)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -139,11 +147,10 @@ impl Manifest {
         }
     }
 
-    /// Writes the manifest atomically; returns its identity.
-    pub fn store(&self, dir: &Path) -> Result<ManifestIdentity, StorageError> {
-        let bytes = self.encode();
-        write_atomic(&dir.join(MANIFEST_FILE), &bytes)?;
-        Ok(identity_of(self, &bytes))
+    /// Writes manifest bytes (from [`Manifest::encode_with_identity`])
+    /// atomically.
+    pub fn store_bytes(dir: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+        write_atomic(&dir.join(MANIFEST_FILE), bytes)
     }
 }
 
