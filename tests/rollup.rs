@@ -69,7 +69,7 @@ fn ship_buckets(engine: &Engine, first: i64, end: i64) -> BTreeMap<ShipId, Vec<(
     out
 }
 
-fn brute_fleet(engine: &Engine, first: i64, end: i64, step: i64) -> Vec<FleetInterval> {
+pub(crate) fn brute_fleet(engine: &Engine, first: i64, end: i64, step: i64) -> Vec<FleetInterval> {
     let mut intervals: BTreeMap<i64, (NanoKwh, u32)> = BTreeMap::new();
     for buckets in ship_buckets(engine, first, end).values() {
         let mut last = None;
@@ -93,7 +93,12 @@ fn brute_fleet(engine: &Engine, first: i64, end: i64, step: i64) -> Vec<FleetInt
         .collect()
 }
 
-fn brute_top(engine: &Engine, first: i64, end: i64, count: usize) -> Vec<(ShipId, NanoKwh)> {
+pub(crate) fn brute_top(
+    engine: &Engine,
+    first: i64,
+    end: i64,
+    count: usize,
+) -> Vec<(ShipId, NanoKwh)> {
     let mut totals: Vec<(ShipId, NanoKwh)> = ship_buckets(engine, first, end)
         .into_iter()
         .filter(|(_, buckets)| !buckets.is_empty())

@@ -9,6 +9,7 @@ mod fuzz_replay;
 mod http;
 mod metrics;
 mod openapi;
+mod powercut;
 mod process;
 mod rollup;
 mod util;

@@ -14,14 +14,14 @@
 
 #![allow(dead_code)] // each fuzz target uses one check
 
-use std::fmt::Debug;
 use std::path::Path;
 
 use powerd::model::{Span, BUCKET_SECONDS};
 use powerd::normalise::{normalise, NormaliseError};
 use powerd::storage::fuzzing::{
-    append_frame, decode_spans, decode_spans_window, decode_write, encode_chunk, encode_spans,
-    parse_chunk, rollup_file_properties, scan_segment, Reader,
+    decode_spans, decode_spans_window, decode_write, encode_chunk, encode_spans, parse_chunk,
+    push_record, rollup_file_properties, scan_segment, seal_frame, segment_header, v1_frame,
+    v1_header, Reader, Role, ScanEnd, FRAME_COMMIT, FRAME_HEADER_LEN,
 };
 use powerd::storage::StorageError;
 use powerd::wire::{parse_post_body, MAX_INTERVAL_S};
@@ -50,135 +50,111 @@ pub fn check(target: &str, data: &[u8]) {
 // ---------------------------------------------------------------------------
 // segment_decode
 
-const SEGMENT_HEADER_LEN: u64 = 32;
-const FRAME_HEADER_LEN: u64 = 16;
-/// Write records (`KIND_WRITE`) carry a ship and a span column.
+const V1_HEADER_LEN: u64 = 32;
+const V2_HEADER_LEN: u64 = 48;
+/// Record kind of a write (a ship and a span column).
 const KIND_WRITE: u8 = 1;
+const KEY: u64 = 0x00c0_ffee_5eed;
+const SECTOR: usize = 512;
 
-/// Arbitrary bytes as a log segment, and a valid segment cut anywhere.
+/// Arbitrary bytes as a log segment, and valid segments torn and damaged.
 ///
 /// - The input as a whole segment file (sequence from its own header, and a
-///   fixed one), newest and not: never a panic; visited frames are
-///   contiguous from the header and inside the file; `Clean` ends at the last
-///   frame, followed by nothing or by zeros (a preallocated tail);
-///   a torn tail only in the newest segment, right after the last frame;
-///   corruption at the next frame's offset. Every payload goes through
-///   `decode_write` (see [`check_write_payload`]).
-/// - A valid header followed by the input, so frames need no valid header.
-/// - A recipe ([`truncated_segment`]): frames built with `append_frame` and
-///   cut at any length after the header scan as `Clean` or `TornTail` (never
-///   `Corrupted`) when newest, and yield exactly the whole frames' payloads;
-///   padded with zeros (a preallocated segment) they scan `Clean` at the end
-///   of the data once the zeros hold a frame header.
+///   fixed one), in every role (newest, followed by a version 1 segment,
+///   followed by a version 2 segment naming an end): never a panic; visited
+///   records lie after the header and inside the file; `Clean` leaves only
+///   zeros behind (or stops exactly at the named end); a torn tail only in
+///   the newest segment. Every record body goes through `decode_write`.
+/// - A valid version 2 header followed by the input, so frames need no
+///   valid header: the same properties.
+/// - A recipe ([`torn_segment`]): COMMIT frames built from the input, then
+///   the last one torn sector by sector (each 512-byte sector old or new,
+///   as storage-format.md's medium assumptions allow), or one byte of an
+///   earlier frame flipped: a tear is always `Clean` or `TornTail` with
+///   exactly the earlier frames' records, never corruption; a flipped byte
+///   with a valid frame after it is always corruption at that frame.
 pub fn segment_decode(data: &[u8]) {
     let header_sequence = data
         .get(16..24)
         .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-    for newest in [true, false] {
-        check_scan(data, header_sequence, newest);
-        check_scan(data, 7, newest);
+    let named_end = data
+        .get(24..32)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    for role in [Role::Newest, Role::Older, Role::EndsAt(named_end % 4096)] {
+        check_scan(data, header_sequence, role);
+        check_scan(data, 7, role);
     }
-    let mut file = segment_header(7);
+    let mut file = segment_header(7, 0, KEY);
     file.extend_from_slice(data);
-    for newest in [true, false] {
-        check_scan(&file, 7, newest);
+    for role in [
+        Role::Newest,
+        Role::Older,
+        Role::EndsAt(V2_HEADER_LEN + named_end % 512),
+    ] {
+        check_scan(&file, 7, role);
     }
-    truncated_segment(data);
+    torn_segment(data);
 }
 
-/// How a scan ended, read back from `ScanEnd`'s `Debug` text: the type is not
-/// re-exported by `powerd::storage::fuzzing`, so its variants cannot be named.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
-    Clean { len: u64 },
-    Torn { valid_len: u64, file_len: u64 },
-}
+type Record = (u64, u8, Vec<u8>);
 
-fn end_of(end: &impl Debug) -> End {
-    let text = format!("{end:?}");
-    let field = |name: &str| -> u64 {
-        let key = format!("{name}: ");
-        let at = text
-            .find(&key)
-            .unwrap_or_else(|| panic!("no {name} in {text}"))
-            + key.len();
-        let digits: String = text[at..]
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits
-            .parse()
-            .unwrap_or_else(|_| panic!("bad {name} in {text}"))
-    };
-    if text.starts_with("Clean") {
-        End::Clean { len: field("len") }
-    } else if text.starts_with("TornTail") {
-        End::Torn {
-            valid_len: field("valid_len"),
-            file_len: field("file_len"),
-        }
-    } else {
-        panic!("unknown scan end {text}")
-    }
-}
-
-type Frame = (u64, u8, Vec<u8>);
-
-fn scan(bytes: &[u8], sequence: u64, newest: bool) -> (Result<End, StorageError>, Vec<Frame>) {
-    let mut frames = Vec::new();
+fn scan(bytes: &[u8], sequence: u64, role: Role) -> (Result<ScanEnd, StorageError>, Vec<Record>) {
+    let mut records = Vec::new();
     let result = scan_segment(
         Path::new("fuzz.log"),
         bytes,
         sequence,
-        newest,
-        |offset, kind, payload| {
-            frames.push((offset, kind, payload.to_vec()));
+        role,
+        |offset, kind, body| {
+            records.push((offset, kind, body.to_vec()));
             Ok(())
         },
     );
-    (result.map(|end| end_of(&end)), frames)
+    (result.map(|(_, end)| end), records)
 }
 
-fn check_scan(bytes: &[u8], sequence: u64, newest: bool) {
-    let (result, frames) = scan(bytes, sequence, newest);
+fn check_scan(bytes: &[u8], sequence: u64, role: Role) {
+    let (result, records) = scan(bytes, sequence, role);
     let file_len = bytes.len() as u64;
-    let mut next = SEGMENT_HEADER_LEN;
-    for (offset, _, payload) in &frames {
-        assert_eq!(*offset, next, "frames must follow each other");
-        next = offset + FRAME_HEADER_LEN + payload.len() as u64;
-        assert!(next <= file_len, "frame ends at {next}, past the file");
-        check_write_payload(payload);
+    let mut last_offset = V1_HEADER_LEN;
+    for (offset, kind, body) in &records {
+        assert!(*offset >= last_offset, "records come in file order");
+        assert!(*offset < file_len, "record at {offset}, past the file");
+        last_offset = *offset;
+        if *kind == KIND_WRITE {
+            check_write_payload(body);
+        }
     }
     match result {
-        Ok(End::Clean { len }) => {
-            assert_eq!(next, len, "clean scan must end on the last frame");
-            // Past the data, only a preallocated tail: at least a frame
-            // header's worth of zeros.
-            let tail = &bytes[len as usize..];
-            assert!(
-                tail.is_empty() || (tail.len() as u64 >= FRAME_HEADER_LEN && all_zero(tail)),
-                "clean scan at {len} of {file_len} leaves non-zero or short bytes"
-            );
+        Ok(ScanEnd::Clean { len }) => {
+            assert!(len <= file_len);
+            match role {
+                Role::EndsAt(end) => assert_eq!(len, end, "a named end is reached exactly"),
+                _ => assert!(
+                    all_zero(&bytes[len as usize..]),
+                    "clean scan at {len} of {file_len} leaves non-zero bytes"
+                ),
+            }
         }
-        Ok(End::Torn {
+        Ok(ScanEnd::Rollover { offset, next }) => {
+            assert_eq!(next, sequence + 1);
+            assert!(offset < file_len && !matches!(role, Role::EndsAt(_)));
+        }
+        Ok(ScanEnd::TornTail {
             valid_len,
+            dirty_end,
             file_len: torn_file_len,
+            ..
         }) => {
-            assert!(
-                newest,
+            assert_eq!(
+                role,
+                Role::Newest,
                 "a torn tail outside the newest segment is corruption"
             );
             assert_eq!(torn_file_len, file_len);
-            assert_eq!(valid_len, next, "torn tail must start after the last frame");
-            assert!(valid_len < file_len);
+            assert!(valid_len < file_len && valid_len <= dirty_end && dirty_end <= file_len);
         }
-        Err(StorageError::Corrupted { offset, .. }) => {
-            if frames.is_empty() {
-                assert!(offset <= SEGMENT_HEADER_LEN, "corruption at {offset}");
-            } else {
-                assert_eq!(offset, next, "corruption must name the damaged frame");
-            }
-        }
+        Err(StorageError::Corrupted { offset, .. }) => assert!(offset <= file_len),
         Err(other) => panic!("scanning bytes failed with a non-corruption error: {other}"),
     }
 }
@@ -201,122 +177,101 @@ fn all_zero(bytes: &[u8]) -> bool {
     bytes.iter().all(|&b| b == 0)
 }
 
-/// A header as `SegmentWriter::create` writes it (storage-format.md).
-fn segment_header(sequence: u64) -> Vec<u8> {
-    let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
-    header.extend_from_slice(b"PWRDLOG\0");
-    header.extend_from_slice(&1u32.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    header.extend_from_slice(&sequence.to_le_bytes());
-    let crc = crc32fast::hash(&header);
-    header.extend_from_slice(&crc.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    header
-}
-
-/// Recipe: `cut: u32, sequence: u8, (kind: u8, len: u8, payload: len bytes)*`.
-/// The frames go into a segment that is padded with `(cut >> 16) % 512`
-/// zeros, and cut to `32 + cut % (frames' length + 1)` bytes.
-fn truncated_segment(data: &[u8]) {
+/// Recipe: `tear: u64, flip: u16, pad: u16, (records: u8, (len: u8,
+/// body: len bytes)*)*`: frames of that many records (at least one, up to
+/// 16 frames), zero padding of `pad % 2048` bytes, then the last frame torn
+/// by the sector pattern `tear` (bit i: sector i of the frame new), and
+/// separately byte `flip` of the frames flipped.
+fn torn_segment(data: &[u8]) {
     let mut input = Input::new(data);
-    let cut = input.u32() as usize;
-    let sequence = u64::from(input.u8());
-    let mut frames: Vec<(u8, &[u8])> = Vec::new();
-    while !input.is_empty() && frames.len() < 64 {
-        let kind = input.u8();
-        let len = usize::from(input.u8());
-        frames.push((kind, input.bytes(len)));
+    let tear = u64::from(input.u32()) | u64::from(input.u32()) << 32;
+    let flip = usize::from(input.u16());
+    let pad = usize::from(input.u16()) % 2048;
+    let mut frames: Vec<Vec<Vec<u8>>> = Vec::new();
+    while !input.is_empty() && frames.len() < 16 {
+        let count = usize::from(input.u8() % 4) + 1;
+        frames.push(
+            (0..count)
+                .map(|_| {
+                    let len = usize::from(input.u8());
+                    input.bytes(len).to_vec()
+                })
+                .collect(),
+        );
     }
-    let mut file = segment_header(sequence);
-    let mut ends = Vec::new();
-    for &(kind, payload) in &frames {
-        append_frame(&mut file, kind, |out| out.extend_from_slice(payload));
-        ends.push(file.len() as u64);
+    if frames.is_empty() {
+        return;
     }
-    let (result, seen) = scan(&file, sequence, false);
+    let mut file = segment_header(9, 0, KEY);
+    let mut starts = Vec::new();
+    for records in &frames {
+        starts.push(file.len());
+        let mut frame = vec![0u8; FRAME_HEADER_LEN];
+        for body in records {
+            push_record(&mut frame, KIND_WRITE, |out| out.extend_from_slice(body));
+        }
+        seal_frame(&mut frame, FRAME_COMMIT, KEY);
+        file.extend_from_slice(&frame);
+    }
+    let data_len = file.len();
+    file.resize(data_len + pad, 0);
+    let all: Vec<&Vec<u8>> = frames.iter().flatten().collect();
+    let (result, seen) = scan(&file, 9, Role::Newest);
     assert_eq!(
         result.expect("a whole segment scans"),
-        End::Clean {
-            len: file.len() as u64
+        ScanEnd::Clean {
+            len: data_len as u64
         }
     );
-    assert_eq!(seen.len(), frames.len());
-
-    // The same segment preallocated: zeros after the data are a clean end
-    // in any segment once they hold a frame header; fewer are a torn tail.
-    let pad = (cut >> 16) % 512;
-    let data_len = file.len() as u64;
-    let mut padded = file.clone();
-    padded.resize(file.len() + pad, 0);
-    for newest in [true, false] {
-        let (result, seen) = scan(&padded, sequence, newest);
-        assert_eq!(
-            seen.len(),
-            frames.len(),
-            "zero padding of {pad} hides frames"
-        );
-        match result {
-            Ok(End::Clean { len }) => assert!(pad == 0 || pad >= 16, "clean at {len}, pad {pad}"),
-            Ok(End::Torn { valid_len, .. }) => {
-                assert!(newest && pad < 16, "torn at {valid_len}, pad {pad}");
-                assert_eq!(valid_len, data_len);
-            }
-            Err(StorageError::Corrupted { offset, .. }) => {
-                assert!(!newest && pad < 16, "corrupted at {offset}, pad {pad}");
-                assert_eq!(offset, data_len);
-            }
-            Err(e) => panic!("padded segment: {e}"),
+    assert_eq!(seen.iter().map(|r| &r.2).collect::<Vec<_>>(), all);
+    let (result, _) = scan(&file, 9, Role::EndsAt(data_len as u64));
+    assert_eq!(
+        result.expect("whole frames up to the named end"),
+        ScanEnd::Clean {
+            len: data_len as u64
         }
-        if let Ok(End::Clean { len }) = result {
-            assert_eq!(len, data_len);
-        }
-    }
+    );
 
-    let header_len = SEGMENT_HEADER_LEN as usize;
-    let cut = header_len + cut % (file.len() - header_len + 1);
-    let cut_file = &file[..cut];
-    let cut = cut as u64;
-    let whole = ends.iter().take_while(|&&end| end <= cut).count();
-    let valid_len = if whole == 0 {
-        SEGMENT_HEADER_LEN
-    } else {
-        ends[whole - 1]
-    };
-    let (result, seen) = scan(cut_file, sequence, true);
-    let end = result.unwrap_or_else(|e| panic!("segment cut at {cut} is not corruption: {e}"));
-    if valid_len == cut {
-        assert_eq!(end, End::Clean { len: cut });
-    } else {
-        assert_eq!(
-            end,
-            End::Torn {
-                valid_len,
-                file_len: cut
-            }
-        );
-    }
-    assert_eq!(seen.len(), whole, "scan must yield the whole frames");
-    for (index, ((offset, kind, payload), &(want_kind, want_payload))) in
-        seen.iter().zip(&frames).enumerate()
+    // The last frame torn, sector by sector.
+    let last = *starts.last().expect("a frame");
+    let mut torn = file.clone();
+    for (i, sector_start) in (last / SECTOR * SECTOR..data_len)
+        .step_by(SECTOR)
+        .enumerate()
     {
-        let want_offset = if index == 0 {
-            SEGMENT_HEADER_LEN
-        } else {
-            ends[index - 1]
-        };
-        assert_eq!(*offset, want_offset);
-        assert_eq!(*kind, want_kind);
-        assert_eq!(payload.as_slice(), want_payload);
-    }
-    // The same cut in an older segment: clean stays clean, torn is damage.
-    let (older, _) = scan(cut_file, sequence, false);
-    match older {
-        Ok(older_end) => assert_eq!(older_end, end, "older segment: {older_end:?}"),
-        Err(StorageError::Corrupted { offset, .. }) => {
-            assert_ne!(valid_len, cut, "a clean cut is not corruption");
-            assert_eq!(offset, valid_len);
+        if tear >> (i % 64) & 1 == 0 {
+            let from = sector_start.max(last);
+            let to = (sector_start + SECTOR).min(data_len);
+            torn[from..to].fill(0);
         }
-        Err(e) => panic!("older segment: {e}"),
+    }
+    let earlier: Vec<&Vec<u8>> = frames[..frames.len() - 1].iter().flatten().collect();
+    let (result, seen) = scan(&torn, 9, Role::Newest);
+    let end = result.unwrap_or_else(|e| panic!("a torn last frame is not corruption: {e}"));
+    let got: Vec<&Vec<u8>> = seen.iter().map(|r| &r.2).collect();
+    if torn == file {
+        assert_eq!(got, all);
+    } else {
+        assert_eq!(got, earlier, "a tear keeps exactly the earlier frames");
+        assert_eq!(end.data_end(), last as u64);
+    }
+
+    // One byte of a frame that is not the last flipped: a valid frame
+    // follows, so it is damage, named at the damaged frame.
+    if frames.len() >= 2 {
+        let at = V2_HEADER_LEN as usize + flip % (last - V2_HEADER_LEN as usize);
+        let mut damaged = file.clone();
+        damaged[at] ^= 0x20;
+        let frame = starts
+            .iter()
+            .rev()
+            .find(|&&s| s <= at)
+            .copied()
+            .expect("a frame");
+        match scan(&damaged, 9, Role::Newest).0 {
+            Err(StorageError::Corrupted { offset, .. }) => assert_eq!(offset, frame as u64),
+            other => panic!("flipped byte {at} in frame at {frame}: {other:?}"),
+        }
     }
 }
 
@@ -835,22 +790,29 @@ pub fn hand_made_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     };
     let mut seeds = Vec::new();
 
-    // Segments: two write records, whole and torn inside the second frame.
-    let mut segment = segment_header(7);
-    append_frame(&mut segment, KIND_WRITE, |out| {
-        out.extend_from_slice(&write(42, &day))
-    });
-    append_frame(&mut segment, KIND_WRITE, |out| {
-        out.extend_from_slice(&write(7, &irregular))
-    });
+    // Segments: version 2 with two COMMIT frames, whole and torn inside the
+    // second; version 1 with two WRITE frames.
+    let mut segment = segment_header(7, 0, KEY);
+    for (ship, spans) in [(42u64, &day[..]), (7, &irregular[..])] {
+        let mut frame = vec![0u8; FRAME_HEADER_LEN];
+        push_record(&mut frame, KIND_WRITE, |out| {
+            out.extend_from_slice(&write(ship, spans))
+        });
+        seal_frame(&mut frame, FRAME_COMMIT, KEY);
+        segment.extend_from_slice(&frame);
+    }
     let torn = segment[..segment.len() - 5].to_vec();
-    seeds.push(("segment_decode", "hand-two-records.log", segment));
+    seeds.push(("segment_decode", "hand-two-commits.log", segment));
     seeds.push(("segment_decode", "hand-torn-tail.log", torn));
-    // The recipe layout: cut, sequence, (kind, len, payload)*.
-    let mut recipe = vec![0xff, 0xff, 0xff, 0x7f, 3];
+    let mut old = v1_header(7);
+    v1_frame(&mut old, &write(42, &day));
+    v1_frame(&mut old, &write(7, &irregular));
+    seeds.push(("segment_decode", "hand-v1-two-records.log", old));
+    // The recipe layout: tear, flip, pad, (records, (len, body)*)*.
+    let mut recipe = vec![0b1010, 0, 0, 0, 0, 0, 0, 0, 40, 0, 100, 0];
     for (ship, spans) in [(1u64, &irregular[..]), (2, &day[..8])] {
         let payload = write(ship, spans);
-        recipe.extend_from_slice(&[KIND_WRITE, payload.len() as u8]);
+        recipe.extend_from_slice(&[0, payload.len() as u8]);
         recipe.extend_from_slice(&payload);
     }
     seeds.push(("segment_decode", "hand-recipe.bin", recipe));
@@ -934,5 +896,5 @@ pub fn hand_made_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
 
 /// How many whole frames a segment with sequence 7 yields when newest.
 pub fn scans_whole_frames(segment: &[u8]) -> usize {
-    scan(segment, 7, true).1.len()
+    scan(segment, 7, Role::Newest).1.len()
 }

@@ -11,17 +11,14 @@
 //! manifest entry refers to it, and an unlinked file's existing maps stay
 //! valid on Unix. Byte layout: storage-format.md, "Block files".
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use memmap2::Mmap;
 
 use super::bucket_columns;
 use super::codec::{decode_spans, encode_spans, put_i64, put_u32, put_u64, DecodeError, Reader};
 use super::error::StorageError;
 use super::file_header::{self, FileKind, FILE_HEADER_LEN};
 use super::fsutil::sync_dir;
+use super::io::{Mapped, OpenMode, Vfs};
 use crate::model::{Bucket, ShipId, Span, BUCKET_SECONDS};
 
 pub const BLOCK_MAGIC: [u8; 8] = *b"PWRDBLK\0";
@@ -44,28 +41,6 @@ pub fn partition_start(partition: i64) -> i64 {
 
 pub fn partition_first_bucket(partition: i64) -> i64 {
     partition * PARTITION_BUCKETS
-}
-
-pub fn block_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("{id:020}.blk"))
-}
-
-/// Block ids of the block files in `dir`, ascending.
-pub fn list_blocks(dir: &Path) -> Result<Vec<u64>, StorageError> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, "list", e))? {
-        let entry = entry.map_err(|e| StorageError::io(dir, "list", e))?;
-        if let Some(id) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_suffix(".blk"))
-            .and_then(|s| s.parse().ok())
-        {
-            out.push(id);
-        }
-    }
-    out.sort_unstable();
-    Ok(out)
 }
 
 /// Where a chunk lives: the manifest's view of one (ship, partition).
@@ -151,19 +126,16 @@ impl BlockBuilder {
         self.bytes.len() - BLOCK_HEADER_LEN
     }
 
-    /// Writes and syncs the file and its directory entry: the block is sealed.
-    pub fn write(self, dir: &Path) -> Result<u64, StorageError> {
-        let path = block_path(dir, self.id);
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| StorageError::io(&path, "create", e))?;
-        file.write_all(&self.bytes)
-            .map_err(|e| StorageError::io(&path, "write", e))?;
-        file.sync_all()
-            .map_err(|e| StorageError::io(&path, "sync", e))?;
-        sync_dir(dir)?;
+    /// Writes and syncs the file at `path` and its directory entry: the
+    /// block is sealed.
+    pub fn write(self, vfs: &dyn Vfs, path: &Path) -> Result<u64, StorageError> {
+        let file = vfs
+            .open(path, OpenMode::CreateNew)
+            .map_err(|e| StorageError::io(path, "create", e))?;
+        file.write_at(0, &self.bytes)
+            .map_err(|e| StorageError::io(path, "write", e))?;
+        file.sync().map_err(|e| StorageError::io(path, "sync", e))?;
+        sync_dir(vfs, path.parent().unwrap_or(Path::new(".")))?;
         Ok(self.bytes.len() as u64)
     }
 }
@@ -180,29 +152,22 @@ pub fn encode_chunk(ship: ShipId, partition: i64, spans: &[Span]) -> Vec<u8> {
 pub struct BlockFile {
     pub id: u64,
     pub path: PathBuf,
-    map: Option<Mmap>,
+    map: Option<Mapped>,
 }
 
 impl BlockFile {
-    /// Maps block `id` and checks its header.
-    pub fn open(dir: &Path, id: u64) -> Result<BlockFile, StorageError> {
-        let path = block_path(dir, id);
-        let file = File::open(&path).map_err(|e| StorageError::io(&path, "open", e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| StorageError::io(&path, "stat", e))?
-            .len();
-        // A zero-length file cannot be mapped; the header check below rejects it.
-        let map = if len == 0 {
-            None
-        } else {
-            // SAFETY: block files are sealed before any reader opens them (see
-            // the module invariant): powerd never writes to or truncates a
-            // sealed block, and the data directory is locked against other
-            // powerd processes, so the mapped bytes do not change while mapped.
-            Some(unsafe { Mmap::map(&file) }.map_err(|e| StorageError::io(&path, "map", e))?)
+    /// Maps block `id` at `path` (through the seam's [`Vfs::map`], whose
+    /// contract a sealed block meets: see the module invariant) and checks
+    /// its header.
+    pub fn open(vfs: &dyn Vfs, path: PathBuf, id: u64) -> Result<BlockFile, StorageError> {
+        let map = vfs
+            .map(&path)
+            .map_err(|e| StorageError::io(&path, "map", e))?;
+        let block = BlockFile {
+            id,
+            path,
+            map: Some(map),
         };
-        let block = BlockFile { id, path, map };
         block.check_header()?;
         Ok(block)
     }

@@ -1,24 +1,27 @@
-//! `powerd check`: verifies a data directory offline — every CRC, every
-//! manifest entry against the chunk it names, every log record — and says
-//! what it found. It changes nothing: a torn tail is reported, not cut.
+//! `powerd check`: verifies a data directory offline — the structural rules
+//! recovery applies (the same [`Survey`] and [`scan_log`], so the two never
+//! disagree about whether a directory is whole), then every CRC, every
+//! manifest entry against the chunk it names, every chunk's columns, every
+//! log record — and says what it found. It changes nothing: a torn tail is
+//! reported, not cut.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs::File;
 use std::path::Path;
 
 use super::block::{
-    block_path, list_blocks, partition_start, walk_block, ChunkHeader, CHUNK_HEADER_LEN,
-    MAX_SPANS_PER_CHUNK,
+    partition_start, walk_block, ChunkHeader, CHUNK_HEADER_LEN, MAX_SPANS_PER_CHUNK,
 };
 use super::codec::{decode_spans, Reader};
-use super::engine::{BLOCK_DIR, LOCK_FILE, LOG_DIR};
 use super::error::StorageError;
-use super::manifest::{Manifest, MANIFEST_FILE};
+use super::io::{LockMode, RealFs, Vfs};
+use super::layout::{Layout, Survey, MANIFEST_FILE, ROLLUP_FILE};
+use super::log::scan_log;
+use super::manifest::Manifest;
 use super::record::decode_record;
 use super::rollup::Rollup;
-use super::rollup_file::{self, ROLLUP_FILE};
-use super::segment::{list_segments, scan_segment, segment_path, ScanEnd};
+use super::rollup_file;
+use super::segment::ScanEnd;
 
 /// What [`check`] found. `problems` are damage; `notes` are states that
 /// powerd handles by itself on start (a torn tail, leftovers of an
@@ -37,16 +40,6 @@ pub struct CheckReport {
 impl CheckReport {
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
-    }
-
-    /// The file's bytes, or `None` with the failure noted as a problem.
-    fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
-        std::fs::read(path)
-            .map_err(|e| {
-                self.problems
-                    .push(StorageError::io(path, "read", e).to_string())
-            })
-            .ok()
     }
 }
 
@@ -71,57 +64,68 @@ impl fmt::Display for CheckReport {
     }
 }
 
-/// Verifies the data directory `dir`. `Err` only when it cannot be read at
-/// all; damage is reported in the [`CheckReport`].
+/// Verifies the data directory `dir` on the real file system.
 pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
-    if !dir.is_dir() {
+    check_with(&RealFs, dir)
+}
+
+/// Verifies the data directory `dir` through `vfs`. `Err` only when it
+/// cannot be read at all; damage is reported in the [`CheckReport`].
+pub fn check_with(vfs: &dyn Vfs, dir: &Path) -> Result<CheckReport, StorageError> {
+    if !vfs.is_dir(dir) {
         return Err(StorageError::io(
             dir,
             "open data directory",
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     }
+    let layout = Layout::new(dir);
     let mut report = CheckReport::default();
-    if let Ok(lock) = File::open(dir.join(LOCK_FILE)) {
-        if matches!(
-            lock.try_lock_shared(),
-            Err(std::fs::TryLockError::WouldBlock)
-        ) {
+    if let Err(e) = vfs.lock(&layout.lock(), LockMode::Shared) {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
             report.notes.push(
                 "a powerd process is using this directory; files may change while they are checked"
                     .into(),
             );
         }
     }
-    let mut manifest_ok = true;
-    let manifest = match Manifest::load(dir) {
-        Ok(Some(manifest)) => manifest,
-        Ok(None) => {
-            report.notes.push(format!(
-                "no {MANIFEST_FILE}: nothing has been checkpointed yet"
-            ));
-            Manifest {
-                first_live_segment: 1,
-                next_block_id: 1,
-                ..Manifest::default()
-            }
-        }
+    let survey = match Survey::take(vfs, &layout) {
+        Ok(survey) => survey,
         Err(e) => {
             report.problems.push(e.to_string());
-            manifest_ok = false;
-            Manifest::default()
+            return Ok(report);
         }
     };
+    report
+        .problems
+        .extend(survey.problems.iter().map(|p| p.to_string()));
+    let manifest = &survey.manifest;
+    if !survey.manifest_present && !survey.live_segments.is_empty() {
+        report.notes.push(format!(
+            "no {MANIFEST_FILE} yet: nothing has been checkpointed; powerd writes one on start"
+        ));
+    }
     let mut ships: HashSet<u64> = manifest.chunks.keys().map(|(ship, _)| *ship).collect();
 
-    let block_dir = dir.join(BLOCK_DIR);
     let mut walked: HashMap<u64, HashMap<u64, ChunkHeader>> = HashMap::new();
     let mut block_bytes: HashMap<u64, Vec<u8>> = HashMap::new();
-    for id in list_blocks(&block_dir).unwrap_or_default() {
-        let path = block_path(&block_dir, id);
+    for id in layout.list_blocks(vfs).unwrap_or_default() {
+        let path = layout.block(id);
         report.block_files += 1;
-        let Some(bytes) = report.read(&path) else {
+        if survey.orphan_blocks.contains(&id) {
+            // Never data: a checkpoint that did not finish (its bytes may
+            // be torn), or a block compaction emptied.
+            report.notes.push(format!("{} is named by no manifest entry (left by an interrupted checkpoint or compaction); powerd deletes it on start", path.display()));
             continue;
+        }
+        let bytes = match vfs.read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                report
+                    .problems
+                    .push(StorageError::io(&path, "read", e).to_string());
+                continue;
+            }
         };
         match walk_block(&path, id, &bytes) {
             Ok(chunks) => {
@@ -131,19 +135,11 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
             }
             Err(e) => report.problems.push(e.to_string()),
         }
-        if !manifest.chunks.values().any(|c| c.block == id) {
-            report.notes.push(format!("{} is named by no manifest entry (left by an interrupted checkpoint or compaction); powerd deletes it on start", path.display()));
-        }
     }
     for (&(ship, partition), location) in &manifest.chunks {
-        let path = block_path(&block_dir, location.block);
+        let path = layout.block(location.block);
+        // A missing block file is one of the survey's problems.
         let Some(chunks) = walked.get(&location.block) else {
-            if !path.exists() {
-                report.problems.push(format!(
-                    "{MANIFEST_FILE} names block file {} which is missing",
-                    path.display()
-                ));
-            }
             continue;
         };
         match chunks.get(&location.offset) {
@@ -159,54 +155,61 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
         }
     }
 
-    if manifest_ok && report.problems.is_empty() {
-        check_rollup(dir, &manifest, &block_bytes, &mut report);
+    if report.problems.is_empty() {
+        check_rollup(vfs, &layout, manifest, &block_bytes, &mut report);
     }
 
-    let log_dir = dir.join(LOG_DIR);
-    let segments = list_segments(&log_dir).unwrap_or_default();
-    let live: Vec<u64> = segments
-        .iter()
-        .copied()
-        .filter(|&s| s >= manifest.first_live_segment)
-        .collect();
-    for &sequence in segments
-        .iter()
-        .filter(|&&s| s < manifest.first_live_segment)
-    {
+    for &sequence in &survey.stale_segments {
         report.notes.push(format!(
             "{} is already checkpointed; powerd deletes it on start",
-            segment_path(&log_dir, sequence).display()
+            layout.segment(sequence).display()
         ));
     }
-    for (position, &sequence) in live.iter().enumerate() {
-        report.segments += 1;
-        let path = segment_path(&log_dir, sequence);
-        if position > 0 && sequence != live[position - 1] + 1 {
-            report.problems.push(format!(
-                "log segment {} is missing: the log has a hole",
-                segment_path(&log_dir, live[position - 1] + 1).display()
-            ));
-        }
-        let Some(bytes) = report.read(&path) else {
-            continue;
-        };
-        let newest = position + 1 == live.len();
+    report.segments = survey.live_segments.len();
+    if !survey.problems.is_empty() {
+        report
+            .notes
+            .push("the log was not replayed: files it needs are missing (above)".into());
+    } else {
         let mut records = 0u64;
-        let result = scan_segment(&path, &bytes, sequence, newest, |offset, kind, payload| {
-            let record = decode_record(&path, offset, kind, payload)?;
-            ships.insert(record.ship);
-            records += 1;
-            Ok(())
-        });
-        report.records += records;
-        match result {
-            Ok(ScanEnd::Clean { .. }) => {}
-            Ok(ScanEnd::TornTail { valid_len, file_len, reason }) => report.notes.push(format!(
-                "{} ends in a torn tail at offset {valid_len} ({} bytes, {reason}): a write cut off by a crash, never acknowledged; powerd cuts it off on start",
-                path.display(),
-                file_len - valid_len
-            )),
+        let scanned = scan_log(
+            vfs,
+            &layout,
+            &survey.live_segments,
+            |sequence, offset, kind, body| {
+                let record = decode_record(&layout.segment(sequence), offset, kind, body)?;
+                ships.insert(record.ship);
+                records += 1;
+                Ok(())
+            },
+        );
+        report.records = records;
+        match scanned {
+            Ok(scan) => {
+                if let Some(newest) = scan.newest() {
+                    if let ScanEnd::TornTail {
+                        valid_len,
+                        dirty_end,
+                        reason,
+                        ..
+                    } = &newest.end
+                    {
+                        report.notes.push(format!(
+                            "{} ends in a torn tail at offset {valid_len} ({} bytes, {reason}): a write cut off by a crash, never acknowledged; powerd does not replay it",
+                            layout.segment(newest.sequence).display(),
+                            dirty_end - valid_len
+                        ));
+                    }
+                }
+                if let [.., previous, _] = scan.segments.as_slice() {
+                    if previous.header.version >= 2 && !previous.linked {
+                        report.notes.push(format!(
+                            "{} has no rollover record naming the next segment (a crash while the log moved on); powerd writes it on start",
+                            layout.segment(previous.sequence).display()
+                        ));
+                    }
+                }
+            }
             Err(e) => report.problems.push(e.to_string()),
         }
     }
@@ -219,12 +222,13 @@ pub fn check(dir: &Path) -> Result<CheckReport, StorageError> {
 /// one that can be used but disagrees would serve wrong fleet answers, so
 /// it is a problem.
 fn check_rollup(
-    dir: &Path,
+    vfs: &dyn Vfs,
+    layout: &Layout,
     manifest: &Manifest,
     block_bytes: &HashMap<u64, Vec<u8>>,
     report: &mut CheckReport,
 ) {
-    let stored = match rollup_file::load(dir, &manifest.identity()) {
+    let stored = match rollup_file::load(vfs, &layout.rollup(), &manifest.identity()) {
         Ok(rollup) => rollup,
         Err(reason) => {
             if !(manifest.chunks.is_empty() && reason == rollup_file::MISSING) {

@@ -31,6 +31,9 @@ pub enum StorageError {
     Failed(String),
     /// Another process holds the data directory.
     Locked { path: PathBuf },
+    /// A file that holds (or may hold) acknowledged data is gone: the
+    /// directory is not whole, and nothing may serve it as if it were.
+    Missing { path: PathBuf, why: String },
 }
 
 impl StorageError {
@@ -51,6 +54,36 @@ impl StorageError {
     }
 }
 
+/// A copy for every waiter of a failed group or checkpoint. An I/O error
+/// keeps its OS code (ENOSPC stays a full disk) and its text.
+impl Clone for StorageError {
+    fn clone(&self) -> Self {
+        match self {
+            StorageError::Io { path, op, source } => StorageError::Io {
+                path: path.clone(),
+                op,
+                source: match source.raw_os_error() {
+                    Some(code) => std::io::Error::from_raw_os_error(code),
+                    None => std::io::Error::new(source.kind(), source.to_string()),
+                },
+            },
+            StorageError::Corrupted { path, offset, what } => StorageError::Corrupted {
+                path: path.clone(),
+                offset: *offset,
+                what: what.clone(),
+            },
+            StorageError::Closed => StorageError::Closed,
+            StorageError::InvalidBatch(what) => StorageError::InvalidBatch(what.clone()),
+            StorageError::Failed(what) => StorageError::Failed(what.clone()),
+            StorageError::Locked { path } => StorageError::Locked { path: path.clone() },
+            StorageError::Missing { path, why } => StorageError::Missing {
+                path: path.clone(),
+                why: why.clone(),
+            },
+        }
+    }
+}
+
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -66,6 +99,14 @@ impl fmt::Display for StorageError {
             StorageError::InvalidBatch(what) => write!(f, "invalid write batch: {what}"),
             StorageError::Failed(what) => {
                 write!(f, "the storage engine stopped taking writes: {what}")
+            }
+            StorageError::Missing { path, why } => {
+                write!(
+                    f,
+                    "{} is missing ({why}): acknowledged data may be lost; restore the file \
+                     from a backup, or move the directory aside",
+                    path.display()
+                )
             }
             StorageError::Locked { path } => {
                 write!(

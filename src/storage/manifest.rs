@@ -11,9 +11,9 @@ use super::block::ChunkLocation;
 use super::codec::{put_i64, put_u32, put_u64, Reader};
 use super::error::StorageError;
 use super::fsutil::write_atomic;
+use super::io::Vfs;
 use crate::model::ShipId;
 
-pub const MANIFEST_FILE: &str = "MANIFEST";
 pub const MANIFEST_MAGIC: [u8; 8] = *b"PWRDMAN\0";
 pub const MANIFEST_VERSION: u32 = 1;
 const HEADER_LEN: usize = 16;
@@ -43,6 +43,16 @@ pub struct ManifestIdentity {
 }
 
 impl Manifest {
+    /// The manifest of a directory that has none yet: the log starts at
+    /// segment 1, no block exists.
+    pub fn empty() -> Manifest {
+        Manifest {
+            first_live_segment: 1,
+            next_block_id: 1,
+            chunks: BTreeMap::new(),
+        }
+    }
+
     /// The identity of this manifest's encoding.
     pub fn identity(&self) -> ManifestIdentity {
         self.encode_with_identity().1
@@ -137,20 +147,19 @@ impl Manifest {
         read(&mut reader).map_err(|e| bad(8 + reader.position(), &e.0))
     }
 
-    /// Loads the manifest of `dir`; a directory without one is empty.
-    pub fn load(dir: &Path) -> Result<Option<Manifest>, StorageError> {
-        let path = dir.join(MANIFEST_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => Manifest::decode(&path, &bytes).map(Some),
+    /// Loads the manifest at `path`; `None` when there is none.
+    pub fn load(vfs: &dyn Vfs, path: &Path) -> Result<Option<Manifest>, StorageError> {
+        match vfs.read(path) {
+            Ok(bytes) => Manifest::decode(path, &bytes).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageError::io(&path, "read", e)),
+            Err(e) => Err(StorageError::io(path, "read", e)),
         }
     }
 
     /// Writes manifest bytes (from [`Manifest::encode_with_identity`])
-    /// atomically.
-    pub fn store_bytes(dir: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-        write_atomic(&dir.join(MANIFEST_FILE), bytes)
+    /// atomically to `path`.
+    pub fn store_bytes(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+        write_atomic(vfs, path, bytes)
     }
 }
 

@@ -5,8 +5,11 @@
 //! framed into the segment log ([`segment`], [`record`]), fsynced with group
 //! commit, then applied to the memtable ([`timeline`]); checkpoints fold the
 //! memtable into immutable, memory-mapped block files ([`block`]) named by
-//! the [`manifest`], and retire old log segments. [`check`] verifies a data
-//! directory offline. Byte layouts: storage-format.md.
+//! the [`manifest`], and retire old log segments. [`layout`] names every
+//! file and holds the structural rules; [`log`] reads the live log; [`check`]
+//! verifies a data directory offline. Every file operation goes through the
+//! [`io`] seam; [`sim`] is its simulated file system for the power-cut
+//! tests. Byte layouts: storage-format.md.
 
 mod block;
 mod bucket_columns;
@@ -16,14 +19,19 @@ mod engine;
 mod error;
 mod file_header;
 mod fsutil;
+pub mod io;
+mod layout;
+mod log;
 mod manifest;
 mod record;
 mod rollup;
 mod rollup_file;
 mod segment;
+#[doc(hidden)]
+pub mod sim;
 pub mod timeline;
 
-pub use check::{check, CheckReport};
+pub use check::{check, check_with, CheckReport};
 pub use engine::{
     CommitCallback, Engine, EngineOptions, EngineStats, CHECKPOINT_DURATION_BOUNDS_MS,
 };
@@ -38,5 +46,8 @@ pub mod fuzzing {
     pub use super::codec::{decode_spans, decode_spans_window, encode_spans, Reader};
     pub use super::record::decode_write;
     pub use super::rollup_file::fuzz_properties as rollup_file_properties;
-    pub use super::segment::{append_frame, scan_segment};
+    pub use super::segment::{
+        encode_header as segment_header, push_record, rollover_frame, scan_segment, seal_frame,
+        v1_frame, v1_header, Role, ScanEnd, FRAME_COMMIT, FRAME_HEADER_LEN,
+    };
 }

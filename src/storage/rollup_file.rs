@@ -17,11 +17,11 @@ use super::codec::{put_u32, put_u64, put_varint, Reader};
 use super::error::StorageError;
 use super::file_header::{self, FileKind, FILE_HEADER_LEN};
 use super::fsutil::write_atomic;
+use super::io::Vfs;
+use super::layout::ROLLUP_FILE;
 use super::manifest::ManifestIdentity;
 use super::rollup::{Rollup, ShipDay, BUCKETS_PER_DAY, DAY_MASK};
 use crate::model::{NanoKwh, ShipId};
-
-pub const ROLLUP_FILE: &str = "ROLLUP";
 
 pub const ROLLUP_KIND: FileKind = FileKind {
     magic: *b"PWRDRUP\0",
@@ -162,22 +162,22 @@ pub fn decode(bytes: &[u8], manifest: &ManifestIdentity) -> Result<Rollup, Strin
     Rollup::from_parts(ships, fleet)
 }
 
-/// Writes the index file atomically.
+/// Writes the index file atomically to `path`.
 pub fn store(
-    dir: &Path,
+    vfs: &dyn Vfs,
+    path: &Path,
     rollup: &Rollup,
     manifest: &ManifestIdentity,
 ) -> Result<u64, StorageError> {
     let bytes = encode(rollup, manifest);
-    write_atomic(&dir.join(ROLLUP_FILE), &bytes)?;
+    write_atomic(vfs, path, &bytes)?;
     Ok(bytes.len() as u64)
 }
 
-/// Loads the index file of `dir` if it belongs to `manifest`; `Err` says
+/// Loads the index file at `path` if it belongs to `manifest`; `Err` says
 /// why not (missing, damaged, stale).
-pub fn load(dir: &Path, manifest: &ManifestIdentity) -> Result<Rollup, String> {
-    let path = dir.join(ROLLUP_FILE);
-    match std::fs::read(&path) {
+pub fn load(vfs: &dyn Vfs, path: &Path, manifest: &ManifestIdentity) -> Result<Rollup, String> {
+    match vfs.read(path) {
         Ok(bytes) => decode(&bytes, manifest),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(MISSING.into()),
         Err(e) => Err(format!("it cannot be read: {e}")),
