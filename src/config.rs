@@ -44,6 +44,13 @@ pub const DEFAULT_CHECKPOINT_LOG_BYTES: u64 = 32 * 1024 * 1024;
 /// back to back; above 1 GiB replay would take most of a minute.
 pub const CHECKPOINT_LOG_BYTES_RANGE: std::ops::RangeInclusive<u64> =
     64 * 1024..=1024 * 1024 * 1024;
+/// Size of each zero-filled log segment: a commit appends inside one, and
+/// a spare is prepared ahead, so this much (twice, counting the spare) is
+/// reserved on disk. 8 MiB holds about 14,000 day-long POSTs.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Bounds of `--segment-bytes`: below 64 KiB the log would move on every
+/// few writes; above 256 MiB a spare takes seconds to prepare.
+pub const SEGMENT_BYTES_RANGE: std::ops::RangeInclusive<u64> = 64 * 1024..=256 * 1024 * 1024;
 /// Log filter when `--log-level` is not given (tracing `EnvFilter` syntax).
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 
@@ -79,6 +86,8 @@ pub struct ServeConfig {
     pub log_level: String,
     /// Log bytes between checkpoints.
     pub checkpoint_log_bytes: u64,
+    /// Bytes of each preallocated log segment.
+    pub segment_bytes: u64,
 }
 
 /// `powerd serve` flags as typed, before validation.
@@ -116,6 +125,10 @@ pub struct ServeFlags {
     /// blocks): bounds the replay after a crash and the memtable's memory.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_CHECKPOINT_LOG_BYTES)]
     pub checkpoint_log_bytes: u64,
+    /// Bytes of each zero-filled log segment (the log and one spare each
+    /// reserve this much; smaller suits a small disk).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SEGMENT_BYTES)]
+    pub segment_bytes: u64,
 }
 
 impl ServeFlags {
@@ -158,6 +171,17 @@ impl ServeFlags {
                 ),
             ));
         }
+        if !SEGMENT_BYTES_RANGE.contains(&self.segment_bytes) {
+            return Err(ConfigError::new(
+                "--segment-bytes",
+                format!(
+                    "{} is outside {}..={}",
+                    self.segment_bytes,
+                    SEGMENT_BYTES_RANGE.start(),
+                    SEGMENT_BYTES_RANGE.end()
+                ),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("--data-dir", "must not be empty"));
         }
@@ -179,6 +203,7 @@ impl ServeFlags {
             },
             log_level: self.log_level,
             checkpoint_log_bytes: self.checkpoint_log_bytes,
+            segment_bytes: self.segment_bytes,
         })
     }
 }
@@ -258,6 +283,11 @@ mod tests {
             EngineOptions::default().checkpoint_log_bytes,
             DEFAULT_CHECKPOINT_LOG_BYTES
         );
+        assert_eq!(config.segment_bytes, DEFAULT_SEGMENT_BYTES);
+        assert_eq!(
+            EngineOptions::default().segment_bytes,
+            DEFAULT_SEGMENT_BYTES
+        );
     }
 
     #[test]
@@ -281,6 +311,7 @@ mod tests {
                 &["--checkpoint-log-bytes", "1000"][..],
                 "--checkpoint-log-bytes",
             ),
+            (&["--segment-bytes", "4096"][..], "--segment-bytes"),
         ] {
             assert_eq!(parse(args).unwrap_err().flag, flag, "{args:?}");
         }

@@ -110,6 +110,7 @@ fn serve(config: ServeConfig) -> Result<(), AppError> {
             &config.data_dir,
             EngineOptions {
                 checkpoint_log_bytes: config.checkpoint_log_bytes,
+                segment_bytes: config.segment_bytes,
                 ..EngineOptions::default()
             },
         )

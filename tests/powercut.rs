@@ -455,3 +455,50 @@ fn every_power_cut_leaves_a_directory_that_recovers_every_acknowledged_write() {
         );
     }
 }
+
+/// Issue 9's first finding: a write that filled the newest segment to within
+/// 1–15 bytes of its end, then a write that moved the log on, then
+/// `kill -9`, left a directory the next start called corrupted. Every
+/// remainder a segment can be left with, from 0 to more than a frame: the
+/// start after the kill, and the start after more writes, must succeed with
+/// every write.
+#[test]
+fn a_segment_filled_to_its_last_bytes_rolls_over_and_restarts_after_a_kill() {
+    let spans = |i: i64| -> Vec<Span> {
+        (0..8)
+            .map(|k| Span {
+                start_s: EPOCH_S + (i * 8 + k) * 900,
+                end_s: EPOCH_S + (i * 8 + k + 1) * 900,
+                power_kw: (i * 8 + k) as f64 + 0.5,
+            })
+            .collect()
+    };
+    for extra in 0..96u64 {
+        let fs = SimFs::new(extra);
+        fs.mkdir_durable(Path::new(DIR));
+        let options = EngineOptions {
+            segment_bytes: 1024 + extra,
+            ..options()
+        };
+        let open = |fs: &SimFs| {
+            Engine::open_with(Arc::new(fs.clone()), Path::new(DIR), options.clone())
+                .unwrap_or_else(|e| panic!("segment of {} bytes: {e}", 1024 + extra))
+        };
+        let mut model = Model::default();
+        let mut fs = fs;
+        for round in 0..3 {
+            let engine = open(&fs);
+            holds(&engine, &model).unwrap_or_else(|e| panic!("extra {extra}, round {round}: {e}"));
+            for i in round * 20..round * 20 + 20 {
+                engine.write(1, spans(i)).expect("write");
+                model.apply(1, &spans(i));
+            }
+            // kill -9: the page cache survives, the process does not.
+            let image = fs.kill_image();
+            drop(engine);
+            fs = image;
+            check_clean(&fs).unwrap_or_else(|e| panic!("extra {extra}, round {round}: {e}"));
+        }
+        holds(&open(&fs), &model).unwrap_or_else(|e| panic!("extra {extra}: {e}"));
+    }
+}

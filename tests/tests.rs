@@ -7,6 +7,7 @@ mod engine;
 mod forecast;
 mod fuzz_replay;
 mod http;
+mod lostfiles;
 mod metrics;
 mod openapi;
 mod powercut;

@@ -169,7 +169,7 @@ pub fn check_with(vfs: &dyn Vfs, dir: &Path) -> Result<CheckReport, StorageError
     if !survey.problems.is_empty() {
         report
             .notes
-            .push("the log was not replayed: files it needs are missing (above)".into());
+            .push("the log was not replayed: files it needs are missing (see the problems)".into());
     } else {
         let mut records = 0u64;
         let scanned = scan_log(

@@ -79,6 +79,13 @@ pub fn check(
             ),
         ));
     }
+    if header[12..16] != [0; 4] || header[28..32] != [0; 4] {
+        return Err(StorageError::corrupted(
+            path,
+            12,
+            format!("reserved {noun} header bytes are not zero"),
+        ));
+    }
     if number != expected_number {
         return Err(StorageError::corrupted(
             path,
@@ -107,7 +114,7 @@ mod tests {
         check(&KIND, Path::new("t"), &header, 42).unwrap();
         assert!(check(&KIND, Path::new("t"), &header, 43).is_err());
         assert!(check(&KIND, Path::new("t"), &header[..31], 42).is_err());
-        for index in 0..28 {
+        for index in 0..32 {
             let mut damaged = header.clone();
             damaged[index] ^= 0x04;
             assert!(

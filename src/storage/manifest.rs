@@ -111,7 +111,11 @@ impl Manifest {
                     "unsupported manifest version {version} (this build reads {MANIFEST_VERSION})"
                 )));
             }
-            let _reserved = r.u32()?;
+            if r.u32()? != 0 {
+                return Err(super::codec::DecodeError(
+                    "reserved manifest bytes are not zero".into(),
+                ));
+            }
             let first_live_segment = r.u64()?;
             let next_block_id = r.u64()?;
             let count = r.u64()?;

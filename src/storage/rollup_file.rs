@@ -116,6 +116,9 @@ pub fn decode(bytes: &[u8], manifest: &ManifestIdentity) -> Result<Rollup, Strin
     let mut fleet = Vec::with_capacity(fleet_days);
     for _ in 0..fleet_days {
         let day = day_number(zigzag128(&mut r)?)?;
+        if fleet.last().is_some_and(|(previous, _)| *previous >= day) {
+            return Err(format!("fleet day {day} is out of order"));
+        }
         let mut sums = [0 as NanoKwh; BUCKETS_PER_DAY as usize];
         for sum in &mut sums {
             *sum = zigzag128(&mut r)?;

@@ -404,6 +404,47 @@ impl SimFs {
         Ok(())
     }
 
+    /// What a restart after `kill -9` now would find: every write and
+    /// directory operation made so far (the page cache survives a killed
+    /// process), all of it durable.
+    pub fn kill_image(&self) -> SimFs {
+        let mut state = self.lock();
+        let image = State {
+            dirs: state
+                .dirs
+                .iter()
+                .map(|(path, dir)| {
+                    (
+                        path.clone(),
+                        Dir {
+                            live: dir.live.clone(),
+                            durable: dir.live.clone(),
+                            pending: Vec::new(),
+                        },
+                    )
+                })
+                .collect(),
+            inodes: state
+                .inodes
+                .iter()
+                .map(|(&id, inode)| {
+                    (
+                        id,
+                        Inode {
+                            live: inode.live.clone(),
+                            durable: inode.live.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            next_inode: state.next_inode,
+            ..State::new(state.rng.next_u64())
+        };
+        SimFs {
+            state: Arc::new(Mutex::new(image)),
+        }
+    }
+
     /// What a restart after a power cut now would find: a new, powered
     /// file system whose every byte and entry is durable. `seed` picks,
     /// reproducibly, which unsynced writes and directory operations made it.
