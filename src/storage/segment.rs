@@ -520,8 +520,13 @@ fn visit_records(
     Ok(())
 }
 
+/// Whether every byte is zero. Start-up runs this over a segment's
+/// preallocated megabytes: OR-folding 64-byte blocks vectorises, and an
+/// early exit at the first non-zero block keeps damage cheap to find.
 fn all_zero(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| b == 0)
+    let mut blocks = bytes.chunks_exact(64);
+    blocks.all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
+        && blocks.remainder().iter().all(|&b| b == 0)
 }
 
 /// The segment being appended to.
@@ -652,6 +657,26 @@ impl SegmentWriter {
         self.file
             .sync()
             .map_err(|e| StorageError::io(&self.path, "sync", e))
+    }
+
+    /// Gives an empty segment's preallocated zeros back to the file system
+    /// (at a graceful stop): the file keeps its header and the room for a
+    /// ROLLOVER frame, so it ends cleanly and the next start continues the
+    /// log with a new segment. Any crash-torn length in between is still
+    /// header plus zeros.
+    pub fn trim_empty(&mut self) -> Result<(), StorageError> {
+        let keep = SEGMENT_V2_HEADER_LEN as u64 + ROLLOVER_FRAME_LEN;
+        if !self.is_empty() || self.capacity <= keep {
+            return Ok(());
+        }
+        self.file
+            .set_len(keep)
+            .map_err(|e| StorageError::io(&self.path, "trim", e))?;
+        self.file
+            .sync()
+            .map_err(|e| StorageError::io(&self.path, "sync", e))?;
+        self.capacity = keep;
+        Ok(())
     }
 
     /// Overwrites `[len, dirty_end)` with zeros and syncs: the remains of a

@@ -109,6 +109,16 @@ impl LogWriter {
         Ok(sequence)
     }
 
+    /// At a graceful stop: an empty newest segment need not keep its
+    /// megabytes of zeros on disk until the next start.
+    fn trim_empty(&mut self) {
+        if let Some(writer) = self.current.as_mut() {
+            if let Err(e) = writer.trim_empty() {
+                warn!("could not trim the empty newest log segment: {e}");
+            }
+        }
+    }
+
     /// The current segment if it holds no frame yet and may take some: a
     /// checkpoint can retire everything before it without a new segment.
     fn empty_segment(&self) -> Option<u64> {
@@ -168,6 +178,9 @@ impl Spares {
     }
 }
 
+/// The smallest segment: a header and the room for its ROLLOVER frame.
+const MIN_SEGMENT_BYTES: u64 = SEGMENT_V2_HEADER_LEN as u64 + ROLLOVER_FRAME_LEN;
+
 /// Makes a spare of `len` bytes on the calling thread.
 fn make_spare(shared: &Shared, len: u64) -> Result<PathBuf, StorageError> {
     let path = shared.spares.next_name(shared);
@@ -206,8 +219,10 @@ fn take_spare(shared: &Shared, min_len: u64) -> Result<PathBuf, StorageError> {
             return Err(failure.clone());
         }
         if slot.closed {
+            // Closing: this segment only marks where the last checkpoint's
+            // log ends and will be trimmed; no need to zero-fill megabytes.
             drop(slot);
-            return make_spare(shared, standard);
+            return make_spare(shared, min_len.max(MIN_SEGMENT_BYTES));
         }
         slot = spares
             .changed
@@ -332,6 +347,7 @@ pub(super) fn committer_loop(shared: &Shared, mut log: LogWriter, replayed: bool
         }
         if closing {
             checkpoint::stop(shared);
+            log.trim_empty();
             return;
         }
     }
