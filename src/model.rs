@@ -55,37 +55,254 @@ impl Span {
 }
 
 /// One stored 15-minute bucket as queries see it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bucket {
     /// Bucket number: the bucket starts at `index * 900` seconds.
     pub index: i64,
-    pub energy_kwh: f64,
+    /// The bucket's energy, by [the one definition](EnergySum).
+    pub energy: NanoKwh,
     /// Covered seconds in the bucket, 1..=900; below 900 the bucket is partial.
     pub coverage_s: u32,
 }
 
-/// Energy in nano-kWh (10^-9 kWh): the fixed point of the rollup index.
+impl Bucket {
+    /// The energy in kWh as an `f64`, for arithmetic that is not a sum of
+    /// printed values (forecast models, outlier scores).
+    pub fn kwh(&self) -> f64 {
+        nano_to_kwh(self.energy)
+    }
+}
+
+/// Energy in nano-kWh (10^-9 kWh): how every bucket's energy is held,
+/// stored, summed and printed.
 ///
-/// Sums of `f64` drift when a value is added and later subtracted again (an
-/// overwrite), so fleet and per-ship totals add these integers instead:
-/// exact, order-independent, and equal after any sequence of overwrites,
-/// restarts or rebuilds. 10^-9 kWh is the resolution responses print.
+/// Integers add exactly and in any order, and a value added and later
+/// subtracted again (an overwrite) leaves nothing behind, so fleet and
+/// per-ship totals are exact sums of the values `GET /data` prints.
+/// 10^-9 kWh is the resolution responses print.
 pub type NanoKwh = i128;
 
-/// A bucket's energy in [`NanoKwh`], rounded half up exactly as responses
-/// round it to 9 decimals, so fleet sums equal the sums of printed values.
-pub fn quantise(energy_kwh: f64) -> NanoKwh {
-    let scaled = energy_kwh * 1e9 + 0.5;
-    // Energies are never negative, so truncation is the floor; and below
-    // 2^63 the conversion is one instruction, where `floor` and a direct
-    // f64 → i128 conversion are library calls (a fifth of the index's cost
-    // on the write path). The largest bucket energy (1e15 kWh readings
-    // squeezed into a second) is ~9e26 nano-kWh: far inside i128, and `as`
-    // saturates regardless.
-    if (0.0..9.2e18).contains(&scaled) {
-        scaled as i64 as NanoKwh
-    } else {
-        scaled.floor() as NanoKwh
+/// `nano` × 10^-9 as the nearest `f64`.
+pub fn nano_to_kwh(nano: NanoKwh) -> f64 {
+    nano as f64 / 1e9
+}
+
+/// The one definition of a bucket's energy (storage-format.md, "The data
+/// model on disk"): the exact value of `Σ power × seconds / 3600` over the
+/// pieces of the ship's power history inside the bucket, in kWh, rounded
+/// once, half up, to a whole number of nano-kWh:
+///
+/// `energy = floor(Σ pᵢ·sᵢ × 10⁹ / 3600 + 1/2)`
+///
+/// where each power `pᵢ` is the exact value of its `f64` and the sum is
+/// computed without rounding. Exactness is what makes the value a function
+/// of the history alone: the same seconds at the same powers give the same
+/// integer however the time was split into spans (a POST merges equal
+/// neighbours, replay and checkpoints do not), in whatever order the pieces
+/// are added, in the log or in blocks, before or after any checkpoint. A
+/// float sum would depend on the split: `p·600` and `p·300 + p·300` can
+/// differ in the last place, and so can the printed 9th decimal.
+///
+/// Every `f64` power is `m·2^e` with integer `m < 2^53`, and a piece lasts
+/// at most 900 s, so each term `m·s` is an integer below 2^63 at a binary
+/// exponent: the sum is kept as an integer `acc` times `2^exp` (a `u128`,
+/// enough whenever the powers in one bucket lie within ~2^50 of each
+/// other, which is every real meter), and in a 2,240-bit fixed-point
+/// accumulator otherwise.
+#[derive(Clone, Debug, Default)]
+pub struct EnergySum {
+    /// The sum is `acc × 2^exp`, `acc` with no trailing zero bits (or 0).
+    acc: u128,
+    exp: i32,
+    /// The whole sum, once the fast form would overflow.
+    wide: Option<Box<WideSum>>,
+}
+
+/// The smallest binary exponent of an `f64` (its subnormal unit).
+const MIN_EXP: i32 = -1074;
+
+impl EnergySum {
+    /// Adds `power_kw × seconds` exactly (`power_kw` finite, non-negative;
+    /// `seconds` in `0..2^10`, one bucket's worth at most).
+    #[inline]
+    pub fn add(&mut self, power_kw: f64, seconds: i64) {
+        debug_assert!(power_kw >= 0.0 && power_kw.is_finite() && (0..1024).contains(&seconds));
+        let bits = power_kw.to_bits();
+        let exponent_bits = ((bits >> 52) & 0x7ff) as i32;
+        let fraction = bits & ((1 << 52) - 1);
+        let (m, e) = if exponent_bits == 0 {
+            (fraction, MIN_EXP)
+        } else {
+            (fraction | (1 << 52), exponent_bits - 1075)
+        };
+        let term = u128::from(m) * seconds as u128;
+        if term == 0 {
+            return;
+        }
+        let zeros = term.trailing_zeros();
+        self.add_term(term >> zeros, e + zeros as i32);
+    }
+
+    /// Adds `term × 2^e` (`term` below 2^64, `e ≥ MIN_EXP`).
+    #[inline]
+    fn add_term(&mut self, term: u128, e: i32) {
+        if let Some(wide) = &mut self.wide {
+            wide.add(term as u64, e);
+            return;
+        }
+        if self.acc == 0 {
+            self.acc = term;
+            self.exp = e;
+            return;
+        }
+        let sum = if e >= self.exp {
+            let shift = (e - self.exp) as u32;
+            (shift < term.leading_zeros())
+                .then(|| self.acc.checked_add(term << shift))
+                .flatten()
+        } else {
+            let shift = (self.exp - e) as u32;
+            (shift < self.acc.leading_zeros())
+                .then(|| (self.acc << shift).checked_add(term))
+                .flatten()
+                .inspect(|_| self.exp = e)
+        };
+        match sum {
+            Some(acc) => {
+                let zeros = acc.trailing_zeros();
+                self.acc = acc >> zeros;
+                self.exp += zeros as i32;
+            }
+            None => {
+                let mut wide = Box::new(WideSum::default());
+                wide.add(self.acc as u64, self.exp);
+                wide.add((self.acc >> 64) as u64, self.exp + 64);
+                wide.add(term as u64, e);
+                self.wide = Some(wide);
+            }
+        }
+    }
+
+    /// Whether nothing (or only zero power) was added.
+    pub fn is_zero(&self) -> bool {
+        self.acc == 0 && self.wide.as_ref().is_none_or(|w| w.is_zero())
+    }
+
+    /// The energy: `floor(Σ p·s × 10⁹/3600 + 1/2)` nano-kWh, which is
+    /// `floor((5·10⁶ × Σ p·s + 9) / 18)`, and `floor((floor(x) + 9) / 18)`
+    /// for the real `x = 5·10⁶ × Σ p·s` (the divisor is an integer).
+    /// Saturates at `i128::MAX` (far beyond what validated readings reach:
+    /// 1e15 kWh in one second is 9e26 nano-kWh per bucket).
+    pub fn nano_kwh(&self) -> NanoKwh {
+        let floor_x = match &self.wide {
+            Some(wide) => wide.floor_times_5e6(),
+            None => floor_scaled(self.acc, self.exp),
+        };
+        match floor_x {
+            Some(x) => i128::try_from((x / 18) + u128::from(x % 18 >= 9)).unwrap_or(i128::MAX),
+            None => i128::MAX,
+        }
+    }
+}
+
+/// `floor(5·10⁶ × acc × 2^exp)`, or `None` if it does not fit a `u128`.
+fn floor_scaled(acc: u128, exp: i32) -> Option<u128> {
+    const SCALE: u128 = 5_000_000;
+    if exp >= 0 {
+        let shifted = acc.checked_shl(exp as u32).filter(|v| v >> exp == acc)?;
+        return shifted.checked_mul(SCALE);
+    }
+    // acc × 5e6 is below 2^151: as a 256-bit (high, low) pair.
+    let lo = (acc as u64 as u128) * SCALE;
+    let hi = (acc >> 64) * SCALE;
+    let (low, carry) = lo.overflowing_add(hi << 64);
+    let high = (hi >> 64) + u128::from(carry);
+    let n = exp.unsigned_abs();
+    if n >= 256 {
+        return Some(0);
+    }
+    if n >= 128 {
+        return Some(high >> (n - 128));
+    }
+    if n == 0 {
+        return (high == 0).then_some(low);
+    }
+    if high >> n != 0 {
+        return None;
+    }
+    Some((low >> n) | (high << (128 - n)))
+}
+
+/// Fixed point with unit 2^-1074: enough bits for any sum of up to 1,024
+/// terms `m·s·2^e` of `f64` powers (up to 2^1024 × 2^10 × 2^10).
+#[derive(Clone, Debug)]
+struct WideSum {
+    limbs: [u64; WIDE_LIMBS],
+}
+
+const WIDE_LIMBS: usize = 35;
+
+impl Default for WideSum {
+    fn default() -> Self {
+        WideSum {
+            limbs: [0; WIDE_LIMBS],
+        }
+    }
+}
+
+impl WideSum {
+    /// Adds `value × 2^e`.
+    fn add(&mut self, value: u64, e: i32) {
+        if value == 0 {
+            return;
+        }
+        let offset = (e - MIN_EXP) as usize;
+        let (limb, bit) = (offset / 64, offset % 64);
+        let shifted = u128::from(value) << bit;
+        let mut carry = 0u128;
+        for (i, part) in [shifted as u64, (shifted >> 64) as u64]
+            .into_iter()
+            .enumerate()
+        {
+            let sum = u128::from(self.limbs[limb + i]) + u128::from(part) + carry;
+            self.limbs[limb + i] = sum as u64;
+            carry = sum >> 64;
+        }
+        let mut i = limb + 2;
+        while carry != 0 && i < WIDE_LIMBS {
+            let sum = u128::from(self.limbs[i]) + carry;
+            self.limbs[i] = sum as u64;
+            carry = sum >> 64;
+            i += 1;
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        self.limbs.iter().all(|&l| l == 0)
+    }
+
+    /// `floor(5·10⁶ × value)`, or `None` if it does not fit a `u128`.
+    fn floor_times_5e6(&self) -> Option<u128> {
+        let mut product = [0u64; WIDE_LIMBS + 1];
+        let mut carry = 0u128;
+        for (i, &limb) in self.limbs.iter().enumerate() {
+            let p = u128::from(limb) * 5_000_000 + carry;
+            product[i] = p as u64;
+            carry = p >> 64;
+        }
+        product[WIDE_LIMBS] = carry as u64;
+        // Shift right by 1074 bits = 16 limbs and 50 bits.
+        let (skip, bit) = ((-MIN_EXP) as usize / 64, (-MIN_EXP) as u32 % 64);
+        let word = |i: usize| -> u64 {
+            let at = skip + i;
+            let low = product.get(at).copied().unwrap_or(0) >> bit;
+            let high = product.get(at + 1).copied().unwrap_or(0) << (64 - bit);
+            low | high
+        };
+        if (2..WIDE_LIMBS).any(|i| word(i) != 0) {
+            return None;
+        }
+        Some(u128::from(word(0)) | (u128::from(word(1)) << 64))
     }
 }
 
@@ -95,17 +312,14 @@ pub fn bucket_of(t_s: i64) -> i64 {
 }
 
 /// Folds sorted, disjoint spans into the buckets they touch, restricted to
-/// buckets `[first_bucket, end_bucket)`.
-///
-/// Energy is accumulated as Σ power × seconds and divided by 3600 once per
-/// bucket, so whole-number inputs such as the SPEC's worked examples come out
-/// exact.
+/// buckets `[first_bucket, end_bucket)`, each bucket's energy by the one
+/// definition ([`EnergySum`]).
 pub fn spans_to_buckets(spans: &[Span], first_bucket: i64, end_bucket: i64, out: &mut Vec<Bucket>) {
     for_each_bucket(spans, first_bucket, end_bucket, |bucket| out.push(bucket));
 }
 
 /// [`spans_to_buckets`], handing each bucket to `emit` in ascending order
-/// instead of collecting them: the same arithmetic, bit for bit.
+/// instead of collecting them.
 #[inline]
 pub fn for_each_bucket(
     spans: &[Span],
@@ -115,18 +329,18 @@ pub fn for_each_bucket(
 ) {
     let window_start = first_bucket.saturating_mul(BUCKET_SECONDS);
     let window_end = end_bucket.saturating_mul(BUCKET_SECONDS);
-    // (bucket, Σ kW·s, covered seconds) of the bucket being filled.
-    let mut open: Option<(i64, f64, i64)> = None;
+    // The bucket being filled: its number, energy so far, covered seconds.
+    let mut open: Option<(i64, EnergySum, i64)> = None;
     for span in spans {
         let mut start = span.start_s.max(window_start);
         let end = span.end_s.min(window_end);
         // The common case: the span lies inside the bucket being filled.
-        if let Some((bucket, kw_seconds, coverage)) = &mut open {
+        if let Some((bucket, energy, coverage)) = &mut open {
             if start >= *bucket * BUCKET_SECONDS
                 && end <= (*bucket + 1) * BUCKET_SECONDS
                 && start < end
             {
-                *kw_seconds += span.power_kw * (end - start) as f64;
+                energy.add(span.power_kw, end - start);
                 *coverage += end - start;
                 continue;
             }
@@ -134,8 +348,9 @@ pub fn for_each_bucket(
         while start < end {
             // Consecutive spans usually start the bucket right after the
             // open one: known without a division.
-            let next =
-                open.and_then(|(b, _, _)| Some((b + 1, (b + 1).checked_mul(BUCKET_SECONDS)?)));
+            let next = open
+                .as_ref()
+                .and_then(|(b, _, _)| Some((b + 1, (b + 1).checked_mul(BUCKET_SECONDS)?)));
             let bucket = match next {
                 Some((next, next_start))
                     if start >= next_start && start - next_start < BUCKET_SECONDS =>
@@ -146,17 +361,18 @@ pub fn for_each_bucket(
             };
             let piece_end = end.min((bucket + 1) * BUCKET_SECONDS);
             let seconds = piece_end - start;
-            let kw_seconds = span.power_kw * seconds as f64;
             match &mut open {
-                Some((b, e, c)) if *b == bucket => {
-                    *e += kw_seconds;
-                    *c += seconds;
+                Some((b, energy, coverage)) if *b == bucket => {
+                    energy.add(span.power_kw, seconds);
+                    *coverage += seconds;
                 }
                 _ => {
                     if let Some(done) = open.take() {
                         emit(finish(done));
                     }
-                    open = Some((bucket, kw_seconds, seconds));
+                    let mut energy = EnergySum::default();
+                    energy.add(span.power_kw, seconds);
+                    open = Some((bucket, energy, seconds));
                 }
             }
             start = piece_end;
@@ -167,10 +383,10 @@ pub fn for_each_bucket(
     }
 }
 
-fn finish((index, kw_seconds, coverage): (i64, f64, i64)) -> Bucket {
+fn finish((index, energy, coverage): (i64, EnergySum, i64)) -> Bucket {
     Bucket {
         index,
-        energy_kwh: kw_seconds / SECONDS_PER_HOUR,
+        energy: energy.nano_kwh(),
         coverage_s: coverage as u32,
     }
 }
@@ -178,6 +394,98 @@ fn finish((index, kw_seconds, coverage): (i64, f64, i64)) -> Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn energy(pieces: &[(f64, i64)]) -> NanoKwh {
+        let mut sum = EnergySum::default();
+        for &(power, seconds) in pieces {
+            sum.add(power, seconds);
+        }
+        sum.nano_kwh()
+    }
+
+    /// The same sum, forced through the wide accumulator from the start.
+    fn energy_wide(pieces: &[(f64, i64)]) -> NanoKwh {
+        let mut sum = EnergySum {
+            wide: Some(Box::default()),
+            ..EnergySum::default()
+        };
+        for &(power, seconds) in pieces {
+            sum.add(power, seconds);
+        }
+        sum.nano_kwh()
+    }
+
+    #[test]
+    fn energies_match_exact_rational_arithmetic() {
+        // Expected values from Python's fractions.Fraction:
+        // floor(sum(Fraction(p) * s) * 10**9 / 3600 + Fraction(1, 2)).
+        let cases: [(&[(f64, i64)], NanoKwh); 9] = [
+            // 0.5 nano-kWh exactly, as a decimal; the f64 of 2e-9 is a
+            // little above 2e-9, so it rounds up either way.
+            (&[(2e-9, 900)], 1),
+            (&[(2e-9, 450), (2e-9, 450)], 1),
+            (&[(0.1, 300), (0.2, 300), (0.3, 300)], 50_000_000),
+            (&[(1.0 / 3.0, 900)], 83_333_333),
+            (&[(22.0, 300), (24.0, 300), (23.0, 300)], 5_750_000_000),
+            (&[(123_456.789, 7), (0.001, 893)], 240_055_115_556),
+            // 1e15 kWh in one second next to powers 2^1000 times smaller.
+            (
+                &[(3.6e18, 1), (1e-300, 899)],
+                1_000_000_000_000_000_000_000_000,
+            ),
+            (
+                &[(3.6e18, 1), (12.345, 899)],
+                1_000_000_000_000_003_082_820_833,
+            ),
+            (&[(5e-324, 900)], 0),
+        ];
+        for (pieces, want) in cases {
+            assert_eq!(energy(pieces), want, "{pieces:?}");
+            assert_eq!(energy_wide(pieces), want, "{pieces:?} (wide)");
+        }
+        // Beyond every validated input: saturates instead of wrapping.
+        assert_eq!(energy(&[(f64::MAX, 1)]), i128::MAX);
+        assert!(EnergySum::default().is_zero());
+    }
+
+    fn power() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            // Meter-like decimals.
+            (0u64..100_000_000, 0u32..=9).prop_map(|(m, e)| m as f64 / 10f64.powi(e as i32)),
+            // Any non-negative finite f64, subnormals included.
+            any::<u64>()
+                .prop_map(|bits| f64::from_bits(bits & !(1 << 63)))
+                .prop_filter("finite, and below 1e15 kWh per second", |p| p.is_finite()
+                    && *p <= 3.6e18),
+        ]
+    }
+
+    proptest! {
+        /// The definition depends on the history alone: how its seconds
+        /// are split into pieces and in which order they are added change
+        /// nothing, and both accumulators agree.
+        #[test]
+        fn energy_ignores_splits_and_order(
+            pieces in prop::collection::vec((power(), 1i64..=900), 1..12),
+            split_at in any::<prop::sample::Index>(),
+            rotate in any::<prop::sample::Index>(),
+        ) {
+            let whole = energy(&pieces);
+            prop_assert_eq!(energy_wide(&pieces), whole);
+            let mut split = pieces.clone();
+            let at = split_at.index(split.len());
+            let (power, seconds) = split[at];
+            if seconds > 1 {
+                split[at] = (power, seconds / 2);
+                split.push((power, seconds - seconds / 2));
+            }
+            prop_assert_eq!(energy(&split), whole);
+            let by = rotate.index(split.len());
+            split.rotate_left(by);
+            prop_assert_eq!(energy(&split), whole);
+        }
+    }
 
     #[test]
     fn bucket_of_floors_before_epoch() {
@@ -202,12 +510,12 @@ mod tests {
             vec![
                 Bucket {
                     index: 0,
-                    energy_kwh: 4.0 * 300.0 / 3600.0,
+                    energy: 333_333_333,
                     coverage_s: 300
                 },
                 Bucket {
                     index: 1,
-                    energy_kwh: 4.0 * 600.0 / 3600.0,
+                    energy: 666_666_667,
                     coverage_s: 600
                 },
             ]
@@ -228,7 +536,7 @@ mod tests {
             out[0],
             Bucket {
                 index: 1,
-                energy_kwh: 3.0,
+                energy: 3_000_000_000,
                 coverage_s: 900
             }
         );

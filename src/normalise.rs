@@ -197,7 +197,7 @@ mod tests {
         check_invariants(&spans);
         buckets_of(&spans)
             .iter()
-            .map(|b| (b.index * BUCKET_SECONDS - DAY, b.energy_kwh, b.coverage_s))
+            .map(|b| (b.index * BUCKET_SECONDS - DAY, b.kwh(), b.coverage_s))
             .collect()
     }
 
@@ -244,7 +244,8 @@ mod tests {
             vec![
                 full(0, 69.0 / 12.0),
                 full(15 * MIN, 63.0 / 12.0),
-                (30 * MIN, 8.0 * 300.0 / 3600.0, 300),
+                // 8 × 5/60 = 0.666…, rounded once to the nano-kWh.
+                (30 * MIN, 0.666_666_667, 300),
             ]
         );
         assert_eq!(got[0].1, 5.75);
@@ -305,16 +306,18 @@ mod tests {
         let start = 23 * HOUR + 1;
         let got = buckets(Units::Kwh, &[(start, 12.0), (start + HOUR, 24.0)], None);
         assert_eq!(got.len(), 9);
-        assert_eq!(got[0], (23 * HOUR, 12.0 * 899.0 / 3600.0, 899));
+        // 12 × 899/3600 = 2.99666…, rounded once to the nano-kWh.
+        assert_eq!(got[0], (23 * HOUR, 2.996_666_667, 899));
         assert_eq!(got[1], full(23 * HOUR + 15 * MIN, 3.0));
         assert_eq!(got[3], full(23 * HOUR + 45 * MIN, 3.0));
         // The 00:00 bucket: 1 s of the first reading, 899 s of the second.
         assert_eq!(
             got[4],
-            full(24 * HOUR, (12.0 * 1.0 + 24.0 * 899.0) / 3600.0)
+            // (12 × 1 + 24 × 899) / 3600 = 5.99666…
+            full(24 * HOUR, 5.996_666_667)
         );
         assert_eq!(got[5], full(24 * HOUR + 15 * MIN, 6.0));
-        assert_eq!(got[8], (25 * HOUR, 24.0 / 3600.0, 1));
+        assert_eq!(got[8], (25 * HOUR, 0.006_666_667, 1));
         let total: f64 = got.iter().map(|b| b.1).sum();
         assert!((total - 36.0).abs() < 1e-9);
     }
@@ -517,8 +520,9 @@ mod tests {
         let spans = normalise(Units::Kwh, &readings(&[(0, max), (1, max)]), None).expect("valid");
         assert_eq!(spans.len(), 1);
         assert_eq!(spans[0].power_kw, max * 3600.0);
-        let energy: f64 = buckets_of(&spans).iter().map(|b| b.energy_kwh).sum();
-        assert!(energy.is_finite());
+        let energy: i128 = buckets_of(&spans).iter().map(|b| b.energy).sum();
+        // 1e15 kWh in one second, then the next reading's second: exact.
+        assert_eq!(energy, 2 * 1_000_000_000_000_000_000_000_000);
     }
 
     #[test]
@@ -561,7 +565,7 @@ mod tests {
         let spans = normalise(body.units, &body.readings, body.interval_s).expect("valid");
         let got: Vec<_> = buckets_of(&spans)
             .iter()
-            .map(|b| (b.index * BUCKET_SECONDS - DAY, b.energy_kwh, b.coverage_s))
+            .map(|b| (b.index * BUCKET_SECONDS - DAY, b.kwh(), b.coverage_s))
             .collect();
         assert_eq!(got, vec![full(0, 2.0), full(15 * MIN, 5.0)]);
         assert_eq!(spans[0].start_s, t("2018-08-24T00:00:00Z"));
@@ -643,8 +647,13 @@ mod tests {
                 }
                 let cover: i64 = spans.iter().map(Span::len_s).sum();
                 prop_assert_eq!(cover, expected_cover);
-                let energy: f64 = buckets_of(&spans).iter().map(|b| b.energy_kwh).sum();
-                prop_assert!((energy - expected_energy).abs() <= 1e-9 * expected_energy.max(1.0));
+                let buckets = buckets_of(&spans);
+                let energy: f64 = buckets.iter().map(|b| b.kwh()).sum();
+                // Each bucket is rounded to the nano-kWh once.
+                let rounding = 0.5e-9 * buckets.len() as f64;
+                prop_assert!(
+                    (energy - expected_energy).abs() <= 1e-9 * expected_energy.max(1.0) + rounding
+                );
             }
         }
     }

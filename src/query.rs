@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::forecast::{History, BUCKETS_PER_DAY, LOOKBACK_DAYS, MIN_PARTIAL_COVERAGE_S};
-use crate::model::{quantise, Bucket, NanoKwh, ShipId, BUCKET_SECONDS};
+use crate::model::{Bucket, NanoKwh, ShipId, BUCKET_SECONDS};
 use crate::storage::{Engine, StorageError};
 
 /// The stored buckets of `ship` in `[start_bucket, end_bucket)`, ascending;
@@ -88,7 +88,7 @@ pub fn fleet_scan(
         for bucket in buckets {
             let interval = bucket.index.div_euclid(step_buckets) * step_buckets;
             let entry = intervals.entry(interval).or_insert((0, 0));
-            entry.0 += quantise(bucket.energy_kwh);
+            entry.0 += bucket.energy;
             if last_interval != Some(interval) {
                 entry.1 += 1;
                 last_interval = Some(interval);
@@ -118,13 +118,7 @@ pub fn top_users_scan(
             continue;
         };
         if !buckets.is_empty() {
-            totals.push((
-                ship,
-                buckets
-                    .iter()
-                    .map(|b| quantise(b.energy_kwh))
-                    .sum::<NanoKwh>(),
-            ));
+            totals.push((ship, buckets.iter().map(|b| b.energy).sum::<NanoKwh>()));
         }
     }
     totals.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -242,7 +236,8 @@ pub struct BucketRun {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Outlier {
     pub bucket: i64,
-    pub energy_kwh: f64,
+    /// The bucket's energy, as `GET /data` prints it.
+    pub energy: NanoKwh,
     /// The median of the same slot over the previous days.
     pub expected_kwh: f64,
     /// `(energy - expected) / scale`: beyond ±[`OUTLIER_THRESHOLD`].
@@ -395,6 +390,7 @@ pub fn ship_alerts(
     };
     // Dense: NaN where there is no complete bucket.
     let mut complete = vec![f64::NAN; span];
+    let mut complete_energy: Vec<NanoKwh> = vec![0; span];
     let mut coverage = vec![0u32; span];
     for bucket in buckets {
         let Ok(at) = usize::try_from(bucket.index - lookback_start) else {
@@ -405,7 +401,8 @@ pub fn ship_alerts(
         }
         coverage[at] = bucket.coverage_s;
         if bucket.coverage_s >= BUCKET_SECONDS as u32 {
-            complete[at] = bucket.energy_kwh;
+            complete[at] = bucket.kwh();
+            complete_energy[at] = bucket.energy;
         }
     }
     let window_at = usize::try_from(first_bucket - lookback_start).unwrap_or(0);
@@ -503,7 +500,7 @@ pub fn ship_alerts(
             found.outlier_buckets += 1;
             outliers.push(Outlier {
                 bucket: lookback_start + at as i64,
-                energy_kwh: value,
+                energy: complete_energy[at],
                 expected_kwh: expected,
                 score,
             });
@@ -566,7 +563,7 @@ mod dashboard_tests {
         (0..days * DAY)
             .map(|index| Bucket {
                 index,
-                energy_kwh: 2.0 + (index % DAY) as f64 / 10.0,
+                energy: 2_000_000_000 + (index % DAY) as i128 * 100_000_000,
                 coverage_s: 900,
             })
             .collect()
@@ -602,12 +599,12 @@ mod dashboard_tests {
             .find(|b| b.index == 11 * DAY + 5)
             .unwrap();
         partial.coverage_s = 300;
-        partial.energy_kwh /= 3.0;
+        partial.energy /= 3;
         let spike = buckets
             .iter_mut()
             .find(|b| b.index == 12 * DAY + 50)
             .unwrap();
-        spike.energy_kwh *= 10.0;
+        spike.energy *= 10;
         let found = ship_alerts(1, &buckets, 0, 7 * DAY, 14 * DAY, 14 * DAY);
         assert_eq!(found.missing_buckets, 24);
         assert_eq!(

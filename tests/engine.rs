@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use powerd::model::{Bucket, Span, Units, BUCKET_SECONDS};
+use powerd::model::{Span, Units, BUCKET_SECONDS};
 use powerd::storage::{Engine, EngineOptions};
 use proptest::prelude::*;
 
@@ -167,18 +167,20 @@ impl Model {
         }
     }
 
-    fn buckets(&self, ship: u64) -> Option<Vec<Bucket>> {
+    /// (index, kWh, covered seconds) per bucket, summed second by second
+    /// in floats: the reference, not the definition, so compared within
+    /// its rounding.
+    fn buckets(&self, ship: u64) -> Option<Vec<(i64, f64, u32)>> {
         let timeline = self.seconds.get(&ship)?;
         let mut out = Vec::new();
         for (index, seconds) in timeline.chunks(BUCKET_SECONDS as usize).enumerate() {
             let covered: Vec<f64> = seconds.iter().flatten().copied().collect();
             if !covered.is_empty() {
-                let energy_kwh = covered.iter().sum::<f64>();
-                out.push(Bucket {
-                    index: EPOCH_S / BUCKET_SECONDS + index as i64,
-                    energy_kwh,
-                    coverage_s: covered.len() as u32,
-                });
+                out.push((
+                    EPOCH_S / BUCKET_SECONDS + index as i64,
+                    covered.iter().sum::<f64>(),
+                    covered.len() as u32,
+                ));
             }
         }
         Some(out)
@@ -200,23 +202,18 @@ fn assert_matches(engine: &Engine, model: &Model) -> Result<(), TestCaseError> {
             continue;
         };
         prop_assert_eq!(got.len(), want.len(), "ship {} bucket count", ship);
-        for (g, w) in got.iter().zip(&want) {
-            prop_assert_eq!(g.index, w.index);
-            prop_assert_eq!(
-                g.coverage_s,
-                w.coverage_s,
-                "ship {} bucket {}",
-                ship,
-                g.index
-            );
-            let tolerance = 1e-9 * w.energy_kwh.abs().max(1.0);
+        for (g, &(index, kwh, coverage_s)) in got.iter().zip(&want) {
+            prop_assert_eq!(g.index, index);
+            prop_assert_eq!(g.coverage_s, coverage_s, "ship {} bucket {}", ship, g.index);
+            // The engine's value is the exact energy rounded to the nano-kWh.
+            let tolerance = 1e-9 * kwh.abs().max(1.0) + 0.5e-9;
             prop_assert!(
-                (g.energy_kwh - w.energy_kwh).abs() <= tolerance,
+                (g.kwh() - kwh).abs() <= tolerance,
                 "ship {} bucket {}: {} vs {}",
                 ship,
                 g.index,
-                g.energy_kwh,
-                w.energy_kwh
+                g.kwh(),
+                kwh
             );
         }
     }
@@ -324,12 +321,12 @@ fn reads_see_writes_across_checkpoint_and_compaction() {
         assert_eq!(buckets.len(), 96);
         assert!(buckets
             .iter()
-            .all(|b| b.energy_kwh == (1100 + ship) as f64 / 4.0));
+            .all(|b| b.energy == (1100 + ship as i128) * 250_000_000));
     }
     let rare = engine
         .read_buckets(99, 0, 96)
         .expect("read")
         .expect("ship exists");
     assert_eq!(rare.len(), 6);
-    assert!(rare.iter().all(|b| b.energy_kwh == 1.0));
+    assert!(rare.iter().all(|b| b.energy == 1_000_000_000));
 }

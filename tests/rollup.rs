@@ -3,12 +3,12 @@
 //! interleaved with checkpoints, reopenings, and a rollup file that goes
 //! missing or is damaged; after every step, fleet views and rankings over
 //! random windows (unaligned too) must equal the sums of every ship's
-//! buckets — exactly, to the nano-kWh, since both add the same quantised
-//! bucket energies.
+//! buckets — exactly, to the nano-kWh, since both add the same bucket
+//! energies.
 
 use std::collections::BTreeMap;
 
-use powerd::model::{quantise, spans_to_buckets, NanoKwh, ShipId, BUCKET_SECONDS};
+use powerd::model::{spans_to_buckets, NanoKwh, ShipId, BUCKET_SECONDS};
 use powerd::storage::{Engine, FleetInterval};
 use proptest::prelude::*;
 
@@ -48,7 +48,7 @@ fn window() -> impl Strategy<Value = (i64, i64)> {
     (FIRST - 20..END + 20, 0i64..(END - FIRST + 40)).prop_map(|(first, len)| (first, first + len))
 }
 
-/// Every ship's quantised buckets in `[first, end)`, from its spans.
+/// Every ship's bucket energies in `[first, end)`, from its spans.
 fn ship_buckets(engine: &Engine, first: i64, end: i64) -> BTreeMap<ShipId, Vec<(i64, NanoKwh)>> {
     let mut out = BTreeMap::new();
     for ship in engine.ships() {
@@ -58,13 +58,7 @@ fn ship_buckets(engine: &Engine, first: i64, end: i64) -> BTreeMap<ShipId, Vec<(
             .expect("a listed ship exists");
         let mut buckets = Vec::new();
         spans_to_buckets(&spans, first, end, &mut buckets);
-        out.insert(
-            ship,
-            buckets
-                .iter()
-                .map(|b| (b.index, quantise(b.energy_kwh)))
-                .collect(),
-        );
+        out.insert(ship, buckets.iter().map(|b| (b.index, b.energy)).collect());
     }
     out
 }
@@ -291,12 +285,13 @@ fn check_verifies_the_rollup_file() {
         TempDir::new("rollup-check-a"),
         TempDir::new("rollup-check-b"),
     );
-    write_one(a.path(), 1.0);
-    write_one(b.path(), 2.0);
+    // Powers whose chunks have the same length, so the manifests are equal.
+    write_one(a.path(), 2.0);
+    write_one(b.path(), 3.0);
     let report = powerd::storage::check(a.path()).expect("check");
     assert!(report.is_ok() && report.notes.is_empty(), "{report}");
 
-    // Same manifest, other data: the index of 1 kW in the directory of 2 kW.
+    // Same manifest, other data: the index of 2 kW in the directory of 3 kW.
     std::fs::copy(a.path().join("ROLLUP"), b.path().join("ROLLUP")).expect("copy");
     let report = powerd::storage::check(b.path()).expect("check");
     assert!(!report.is_ok(), "{report}");
@@ -321,7 +316,7 @@ fn check_verifies_the_rollup_file() {
         engine.fleet(0, 4, 4),
         Some(vec![FleetInterval {
             first_bucket: 0,
-            sum: 1_000_000_000,
+            sum: 2_000_000_000,
             ships: 1
         }])
     );

@@ -29,6 +29,6 @@ fn engine_round_trip() {
     assert_eq!(buckets.len(), 4);
     assert!(buckets
         .iter()
-        .all(|b| b.energy_kwh == 3.0 && b.coverage_s == 900));
+        .all(|b| b.energy == 3_000_000_000 && b.coverage_s == 900));
     let _ = std::fs::remove_dir_all(&dir);
 }

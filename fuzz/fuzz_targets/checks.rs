@@ -485,14 +485,18 @@ pub fn rollup_file(data: &[u8]) {
 ///   `ship: u64, partition: i16, first: u32` and [`recipe_spans`] inside the
 ///   partition parses, with or without bytes after it, to its header.
 pub fn block_chunk(data: &[u8]) {
-    if let Ok(header) = parse_chunk(data) {
-        let end = CHUNK_HEADER_LEN + header.payload_len as usize;
-        assert!(end <= data.len(), "chunk of {end} bytes in {}", data.len());
-        check_chunk_payload(
-            &data[CHUNK_HEADER_LEN..end],
-            header.partition,
-            header.span_count,
-        );
+    // As a chunk of a current block and of a version 2 block (whose old
+    // energy columns are checked within their rounding).
+    for legacy in [false, true] {
+        if let Ok(header) = parse_chunk(data, legacy) {
+            let end = CHUNK_HEADER_LEN + header.payload_len as usize;
+            assert!(end <= data.len(), "chunk of {end} bytes in {}", data.len());
+            check_chunk_payload(
+                &data[CHUNK_HEADER_LEN..end],
+                header.partition,
+                header.span_count,
+            );
+        }
     }
 
     let mut input = Input::new(data);
@@ -502,7 +506,7 @@ pub fn block_chunk(data: &[u8]) {
     let span_bytes = input.u32();
     let payload = input.rest();
     let chunk = chunk_bytes(ship, partition, span_count, span_bytes, payload);
-    if let Ok(header) = parse_chunk(&chunk) {
+    if let Ok(header) = parse_chunk(&chunk, false) {
         assert_eq!(
             (
                 header.payload_len as usize,
@@ -531,7 +535,7 @@ pub fn block_chunk(data: &[u8]) {
     for trailing in [&[][..], data] {
         chunk.truncate(CHUNK_HEADER_LEN + payload_len);
         chunk.extend_from_slice(trailing);
-        let header = parse_chunk(&chunk)
+        let header = parse_chunk(&chunk, false)
             .unwrap_or_else(|e| panic!("a valid chunk does not parse: {e:?}\n{spans:?}"));
         assert_eq!(
             (

@@ -98,7 +98,7 @@ impl History {
             dropped_partial: vec![false; n],
         };
         for b in buckets {
-            history.set((b.index - first) as usize, b.energy_kwh, b.coverage_s);
+            history.set((b.index - first) as usize, b.kwh(), b.coverage_s);
         }
         history
     }

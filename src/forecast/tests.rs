@@ -328,17 +328,17 @@ fn buckets_from_storage_are_densified_and_partials_scaled() {
     let buckets = [
         Bucket {
             index: 10,
-            energy_kwh: 2.0,
+            energy: 2_000_000_000,
             coverage_s: 900,
         },
         Bucket {
             index: 12,
-            energy_kwh: 1.0,
+            energy: 1_000_000_000,
             coverage_s: 450,
         },
         Bucket {
             index: 13,
-            energy_kwh: 1.0,
+            energy: 1_000_000_000,
             coverage_s: 299,
         },
     ];

@@ -162,7 +162,7 @@ fn render(window: Option<(i64, i64)>, page: &AlertPage) -> Vec<u8> {
             body.extend_from_slice(br#"{"datetime":"#);
             write_time(&mut body, Some(outlier.bucket));
             body.extend_from_slice(br#","value":"#);
-            wire::write_number(&mut body, outlier.energy_kwh);
+            wire::write_nanokwh(&mut body, outlier.energy);
             body.extend_from_slice(br#","expected":"#);
             wire::write_number(&mut body, outlier.expected_kwh);
             body.extend_from_slice(br#","score":"#);

@@ -211,10 +211,11 @@ fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpRespons
         len += 20;
         item[len..len + VALUE.len()].copy_from_slice(VALUE);
         len += VALUE.len();
-        let number: &mut [u8; wire::NUMBER_MAX_LEN] = (&mut item[len..len + wire::NUMBER_MAX_LEN])
+        let number: &mut [u8; wire::NANOKWH_MAX_LEN] = (&mut item
+            [len..len + wire::NANOKWH_MAX_LEN])
             .try_into()
             .expect("the item has room for the longest number");
-        len += wire::format_number(number, bucket.energy_kwh);
+        len += wire::format_nanokwh(number, bucket.energy);
         // SPEC.md's shape for complete buckets; partial ones say how much
         // of the bucket is covered.
         if bucket.coverage_s != 900 {
@@ -360,7 +361,7 @@ fn write_bucket_slowly(body: &mut Vec<u8>, bucket: &crate::model::Bucket) {
     body.extend_from_slice(br#",{"datetime":""#);
     wire::write_timestamp(body, bucket.index * BUCKET_SECONDS);
     body.extend_from_slice(br#"","value":"#);
-    wire::write_number(body, bucket.energy_kwh);
+    wire::write_nanokwh(body, bucket.energy);
     if bucket.coverage_s != 900 {
         body.extend_from_slice(br#","coverage":"#);
         body.extend_from_slice(itoa::Buffer::new().format(bucket.coverage_s).as_bytes());

@@ -22,7 +22,12 @@ use super::io::{Mapped, OpenMode, Vfs};
 use crate::model::{Bucket, ShipId, Span, BUCKET_SECONDS};
 
 pub const BLOCK_MAGIC: [u8; 8] = *b"PWRDBLK\0";
-pub const BLOCK_VERSION: u32 = 2;
+/// Version 3: bucket energies are nano-kWh by the exact definition.
+pub const BLOCK_VERSION: u32 = 3;
+/// Version 2 blocks still open; their float bucket energies are never
+/// served (the buckets are recomputed from the spans on read), and
+/// compaction rewrites their chunks in the current version.
+pub const OLDEST_READABLE_BLOCK_VERSION: u32 = 2;
 pub const BLOCK_HEADER_LEN: usize = FILE_HEADER_LEN;
 pub const CHUNK_HEADER_LEN: usize = 32;
 /// Buckets per partition (≈ 42.7 days).
@@ -152,6 +157,9 @@ pub fn encode_chunk(ship: ShipId, partition: i64, spans: &[Span]) -> Vec<u8> {
 pub struct BlockFile {
     pub id: u64,
     pub path: PathBuf,
+    /// The header's version: 2 means the chunks' bucket energies are of
+    /// the old definition.
+    pub version: u32,
     map: Option<Mapped>,
 }
 
@@ -163,21 +171,23 @@ impl BlockFile {
         let map = vfs
             .map(&path)
             .map_err(|e| StorageError::io(&path, "map", e))?;
-        let block = BlockFile {
+        let mut block = BlockFile {
             id,
             path,
+            version: 0,
             map: Some(map),
         };
-        block.check_header()?;
+        block.version = check_block_header(&block.path, block.id, block.bytes())?;
         Ok(block)
+    }
+
+    /// Whether the chunks' bucket energies predate the exact definition.
+    pub fn is_legacy(&self) -> bool {
+        self.version < BLOCK_VERSION
     }
 
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
-    }
-
-    fn check_header(&self) -> Result<(), StorageError> {
-        check_block_header(&self.path, self.id, self.bytes())
     }
 
     /// The raw bytes of a chunk (header and payload), bounds-checked.
@@ -192,7 +202,8 @@ impl BlockFile {
     }
 
     /// Appends the buckets in `[start_bucket, end_bucket)` of a verified
-    /// chunk, from its bucket columns.
+    /// chunk, from its bucket columns, or, for a chunk whose energies are
+    /// of the old definition, from its spans.
     pub fn read_buckets(
         &self,
         location: &ChunkLocation,
@@ -210,15 +221,30 @@ impl BlockFile {
         let columns = bytes
             .get(CHUNK_HEADER_LEN + span_bytes..)
             .ok_or_else(|| corrupted("span columns overrun the chunk".into()))?;
-        bucket_columns::decode_window(
+        let first_out = out.len();
+        let energies = bucket_columns::decode_window(
             &mut Reader::new(columns),
             partition_first_bucket(partition),
             PARTITION_BUCKETS as u64,
             start_bucket,
             end_bucket,
+            self.is_legacy(),
             out,
         )
-        .map_err(|e| corrupted(e.0))
+        .map_err(|e| corrupted(e.0))?;
+        if let bucket_columns::Energies::Legacy(_) = energies {
+            out.truncate(first_out);
+            let mut spans = Vec::new();
+            decode_spans(
+                &mut Reader::new(&bytes[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + span_bytes]),
+                partition_start(partition),
+                MAX_SPANS_PER_CHUNK,
+                &mut spans,
+            )
+            .map_err(|e| corrupted(e.0))?;
+            crate::model::spans_to_buckets(&spans, start_bucket, end_bucket, out);
+        }
+        Ok(())
     }
 
     /// Checks the chunk at `location`: bounds, CRC, and that it belongs to
@@ -252,17 +278,26 @@ impl BlockFile {
 const BLOCK_KIND: FileKind = FileKind {
     magic: BLOCK_MAGIC,
     version: BLOCK_VERSION,
+    oldest_readable: OLDEST_READABLE_BLOCK_VERSION,
     noun: "block",
     description: "powerd block file",
 };
 
-fn check_block_header(path: &Path, expected_id: u64, bytes: &[u8]) -> Result<(), StorageError> {
+/// Checks a block's header; returns its version.
+pub fn check_block_header(
+    path: &Path,
+    expected_id: u64,
+    bytes: &[u8],
+) -> Result<u32, StorageError> {
     file_header::check(&BLOCK_KIND, path, bytes, expected_id)
 }
 
 /// Parses one whole chunk (header and payload), checks its CRC, decodes
-/// its columns and checks the bucket columns against the spans.
-pub fn parse_chunk(bytes: &[u8]) -> Result<ChunkHeader, DecodeError> {
+/// its columns and checks the bucket columns against the spans: exactly,
+/// or, for a chunk of a version 2 block (`legacy`) whose energies are of
+/// the old float definition, within that definition's rounding (they are
+/// never served, but damage there is still damage).
+pub fn parse_chunk(bytes: &[u8], legacy: bool) -> Result<ChunkHeader, DecodeError> {
     let header = parse_chunk_frame(bytes)?;
     let payload = &bytes[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + header.payload_len as usize];
     let (span_bytes, span_count, partition) =
@@ -289,12 +324,13 @@ pub fn parse_chunk(bytes: &[u8]) -> Result<ChunkHeader, DecodeError> {
     // The bucket columns must be exactly what the spans say.
     let mut buckets = Vec::new();
     let mut bucket_reader = Reader::new(bucket_part);
-    bucket_columns::decode_window(
+    let energies = bucket_columns::decode_window(
         &mut bucket_reader,
         partition_first_bucket(partition),
         PARTITION_BUCKETS as u64,
         i64::MIN,
         i64::MAX,
+        legacy,
         &mut buckets,
     )?;
     if bucket_reader.remaining() != 0 {
@@ -309,13 +345,22 @@ pub fn parse_chunk(bytes: &[u8]) -> Result<ChunkHeader, DecodeError> {
         i64::MAX / BUCKET_SECONDS,
         &mut expected,
     );
-    let agrees = buckets.len() == expected.len()
-        && buckets.iter().zip(&expected).all(|(b, e)| {
-            b.index == e.index
-                && b.coverage_s == e.coverage_s
-                && (b.energy_kwh == e.energy_kwh
-                    || (b.energy_kwh - e.energy_kwh).abs() <= 1e-9 * e.energy_kwh.max(1.0))
-        });
+    let agrees = match energies {
+        bucket_columns::Energies::Exact => buckets == expected,
+        bucket_columns::Energies::Legacy(values) => {
+            buckets.len() == expected.len()
+                && buckets
+                    .iter()
+                    .zip(&expected)
+                    .zip(&values)
+                    .all(|((b, e), &v)| {
+                        let exact = e.kwh();
+                        b.index == e.index
+                            && b.coverage_s == e.coverage_s
+                            && (v == exact || (v - exact).abs() <= 1e-9 * v.abs().max(1.0) + 1e-9)
+                    })
+        }
+    };
     if !agrees {
         return Err(DecodeError("bucket columns disagree with the spans".into()));
     }
@@ -380,16 +425,12 @@ pub fn walk_block(
     id: u64,
     bytes: &[u8],
 ) -> Result<Vec<(u64, ChunkHeader)>, StorageError> {
-    let block = BlockFile {
-        id,
-        path: path.to_path_buf(),
-        map: None,
-    };
-    check_block_header(&block.path, id, bytes)?;
+    let version = check_block_header(path, id, bytes)?;
+    let legacy = version < BLOCK_VERSION;
     let mut out = Vec::new();
     let mut offset = BLOCK_HEADER_LEN;
     while offset < bytes.len() {
-        let header = parse_chunk(&bytes[offset..])
+        let header = parse_chunk(&bytes[offset..], legacy)
             .map_err(|e| StorageError::corrupted(path, offset as u64, e.0))?;
         out.push((offset as u64, header));
         offset += CHUNK_HEADER_LEN + header.payload_len as usize;

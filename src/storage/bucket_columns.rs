@@ -4,23 +4,40 @@
 //!
 //! The spans stay the truth (a later overwrite needs them); these columns
 //! are derived from them once, at checkpoint time, and [`decode_window`]
-//! must give what [`crate::model::spans_to_buckets`] gives for the same
-//! spans up to float rounding in the last place.
+//! gives exactly what [`crate::model::spans_to_buckets`] gives for the same
+//! spans: energies are the one definition's integer nano-kWh
+//! ([`crate::model::EnergySum`]), packed against their minimum.
 //!
-//! Energy is stored exactly where it can be: when every power is a decimal
-//! `m / 10^e` (the span codec's test), a bucket's `Σ power × seconds` is the
-//! integer `Σ m × seconds` over `10^e`, and its energy is that integer over
-//! `3600 × 10^e` — one correctly rounded division. Otherwise raw `f64`s.
+//! Chunks written before that definition (block version 2) carry energies
+//! of an older, float definition (tags 0 and 1). They are never served:
+//! [`decode_window`] reports them as [`Energies::Legacy`] and the caller
+//! recomputes the buckets from the spans.
 //! Byte layout: storage-format.md, "Bucket columns".
 
-use super::codec::{
-    decimal_form, packable, packing, put_varint, put_zigzag, BitReader, BitWriter, DecodeError,
-    Reader, MAX_EXACT_INT,
-};
-use crate::model::{bucket_of, spans_to_buckets, Bucket, Span, BUCKET_SECONDS, SECONDS_PER_HOUR};
+use super::codec::{put_varint, BitReader, BitWriter, DecodeError, Reader};
+use crate::model::{spans_to_buckets, Bucket, NanoKwh, Span, BUCKET_SECONDS};
 
-const ENERGY_RAW: u8 = 0;
-const ENERGY_SCALED: u8 = 1;
+/// Legacy (block version 2): `f64` kWh per bucket.
+const ENERGY_LEGACY_RAW: u8 = 0;
+/// Legacy (block version 2): decimal-scaled integers over `3600 × 10^e`.
+const ENERGY_LEGACY_SCALED: u8 = 1;
+/// Nano-kWh, packed against the minimum in a fixed width.
+const ENERGY_NANO_PACKED: u8 = 2;
+/// Nano-kWh, 16 bytes each: for energies a packed column cannot hold.
+const ENERGY_NANO_RAW: u8 = 3;
+/// Widest packed value: one unaligned 8-byte load reads it at any offset.
+const MAX_PACKED_WIDTH: u32 = 56;
+
+/// What [`decode_window`] found in the energy column.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Energies {
+    /// The buckets' energies are filled in.
+    Exact,
+    /// An old chunk's energies (kWh, one per bucket of the window), which
+    /// the current definition does not produce: the caller recomputes
+    /// the buckets from the spans. Only `powerd check` looks at them.
+    Legacy(Vec<f64>),
+}
 
 /// Appends the bucket columns of `spans` (sorted, disjoint, all inside the
 /// partition starting at bucket `first_bucket`).
@@ -64,76 +81,45 @@ pub fn encode(spans: &[Span], first_bucket: i64, out: &mut Vec<u8>) {
         put_varint(out, count);
     }
 
-    // Energy.
-    let packed = scaled_energies(spans, buckets.len())
-        .and_then(|(exponent, values)| Some((exponent, packing(&values)?, values)));
-    match packed {
-        Some((exponent, (min, width), values)) => {
-            out.push(ENERGY_SCALED);
-            out.push(exponent);
-            put_zigzag(out, min);
+    // Energy: nano-kWh integers, packed when they fit.
+    let min = buckets.iter().map(|b| b.energy).min().unwrap_or(0);
+    let max = buckets.iter().map(|b| b.energy).max().unwrap_or(0);
+    let width = u64::try_from(max - min).map_or(u32::MAX, |range| 64 - range.leading_zeros());
+    match u64::try_from(min) {
+        Ok(packed_min) if width <= MAX_PACKED_WIDTH => {
+            out.push(ENERGY_NANO_PACKED);
+            put_varint(out, packed_min);
             out.push(width as u8);
             let mut writer = BitWriter::new(out);
-            for value in values {
-                writer.put((value - min) as u64, width);
+            for bucket in &buckets {
+                writer.put((bucket.energy - min) as u64, width);
             }
             writer.finish();
         }
-        None => {
-            out.push(ENERGY_RAW);
+        _ => {
+            out.push(ENERGY_NANO_RAW);
             for bucket in &buckets {
-                out.extend_from_slice(&bucket.energy_kwh.to_le_bytes());
+                out.extend_from_slice(&bucket.energy.to_le_bytes());
             }
         }
     }
-}
-
-/// Per bucket, `Σ m × seconds` where each power is `m / 10^e`: exact
-/// integers below 2^53, or `None` when the powers are not such decimals or
-/// a sum is too large.
-fn scaled_energies(spans: &[Span], bucket_count: usize) -> Option<(u8, Vec<i64>)> {
-    let (exponent, ints) = decimal_form(spans)?;
-    let mut values: Vec<i64> = Vec::with_capacity(bucket_count);
-    let mut open: Option<(i64, i128)> = None;
-    for (span, &m) in spans.iter().zip(&ints) {
-        let mut start = span.start_s;
-        while start < span.end_s {
-            let bucket = bucket_of(start);
-            let piece_end = span.end_s.min((bucket + 1) * BUCKET_SECONDS);
-            let product = i128::from(m) * i128::from(piece_end - start);
-            match &mut open {
-                Some((b, sum)) if *b == bucket => *sum += product,
-                _ => {
-                    if let Some((_, sum)) = open.take() {
-                        values.push(exact(sum)?);
-                    }
-                    open = Some((bucket, product));
-                }
-            }
-            start = piece_end;
-        }
-    }
-    if let Some((_, sum)) = open {
-        values.push(exact(sum)?);
-    }
-    (values.len() == bucket_count).then_some((exponent, values))
-}
-
-fn exact(sum: i128) -> Option<i64> {
-    i64::try_from(sum).ok().filter(|v| v.abs() < MAX_EXACT_INT)
 }
 
 /// Appends the buckets with index in `[start_bucket, end_bucket)` from
 /// columns written by [`encode`] with the same `first_bucket`, and leaves
 /// the reader after the columns. At most `max_buckets` are accepted.
+/// `legacy` says whether the old energy tags may appear (block version 2);
+/// when they do, the energies are [`Energies::Legacy`] and the buckets'
+/// `energy` fields are left zero.
 pub fn decode_window(
     reader: &mut Reader<'_>,
     first_bucket: i64,
     max_buckets: u64,
     start_bucket: i64,
     end_bucket: i64,
+    legacy: bool,
     out: &mut Vec<Bucket>,
-) -> Result<(), DecodeError> {
+) -> Result<Energies, DecodeError> {
     let count = reader.varint()?;
     if count > max_buckets {
         return Err(DecodeError::new(format!(
@@ -173,7 +159,7 @@ pub fn decode_window(
             first_position.get_or_insert(position + (from - start) as u64);
             out.extend((from..to).map(|index| Bucket {
                 index,
-                energy_kwh: 0.0,
+                energy: 0,
                 coverage_s: 0,
             }));
         }
@@ -222,58 +208,92 @@ pub fn decode_window(
     // Energy: fixed width, so only the window's values are decoded.
     let skip = skip as usize;
     let count = count as usize;
-    match reader.u8()? {
-        ENERGY_RAW => {
-            let column = reader.take(
-                count
-                    .checked_mul(8)
-                    .ok_or_else(|| DecodeError::new("energy column too long"))?,
-            )?;
-            let mut values = Reader::new(column.get(skip * 8..).unwrap_or(&[]));
-            for bucket in wanted.iter_mut() {
-                bucket.energy_kwh = values.f64()?;
-            }
-        }
-        ENERGY_SCALED => {
-            let exponent = reader.u8()?;
-            if exponent > super::codec::MAX_DECIMAL_EXPONENT {
-                return Err(DecodeError::new(format!(
-                    "energy exponent {exponent} out of range"
-                )));
-            }
-            let min = reader.zigzag()?;
+    let tag = reader.u8()?;
+    match tag {
+        ENERGY_NANO_PACKED => {
+            let min = reader.varint()?;
             let width = u32::from(reader.u8()?);
-            if width > 53 {
+            if width > MAX_PACKED_WIDTH {
                 return Err(DecodeError::new(format!(
                     "energy bit width {width} out of range"
                 )));
             }
-            // Every value lies in [min, min + 2^width - 1]; checking both
-            // ends once proves them all exact and non-negative.
-            if !packable(min, width) {
-                return Err(DecodeError::new("scaled energies out of range"));
-            }
-            let divisor = SECONDS_PER_HOUR * 10f64.powi(i32::from(exponent));
             let column = reader.take((count * width as usize).div_ceil(8))?;
             let mut bits = BitReader::at_bit(column, skip * width as usize);
             for bucket in wanted.iter_mut() {
-                bucket.energy_kwh = (min + bits.get(width) as i64) as f64 / divisor;
+                bucket.energy = NanoKwh::from(min) + NanoKwh::from(bits.get(width));
             }
+        }
+        ENERGY_NANO_RAW => {
+            let column = reader.take(
+                count
+                    .checked_mul(16)
+                    .ok_or_else(|| DecodeError::new("energy column too long"))?,
+            )?;
+            let values = column.get(skip * 16..).unwrap_or(&[]);
+            for (bucket, value) in wanted.iter_mut().zip(values.chunks_exact(16)) {
+                let energy = NanoKwh::from_le_bytes(value.try_into().expect("16 bytes"));
+                if energy < 0 {
+                    return Err(DecodeError::new(format!(
+                        "bucket energy {energy} nano-kWh is negative"
+                    )));
+                }
+                bucket.energy = energy;
+            }
+        }
+        ENERGY_LEGACY_RAW | ENERGY_LEGACY_SCALED if legacy => {
+            return decode_legacy(reader, tag, count, skip, wanted.len()).map(Energies::Legacy);
         }
         tag => return Err(DecodeError::new(format!("unknown energy column tag {tag}"))),
     }
-    // Not NaN and not negative. +inf is what spans of finite but enormous
-    // power add up to (the span path computes the same), so it stands.
-    if let Some(bad) = wanted
-        .iter()
-        .find(|b| b.energy_kwh.is_nan() || b.energy_kwh < 0.0)
-    {
+    Ok(Energies::Exact)
+}
+
+/// The energies of the window from an old chunk's column (tags 0 and 1,
+/// block version 2), checked as that version checked them.
+fn decode_legacy(
+    reader: &mut Reader<'_>,
+    tag: u8,
+    count: usize,
+    skip: usize,
+    wanted: usize,
+) -> Result<Vec<f64>, DecodeError> {
+    let mut values = Vec::with_capacity(wanted);
+    if tag == ENERGY_LEGACY_RAW {
+        let column = reader.take(
+            count
+                .checked_mul(8)
+                .ok_or_else(|| DecodeError::new("energy column too long"))?,
+        )?;
+        let mut column = Reader::new(column.get(skip * 8..).unwrap_or(&[]));
+        for _ in 0..wanted {
+            values.push(column.f64()?);
+        }
+    } else {
+        let exponent = reader.u8()?;
+        if exponent > super::codec::MAX_DECIMAL_EXPONENT {
+            return Err(DecodeError::new(format!(
+                "energy exponent {exponent} out of range"
+            )));
+        }
+        let min = reader.zigzag()?;
+        let width = u32::from(reader.u8()?);
+        if width > 53 || !super::codec::packable(min, width) {
+            return Err(DecodeError::new("scaled energies out of range"));
+        }
+        let divisor = crate::model::SECONDS_PER_HOUR * 10f64.powi(i32::from(exponent));
+        let column = reader.take((count * width as usize).div_ceil(8))?;
+        let mut bits = BitReader::at_bit(column, skip * width as usize);
+        for _ in 0..wanted {
+            values.push((min + bits.get(width) as i64) as f64 / divisor);
+        }
+    }
+    if let Some(bad) = values.iter().find(|v| v.is_nan() || **v < 0.0) {
         return Err(DecodeError::new(format!(
-            "bucket energy {} is not a non-negative number",
-            bad.energy_kwh
+            "bucket energy {bad} is not a non-negative number"
         )));
     }
-    Ok(())
+    Ok(values)
 }
 
 #[cfg(test)]
@@ -299,22 +319,16 @@ mod tests {
         ] {
             let mut got = Vec::new();
             let mut reader = Reader::new(&bytes);
-            decode_window(&mut reader, first_bucket, 1 << 20, lo, hi, &mut got).unwrap();
+            let energies =
+                decode_window(&mut reader, first_bucket, 1 << 20, lo, hi, false, &mut got).unwrap();
+            assert_eq!(energies, Energies::Exact);
             assert_eq!(reader.remaining(), 0);
-            let want: Vec<&Bucket> = all
+            let want: Vec<Bucket> = all
                 .iter()
                 .filter(|b| b.index >= lo && b.index < hi)
+                .copied()
                 .collect();
-            assert_eq!(got.len(), want.len(), "window [{lo}, {hi})");
-            for (g, w) in got.iter().zip(want) {
-                assert_eq!((g.index, g.coverage_s), (w.index, w.coverage_s));
-                assert!(
-                    (g.energy_kwh - w.energy_kwh).abs() <= 1e-12 * w.energy_kwh.max(1.0),
-                    "{} vs {}",
-                    g.energy_kwh,
-                    w.energy_kwh
-                );
-            }
+            assert_eq!(got, want, "window [{lo}, {hi})");
         }
         bytes
     }
@@ -330,7 +344,12 @@ mod tests {
             })
             .collect();
         let bytes = check(&spans, 4096 * 7);
-        assert!(bytes.len() < 96 * 4, "{} bytes for 96 buckets", bytes.len());
+        // Energies up to 12.5 kWh need 34 bits at nano-kWh resolution.
+        assert!(
+            bytes.len() <= 96 * 34 / 8 + 16,
+            "{} bytes for 96 buckets",
+            bytes.len()
+        );
         // 22, 24, 23 kW for five minutes each: 69/12 kWh exactly as SPEC example 2.
         let example = [22.0, 24.0, 23.0]
             .iter()
@@ -344,12 +363,12 @@ mod tests {
         let mut bytes = Vec::new();
         encode(&example, 0, &mut bytes);
         let mut got = Vec::new();
-        decode_window(&mut Reader::new(&bytes), 0, 10, 0, 1, &mut got).unwrap();
+        decode_window(&mut Reader::new(&bytes), 0, 10, 0, 1, false, &mut got).unwrap();
         assert_eq!(
             got,
             vec![Bucket {
                 index: 0,
-                energy_kwh: 5.75,
+                energy: 5_750_000_000,
                 coverage_s: 900
             }]
         );
@@ -383,6 +402,22 @@ mod tests {
             })
             .collect();
         check(&decimal, 0);
+        // Energies no packed column holds: 1e15 kWh readings squeezed into
+        // seconds, next to tiny ones.
+        let huge = vec![
+            Span {
+                start_s: 0,
+                end_s: 1,
+                power_kw: 3.6e18,
+            },
+            Span {
+                start_s: 900,
+                end_s: 1800,
+                power_kw: 1e-300,
+            },
+        ];
+        let bytes = check(&huge, 0);
+        assert!(bytes.contains(&ENERGY_NANO_RAW));
     }
 
     #[test]
@@ -398,16 +433,23 @@ mod tests {
         encode(&spans, 0, &mut bytes);
         for cut in 0..bytes.len() {
             let mut out = Vec::new();
-            assert!(
-                decode_window(&mut Reader::new(&bytes[..cut]), 0, 100, 0, 100, &mut out).is_err()
-            );
+            assert!(decode_window(
+                &mut Reader::new(&bytes[..cut]),
+                0,
+                100,
+                0,
+                100,
+                false,
+                &mut out
+            )
+            .is_err());
         }
         for index in 0..bytes.len() {
             for bit in 0..8 {
                 let mut damaged = bytes.clone();
                 damaged[index] ^= 1 << bit;
                 let mut out = Vec::new();
-                let _ = decode_window(&mut Reader::new(&damaged), 0, 100, -5, 100, &mut out);
+                let _ = decode_window(&mut Reader::new(&damaged), 0, 100, -5, 100, true, &mut out);
             }
         }
     }

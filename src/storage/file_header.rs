@@ -13,7 +13,10 @@ pub const FILE_HEADER_LEN: usize = 32;
 /// What distinguishes one kind of file from another.
 pub struct FileKind {
     pub magic: [u8; 8],
+    /// The version this build writes.
     pub version: u32,
+    /// The oldest version this build still reads (`..= version`).
+    pub oldest_readable: u32,
     /// How messages name the file: "segment", "block".
     pub noun: &'static str,
     /// How messages name the kind when the magic is wrong.
@@ -35,13 +38,13 @@ pub fn encode(kind: &FileKind, number: u64) -> Vec<u8> {
 
 /// Checks that `bytes` open with the header of file `expected_number` of
 /// `kind`; damage is [`StorageError::Corrupted`] naming `path` and the
-/// offset of the bad field.
+/// offset of the bad field. Returns the file's version.
 pub fn check(
     kind: &FileKind,
     path: &Path,
     bytes: &[u8],
     expected_number: u64,
-) -> Result<(), StorageError> {
+) -> Result<u32, StorageError> {
     let noun = kind.noun;
     let header = bytes.get(..FILE_HEADER_LEN).ok_or_else(|| {
         StorageError::corrupted(
@@ -69,14 +72,16 @@ pub fn check(
             format!("{noun} header CRC mismatch"),
         ));
     }
-    if version != kind.version {
+    if !(kind.oldest_readable..=kind.version).contains(&version) {
+        let readable = if kind.oldest_readable == kind.version {
+            kind.version.to_string()
+        } else {
+            format!("{} to {}", kind.oldest_readable, kind.version)
+        };
         return Err(StorageError::corrupted(
             path,
             8,
-            format!(
-                "unsupported {noun} version {version} (this build reads {})",
-                kind.version
-            ),
+            format!("unsupported {noun} version {version} (this build reads {readable})"),
         ));
     }
     if header[12..16] != [0; 4] || header[28..32] != [0; 4] {
@@ -93,7 +98,7 @@ pub fn check(
             format!("header says {noun} {number}, file name says {expected_number}"),
         ));
     }
-    Ok(())
+    Ok(version)
 }
 
 #[cfg(test)]
@@ -103,6 +108,7 @@ mod tests {
     const KIND: FileKind = FileKind {
         magic: *b"PWRDTST\0",
         version: 3,
+        oldest_readable: 3,
         noun: "test",
         description: "test file",
     };

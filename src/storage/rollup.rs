@@ -17,8 +17,9 @@
 //! × 30 days is 300,000 adds over 4.8 MB read in order.
 //!
 //! Invariants (the property tests check them against brute force):
-//! - every energy is the sum of [`quantise`]d bucket energies, in exact
-//!   integer arithmetic ([`NanoKwh`]); a bucket's contribution is always
+//! - every energy is a sum of bucket energies ([`NanoKwh`], by the one
+//!   definition, [`crate::model::EnergySum`]), in exact integer
+//!   arithmetic; a bucket's contribution is always
 //!   computed by [`crate::model::spans_to_buckets`] from the ship's spans in
 //!   that bucket, which are the same whichever layer (memtable or block)
 //!   holds them — so a value added once is removed exactly by the overwrite
@@ -33,7 +34,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{for_each_bucket, quantise, Bucket, NanoKwh, ShipId, Span, BUCKET_SECONDS};
+use crate::model::{for_each_bucket, Bucket, NanoKwh, ShipId, Span, BUCKET_SECONDS};
 
 pub const BUCKETS_PER_DAY: i64 = 96;
 const SLOTS: usize = BUCKETS_PER_DAY as usize;
@@ -153,7 +154,7 @@ pub struct Rollup {
     ships: Vec<Ship>,
 }
 
-/// One bucket's change: the difference of its quantised energy, and
+/// One bucket's change: the difference of its energy, and
 /// whether it holds data afterwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Change {
@@ -194,7 +195,7 @@ impl BucketChanges {
             let after = new.get(j).filter(|b| b.index == index);
             i += usize::from(before.is_some());
             j += usize::from(after.is_some());
-            let value = |b: Option<&Bucket>| b.map_or(0, |b| quantise(b.energy_kwh));
+            let value = |b: Option<&Bucket>| b.map_or(0, |b| b.energy);
             Change::push(
                 &mut changes,
                 index,
@@ -217,7 +218,7 @@ impl BucketChanges {
                 Change::push(
                     &mut changes,
                     bucket.index,
-                    quantise(bucket.energy_kwh),
+                    bucket.energy,
                     bucket.coverage_s > 0,
                 )
             },
@@ -762,10 +763,14 @@ fn ceil_div(a: i64, b: i64) -> i64 {
 mod tests {
     use super::*;
 
+    fn nano(kwh: f64) -> NanoKwh {
+        (kwh * 1e9).round() as NanoKwh
+    }
+
     fn bucket(index: i64, kwh: f64, coverage_s: u32) -> Bucket {
         Bucket {
             index,
-            energy_kwh: kwh,
+            energy: nano(kwh),
             coverage_s,
         }
     }
@@ -892,7 +897,7 @@ mod tests {
         let mut rollup = Rollup::new();
         let huge = 9e17; // kWh in one bucket: 9e26 nano-kWh
         rollup.apply(7, &BucketChanges::between(&[], &[bucket(3, huge, 1)]));
-        let want = quantise(huge);
+        let want = nano(huge);
         assert!(want > NanoKwh::from(i64::MAX));
         assert_eq!(
             rollup.fleet(0, 96, 1),

@@ -25,7 +25,10 @@ use crate::model::{NanoKwh, ShipId};
 
 pub const ROLLUP_KIND: FileKind = FileKind {
     magic: *b"PWRDRUP\0",
-    version: 1,
+    // 2: energies by the exact definition (model::EnergySum); a version 1
+    // file, summed from float energies, is rebuilt.
+    version: 2,
+    oldest_readable: 2,
     noun: "rollup index",
     description: "powerd rollup index",
 };
@@ -244,12 +247,12 @@ pub fn fuzz_properties(data: &[u8]) {
         let ship = u64::from(record[0] % 8);
         let first = i64::from(i16::from_le_bytes([record[1], record[2]]));
         let count = i64::from(record[3] % 100);
-        let energy = f64::from(u16::from_le_bytes([record[4], record[5]])) / 7.0;
+        let energy = i128::from(u16::from_le_bytes([record[4], record[5]])) * 142_857_143;
         let coverage = u32::from(u16::from_le_bytes([record[6], record[7]]) % 900) + 1;
         let buckets: Vec<crate::model::Bucket> = (first..first + count)
             .map(|index| crate::model::Bucket {
                 index,
-                energy_kwh: energy,
+                energy,
                 coverage_s: coverage,
             })
             .collect();
@@ -313,7 +316,7 @@ mod tests {
         let full: Vec<Bucket> = (0..96)
             .map(|k| Bucket {
                 index: 96 * 20_000 + k,
-                energy_kwh: 1.25 + k as f64,
+                energy: 1_250_000_000 + k as i128 * 1_000_000_000,
                 coverage_s: 900,
             })
             .collect();
@@ -325,12 +328,12 @@ mod tests {
                 &[
                     Bucket {
                         index: -5,
-                        energy_kwh: 1e15,
+                        energy: 1_000_000_000_000_000_000_000_000,
                         coverage_s: 1,
                     },
                     Bucket {
                         index: 96 * 20_000 + 3,
-                        energy_kwh: 0.0,
+                        energy: 0,
                         coverage_s: 10,
                     },
                 ],

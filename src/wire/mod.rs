@@ -30,7 +30,9 @@ pub mod post;
 pub mod timestamp;
 
 pub use duration::{parse_duration, MAX_INTERVAL_S};
-pub use number::{format_number, write_nanokwh, write_number, NUMBER_MAX_LEN};
+pub use number::{
+    format_nanokwh, format_number, write_nanokwh, write_number, NANOKWH_MAX_LEN, NUMBER_MAX_LEN,
+};
 pub use post::{parse_post_body, MAX_READING_VALUE};
 pub use timestamp::{
     format_timestamp, parse_timestamp, parse_timestamp_cached, write_quoted_timestamp,

@@ -236,7 +236,8 @@ fn run_checkpoint(
     }
 
     // Compaction: blocks mostly made of replaced chunks are rewritten by
-    // copying their live chunks (bytes and CRCs unchanged) into this block.
+    // copying their live chunks (bytes and CRCs unchanged) into this block;
+    // a version 2 block's chunks are re-encoded from their spans.
     let mut live_bytes: HashMap<u64, u64> = HashMap::new();
     for location in next_manifest.chunks.values() {
         *live_bytes.entry(location.block).or_default() += u64::from(location.len);
@@ -256,11 +257,23 @@ fn run_checkpoint(
         })
         .map(|(id, _)| *id)
         .collect();
-    for location in next_manifest.chunks.values_mut() {
+    for (&(ship, partition), location) in next_manifest.chunks.iter_mut() {
         if sparse.contains(&location.block) {
             let block = &blocks[&location.block];
-            let bytes = block.chunk_bytes(location)?;
-            *location = builder.add_raw_chunk(bytes, location.span_count);
+            if block.is_legacy() {
+                // Energies of the old definition: rewritten from the spans
+                // in the current version rather than copied.
+                let chunk = ChunkRef {
+                    block: Arc::clone(block),
+                    location: *location,
+                };
+                base.clear();
+                read_chunk_window(&chunk, partition, i64::MIN, i64::MAX, &mut base)?;
+                *location = builder.add_chunk(ship, partition, &base);
+            } else {
+                let bytes = block.chunk_bytes(location)?;
+                *location = builder.add_raw_chunk(bytes, location.span_count);
+            }
             summary.chunks_moved += 1;
         }
     }

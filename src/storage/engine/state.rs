@@ -15,7 +15,7 @@ use super::super::manifest::Manifest;
 use super::super::rollup::{BucketChanges, Rollup};
 use super::super::timeline::{overlay_spans, Timeline};
 use super::EngineStats;
-use crate::model::{bucket_of, quantise, spans_to_buckets, NanoKwh, ShipId, Span, BUCKET_SECONDS};
+use crate::model::{bucket_of, spans_to_buckets, NanoKwh, ShipId, Span, BUCKET_SECONDS};
 
 /// A chunk as the read path sees it.
 #[derive(Clone)]
@@ -175,9 +175,9 @@ impl State {
         )?;
         let mut buckets = Vec::new();
         spans_to_buckets(&spans, first, end, &mut buckets);
-        Ok(buckets.iter().fold(0, |sum: NanoKwh, b| {
-            sum.wrapping_add(quantise(b.energy_kwh))
-        }))
+        Ok(buckets
+            .iter()
+            .fold(0, |sum: NanoKwh, b| sum.wrapping_add(b.energy)))
     }
 }
 
