@@ -87,34 +87,89 @@ pub fn nano_to_kwh(nano: NanoKwh) -> f64 {
     nano as f64 / 1e9
 }
 
+/// The most decimal places a power is read with (see [`decimal_of`]).
+pub const MAX_DECIMALS: u8 = 9;
+
+/// Integers of at most 53 bits: every one is an exact `f64`.
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+/// `Some(m)` when the power `p` is the `f64` nearest to the decimal
+/// `m / 10^e`: `m = round(p × 10^e)` (both in `f64`, `round` half away
+/// from zero), `|m| < 2^53`, and `m / 10^e` (an `f64` division) equals `p`.
+/// The span codec packs powers with it, and [`decimal_of`] reads them.
+#[inline]
+pub fn decimal_at(p: f64, e: u8) -> Option<i64> {
+    let scale = 10f64.powi(i32::from(e));
+    let m = (p * scale).round();
+    // NaN-safe: a NaN product fails the first test.
+    (m.abs() < MAX_EXACT_INT && m / scale == p).then_some(m as i64)
+}
+
+/// The decimal a power was sent as: `(m, e)` for the smallest `e` in
+/// `0..=9` for which [`decimal_at`] finds one, or `None` (a power derived
+/// by division, say kWh over 7 minutes, is usually no short decimal).
+#[inline]
+pub fn decimal_of(p: f64) -> Option<(i64, u8)> {
+    (0..=MAX_DECIMALS).find_map(|e| decimal_at(p, e).map(|m| (m, e)))
+}
+
+/// One power, read once for the energy definition: the decimal it was
+/// sent as, or its exact binary value.
+#[derive(Clone, Copy, Debug)]
+pub enum Power {
+    /// `m / 10^e`, held as `m × 10^(9−e)`: nano-kW, an exact integer.
+    Decimal(i128),
+    /// Not a decimal of at most 9 places: the `f64`'s own value.
+    Binary(f64),
+}
+
+impl Power {
+    #[inline]
+    pub fn of(power_kw: f64) -> Power {
+        match decimal_of(power_kw) {
+            Some((m, e)) => Power::Decimal(i128::from(m) * 10i128.pow(u32::from(MAX_DECIMALS - e))),
+            None => Power::Binary(power_kw),
+        }
+    }
+}
+
 /// The one definition of a bucket's energy (storage-format.md, "The data
-/// model on disk"): the exact value of `Σ power × seconds / 3600` over the
-/// pieces of the ship's power history inside the bucket, in kWh, rounded
+/// model on disk"): the exact sum, over the pieces of the ship's power
+/// history inside the bucket, of `power × seconds / 3600` kWh, rounded
 /// once, half up, to a whole number of nano-kWh:
 ///
-/// `energy = floor(Σ pᵢ·sᵢ × 10⁹ / 3600 + 1/2)`
+/// `energy = floor(Σ D(pᵢ)·sᵢ × 10⁹ / 3600 + 1/2)`
 ///
-/// where each power `pᵢ` is the exact value of its `f64` and the sum is
-/// computed without rounding. Exactness is what makes the value a function
-/// of the history alone: the same seconds at the same powers give the same
-/// integer however the time was split into spans (a POST merges equal
-/// neighbours, replay and checkpoints do not), in whatever order the pieces
-/// are added, in the log or in blocks, before or after any checkpoint. A
-/// float sum would depend on the split: `p·600` and `p·300 + p·300` can
-/// differ in the last place, and so can the printed 9th decimal.
+/// where `D(p)` is the decimal the power was sent as ([`decimal_of`]: a
+/// meter's `12.345678901` kW counts as exactly that, not as the `f64`
+/// nearest to it) or, for a power that is no such decimal, the exact value
+/// of its `f64`; and the sum is computed without rounding.
 ///
-/// Every `f64` power is `m·2^e` with integer `m < 2^53`, and a piece lasts
-/// at most 900 s, so each term `m·s` is an integer below 2^63 at a binary
-/// exponent: the sum is kept as an integer `acc` times `2^exp` (a `u128`,
-/// enough whenever the powers in one bucket lie within ~2^50 of each
-/// other, which is every real meter), and in a 2,240-bit fixed-point
+/// Exactness makes the value a function of the history alone: the same
+/// seconds at the same powers give the same integer however the time was
+/// split into spans (a POST merges equal neighbours, replay and checkpoints
+/// do not), in whatever order the pieces are added, in the log or in
+/// blocks, before or after any checkpoint. A float sum depends on the
+/// split (`p·600` and `p·300 + p·300` can differ in the last place), and
+/// a sum of `f64` powers decides the many exact decimal ties (three
+/// 5-minute readings of 9 decimals end in half a nano-kWh one time in
+/// twelve) by the powers' binary rounding errors instead of by the rule.
+///
+/// Decimal powers add up as integers: `Σ m·s·10^(9−e)` stays below 2^104
+/// for a bucket. Binary ones are `m·2^e` with `m < 2^53`, so each term
+/// `m·s` is an integer below 2^63 at a binary exponent: their sum is kept
+/// as an integer `acc` times `2^exp` (a `u128`, enough whenever those
+/// powers lie within ~2^50 of each other), or in a 2,240-bit fixed-point
 /// accumulator otherwise.
 #[derive(Clone, Debug, Default)]
 pub struct EnergySum {
-    /// The sum is `acc × 2^exp`, `acc` with no trailing zero bits (or 0).
+    /// Σ over decimal powers of nano-kW × seconds.
+    decimal: i128,
+    /// The binary powers' sum is `acc × 2^exp`, `acc` with no trailing
+    /// zero bits (or 0).
     acc: u128,
     exp: i32,
-    /// The whole sum, once the fast form would overflow.
+    /// The binary powers' whole sum, once the fast form would overflow.
     wide: Option<Box<WideSum>>,
 }
 
@@ -126,7 +181,25 @@ impl EnergySum {
     /// `seconds` in `0..2^10`, one bucket's worth at most).
     #[inline]
     pub fn add(&mut self, power_kw: f64, seconds: i64) {
-        debug_assert!(power_kw >= 0.0 && power_kw.is_finite() && (0..1024).contains(&seconds));
+        self.add_power(Power::of(power_kw), seconds);
+    }
+
+    /// [`EnergySum::add`] for a power already read with [`Power::of`].
+    #[inline]
+    pub fn add_power(&mut self, power: Power, seconds: i64) {
+        debug_assert!((0..1024).contains(&seconds));
+        match power {
+            Power::Decimal(nano_kw) => {
+                self.decimal = self
+                    .decimal
+                    .saturating_add(nano_kw.saturating_mul(i128::from(seconds)));
+            }
+            Power::Binary(p) => self.add_binary(p, seconds),
+        }
+    }
+
+    fn add_binary(&mut self, power_kw: f64, seconds: i64) {
+        debug_assert!(power_kw >= 0.0 && power_kw.is_finite());
         let bits = power_kw.to_bits();
         let exponent_bits = ((bits >> 52) & 0x7ff) as i32;
         let fraction = bits & ((1 << 52) - 1);
@@ -142,7 +215,6 @@ impl EnergySum {
         let zeros = term.trailing_zeros();
         self.add_term(term >> zeros, e + zeros as i32);
     }
-
     /// Adds `term × 2^e` (`term` below 2^64, `e ≥ MIN_EXP`).
     #[inline]
     fn add_term(&mut self, term: u128, e: i32) {
@@ -185,34 +257,38 @@ impl EnergySum {
 
     /// Whether nothing (or only zero power) was added.
     pub fn is_zero(&self) -> bool {
-        self.acc == 0 && self.wide.as_ref().is_none_or(|w| w.is_zero())
+        self.decimal == 0 && self.acc == 0 && self.wide.as_ref().is_none_or(|w| w.is_zero())
     }
 
-    /// The energy: `floor(Σ p·s × 10⁹/3600 + 1/2)` nano-kWh, which is
-    /// `floor((5·10⁶ × Σ p·s + 9) / 18)`, and `floor((floor(x) + 9) / 18)`
-    /// for the real `x = 5·10⁶ × Σ p·s` (the divisor is an integer).
-    /// Saturates at `i128::MAX` (far beyond what validated readings reach:
-    /// 1e15 kWh in one second is 9e26 nano-kWh per bucket).
+    /// The energy: with `N` the decimal powers' nano-kW·s and `B` the
+    /// binary powers' kW·s, `floor((N + 10⁹·B) / 3600 + 1/2)` nano-kWh,
+    /// which is `floor((N + 1800 + floor(10⁹·B)) / 3600)` (adding the
+    /// fraction of `10⁹·B` to an integer cannot reach the next multiple
+    /// of 3600). Saturates at `i128::MAX`, far beyond what validated
+    /// readings reach (1e15 kWh in one second is 1e24 nano-kWh).
     pub fn nano_kwh(&self) -> NanoKwh {
-        let floor_x = match &self.wide {
-            Some(wide) => wide.floor_times_5e6(),
+        let binary = match &self.wide {
+            Some(wide) => wide.floor_times_1e9(),
             None => floor_scaled(self.acc, self.exp),
         };
-        match floor_x {
-            Some(x) => i128::try_from((x / 18) + u128::from(x % 18 >= 9)).unwrap_or(i128::MAX),
+        let numerator = binary
+            .and_then(|b| i128::try_from(b).ok())
+            .and_then(|b| b.checked_add(self.decimal)?.checked_add(1800));
+        match numerator {
+            Some(n) => n.div_euclid(3600),
             None => i128::MAX,
         }
     }
 }
 
-/// `floor(5·10⁶ × acc × 2^exp)`, or `None` if it does not fit a `u128`.
+/// `floor(10⁹ × acc × 2^exp)`, or `None` if it does not fit a `u128`.
 fn floor_scaled(acc: u128, exp: i32) -> Option<u128> {
-    const SCALE: u128 = 5_000_000;
+    const SCALE: u128 = 1_000_000_000;
     if exp >= 0 {
         let shifted = acc.checked_shl(exp as u32).filter(|v| v >> exp == acc)?;
         return shifted.checked_mul(SCALE);
     }
-    // acc × 5e6 is below 2^151: as a 256-bit (high, low) pair.
+    // acc × 10⁹ is below 2^158: as a 256-bit (high, low) pair.
     let lo = (acc as u64 as u128) * SCALE;
     let hi = (acc >> 64) * SCALE;
     let (low, carry) = lo.overflowing_add(hi << 64);
@@ -281,12 +357,12 @@ impl WideSum {
         self.limbs.iter().all(|&l| l == 0)
     }
 
-    /// `floor(5·10⁶ × value)`, or `None` if it does not fit a `u128`.
-    fn floor_times_5e6(&self) -> Option<u128> {
+    /// `floor(10⁹ × value)`, or `None` if it does not fit a `u128`.
+    fn floor_times_1e9(&self) -> Option<u128> {
         let mut product = [0u64; WIDE_LIMBS + 1];
         let mut carry = 0u128;
         for (i, &limb) in self.limbs.iter().enumerate() {
-            let p = u128::from(limb) * 5_000_000 + carry;
+            let p = u128::from(limb) * 1_000_000_000 + carry;
             product[i] = p as u64;
             carry = p >> 64;
         }
@@ -334,13 +410,17 @@ pub fn for_each_bucket(
     for span in spans {
         let mut start = span.start_s.max(window_start);
         let end = span.end_s.min(window_end);
+        if start >= end {
+            continue;
+        }
+        let power = Power::of(span.power_kw);
         // The common case: the span lies inside the bucket being filled.
         if let Some((bucket, energy, coverage)) = &mut open {
             if start >= *bucket * BUCKET_SECONDS
                 && end <= (*bucket + 1) * BUCKET_SECONDS
                 && start < end
             {
-                energy.add(span.power_kw, end - start);
+                energy.add_power(power, end - start);
                 *coverage += end - start;
                 continue;
             }
@@ -363,7 +443,7 @@ pub fn for_each_bucket(
             let seconds = piece_end - start;
             match &mut open {
                 Some((b, energy, coverage)) if *b == bucket => {
-                    energy.add(span.power_kw, seconds);
+                    energy.add_power(power, seconds);
                     *coverage += seconds;
                 }
                 _ => {
@@ -371,7 +451,7 @@ pub fn for_each_bucket(
                         emit(finish(done));
                     }
                     let mut energy = EnergySum::default();
-                    energy.add(span.power_kw, seconds);
+                    energy.add_power(power, seconds);
                     open = Some((bucket, energy, seconds));
                 }
             }
@@ -418,15 +498,28 @@ mod tests {
 
     #[test]
     fn energies_match_exact_rational_arithmetic() {
-        // Expected values from Python's fractions.Fraction:
-        // floor(sum(Fraction(p) * s) * 10**9 / 3600 + Fraction(1, 2)).
-        let cases: [(&[(f64, i64)], NanoKwh); 9] = [
-            // 0.5 nano-kWh exactly, as a decimal; the f64 of 2e-9 is a
-            // little above 2e-9, so it rounds up either way.
+        // Expected values from Python's fractions.Fraction, with D(p) as
+        // documented: floor(sum(D(p) * s) * 10**9 / 3600 + Fraction(1, 2)).
+        let cases: [(&[(f64, i64)], NanoKwh); 12] = [
+            // Half a nano-kWh exactly: rounds up.
             (&[(2e-9, 900)], 1),
             (&[(2e-9, 450), (2e-9, 450)], 1),
+            (&[(1e-9, 300), (2e-9, 300), (3e-9, 300)], 1),
+            // Three 5-minute readings of 9 decimals ending in half a
+            // nano-kWh: the decimal tie rounds up, whatever the f64s'
+            // rounding errors say.
+            (
+                &[
+                    (12.345678901, 300),
+                    (12.345678902, 300),
+                    (12.345678903, 300),
+                ],
+                3_086_419_726,
+            ),
             (&[(0.1, 300), (0.2, 300), (0.3, 300)], 50_000_000),
+            // No decimal: the f64's own value.
             (&[(1.0 / 3.0, 900)], 83_333_333),
+            (&[(1.0 / 3.0, 450), (0.1, 450)], 54_166_667),
             (&[(22.0, 300), (24.0, 300), (23.0, 300)], 5_750_000_000),
             (&[(123_456.789, 7), (0.001, 893)], 240_055_115_556),
             // 1e15 kWh in one second next to powers 2^1000 times smaller.
@@ -447,6 +540,8 @@ mod tests {
         // Beyond every validated input: saturates instead of wrapping.
         assert_eq!(energy(&[(f64::MAX, 1)]), i128::MAX);
         assert!(EnergySum::default().is_zero());
+        assert_eq!(decimal_of(12.345), Some((12_345, 3)));
+        assert_eq!(decimal_of(1.0 / 3.0), None);
     }
 
     fn power() -> impl Strategy<Value = f64> {

@@ -3,10 +3,12 @@
 mod corruption;
 mod crash;
 mod dashboard;
+mod energy;
 mod engine;
 mod forecast;
 mod fuzz_replay;
 mod http;
+mod legacy;
 mod lostfiles;
 mod metrics;
 mod openapi;

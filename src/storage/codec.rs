@@ -16,7 +16,7 @@
 use crate::model::Span;
 
 /// Powers are tried as decimals with up to this many fraction digits.
-pub const MAX_DECIMAL_EXPONENT: u8 = 9;
+pub const MAX_DECIMAL_EXPONENT: u8 = crate::model::MAX_DECIMALS;
 /// Power column tag: raw little-endian `f64`s.
 const POWER_RAW: u8 = 0;
 /// Power column tag: bit-packed scaled decimals.
@@ -178,25 +178,16 @@ fn encode_times(spans: &[Span], base_s: i64, out: &mut Vec<u8>) {
     }
 }
 
-/// The smallest exponent `e` for which every power is exactly `i / 10^e`
-/// for an integer `i` of at most 53 bits, with those integers.
+/// The smallest exponent `e` for which every power is the decimal
+/// `i / 10^e` ([`crate::model::decimal_at`]), with those integers.
 pub(super) fn decimal_form(spans: &[Span]) -> Option<(u8, Vec<i64>)> {
-    'exponent: for exponent in 0..=MAX_DECIMAL_EXPONENT {
-        let scale = 10f64.powi(i32::from(exponent));
-        let mut ints = Vec::with_capacity(spans.len());
-        for span in spans {
-            let scaled = (span.power_kw * scale).round();
-            // NaN-safe: a NaN product fails the first test.
-            if scaled.abs().partial_cmp(&(MAX_EXACT_INT as f64)) != Some(std::cmp::Ordering::Less)
-                || scaled / scale != span.power_kw
-            {
-                continue 'exponent;
-            }
-            ints.push(scaled as i64);
-        }
-        return Some((exponent, ints));
-    }
-    None
+    (0..=MAX_DECIMAL_EXPONENT).find_map(|exponent| {
+        let ints = spans
+            .iter()
+            .map(|span| crate::model::decimal_at(span.power_kw, exponent))
+            .collect::<Option<Vec<i64>>>()?;
+        Some((exponent, ints))
+    })
 }
 
 /// The packing of non-negative integers against their minimum: `(min,
