@@ -4,6 +4,7 @@
 //! code in exactly one place, [`main`].
 
 use std::fmt;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -86,16 +87,41 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("powerd: {e}");
+            // Not eprintln!: it panics when stderr cannot be written.
+            let _ = writeln!(std::io::stderr(), "powerd: {e}");
             e.exit_code()
         }
     }
 }
 
+/// stderr for log lines, where a failed write (a full disk, a closed pipe)
+/// loses the line and nothing else: logging is never fatal.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 fn serve(config: ServeConfig) -> Result<(), AppError> {
+    // Lines are handed to a background thread through a bounded queue and
+    // dropped when it is full, so a slow or stuck stderr never blocks a
+    // request, a commit or a shutdown. The guard flushes what is queued
+    // at exit (waiting about a second at most).
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .thread_name("powerd-log")
+        .finish(LossyStderr);
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log_level))
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         // Colour codes only for a human at a terminal, not for log files.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -129,7 +155,8 @@ fn serve(config: ServeConfig) -> Result<(), AppError> {
             .unwrap_or_else(|_| engine.data_dir().to_path_buf());
         // Tests and benchmarks wait for this line: print it only once the
         // engine is open and the socket bound.
-        println!(
+        let _ = writeln!(
+            std::io::stdout(),
             "powerd listening on http://{address}, data in {}",
             data_dir.display()
         );
@@ -172,7 +199,7 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 /// found; damage makes the exit status non-zero.
 fn check(data_dir: PathBuf) -> Result<(), AppError> {
     let report = powerd::storage::check(&data_dir).map_err(AppError::Storage)?;
-    println!("{report}");
+    let _ = writeln!(std::io::stdout(), "{report}");
     if report.is_ok() {
         Ok(())
     } else {

@@ -20,7 +20,9 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::util::{at, post_body, start_server, start_server_with, Reply, TestServer};
+use crate::util::{
+    at, post_body, start_server, start_server_on, start_server_with, Reply, TempDir, TestServer,
+};
 use powerd::config::ServerConfig;
 
 /// Documented statuses this test cannot provoke, and why.
@@ -611,6 +613,37 @@ async fn every_answer_matches_the_served_openapi_description() {
         let reply = s.get(query).await;
         c.check(query.split('?').next().unwrap(), &M::GET, &reply);
     }
+
+    // 507 and a degraded /health: the disk fills under a running server
+    // (a simulated file system whose log writes fail with ENOSPC).
+    let fs = powerd::storage::sim::SimFs::new(7);
+    let engine = powerd::storage::Engine::open_with(
+        std::sync::Arc::new(fs.clone()),
+        std::path::Path::new("/data"),
+        Default::default(),
+    )
+    .unwrap();
+    let full = start_server_on(
+        engine,
+        ServerConfig::default(),
+        TempDir::new("openapi-full"),
+    )
+    .await;
+    c.expect(&full, M::POST, "/data", history(1, 4), 200).await;
+    c.expect(&full, M::GET, "/health", "", 200).await;
+    fs.set_fault(Some(Box::new(|op| {
+        (op.kind == powerd::storage::sim::OpKind::Write).then(powerd::storage::sim::disk_full)
+    })));
+    let reply = c.expect(&full, M::POST, "/data", history(2, 4), 507).await;
+    assert!(reply.text().contains("disk is full"), "{}", reply.text());
+    let reply = c.expect(&full, M::GET, "/health", "", 503).await;
+    assert_eq!(reply.json()["status"], "degraded");
+    c.expect(&full, M::GET, "/data?spaceship_id=1", "", 200)
+        .await;
+    fs.set_fault(None);
+    c.expect(&full, M::POST, "/data", history(2, 4), 200).await;
+    c.expect(&full, M::GET, "/health", "", 200).await;
+    full.stop().await;
 
     // 408 and 413 need other limits.
     let slow = start_server_with(ServerConfig {

@@ -22,13 +22,18 @@ impl Server {
 
     /// [`Server::start`] with extra `serve` flags.
     pub fn start_with(data_dir: &Path, flags: &[&str]) -> Server {
+        Server::start_logging_to(data_dir, flags, Stdio::inherit())
+    }
+
+    /// [`Server::start_with`], its log lines (stderr) going to `stderr`.
+    pub fn start_logging_to(data_dir: &Path, flags: &[&str], stderr: impl Into<Stdio>) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_powerd"))
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
             .args(flags)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("the powerd binary starts");
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -123,12 +128,30 @@ impl Client {
 impl Server {
     /// SIGTERM, and the exit status: a graceful stop checkpoints.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal_term();
+        self.child.wait().expect("the server is reaped")
+    }
+
+    /// SIGTERM, then the exit status if the process ends within `limit`
+    /// (`None`: it is still running, and is killed when dropped).
+    pub fn terminate_within(mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        self.signal_term();
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn signal_term(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success(), "SIGTERM is delivered");
-        self.child.wait().expect("the server is reaped")
     }
 }
 

@@ -3,8 +3,10 @@
 mod corruption;
 mod crash;
 mod dashboard;
+mod diskfull;
 mod energy;
 mod engine;
+mod faults;
 mod forecast;
 mod fuzz_replay;
 mod http;

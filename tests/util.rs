@@ -68,10 +68,15 @@ pub async fn start_server() -> TestServer {
 
 pub async fn start_server_with(config: ServerConfig) -> TestServer {
     let dir = TempDir::new("http");
-    let engine = Arc::new(
-        Engine::open(&dir.path().join("data"), EngineOptions::default())
-            .expect("engine opens in a fresh directory"),
-    );
+    let engine = Engine::open(&dir.path().join("data"), EngineOptions::default())
+        .expect("engine opens in a fresh directory");
+    start_server_on(engine, config, dir).await
+}
+
+/// A server in front of `engine` (say, one on a simulated file system);
+/// `dir` is removed when the server is dropped.
+pub async fn start_server_on(engine: Engine, config: ServerConfig, dir: TempDir) -> TestServer {
+    let engine = Arc::new(engine);
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("port 0 always binds");

@@ -60,6 +60,10 @@ impl From<StorageError> for ApiError {
     }
 }
 
+/// Seconds a client is asked to wait (`retry-after`) after a storage
+/// refusal: the engine retries preparing log space every second.
+pub(crate) const STORAGE_RETRY_AFTER_S: &str = "5";
+
 /// The one mapping from errors to status codes.
 pub(crate) fn status(error: &ApiError) -> StatusCode {
     match error {
@@ -73,6 +77,13 @@ pub(crate) fn status(error: &ApiError) -> StatusCode {
         // failure): nothing was acknowledged, and retrying against a healthy
         // instance is the right move.
         ApiError::Storage(StorageError::Closed) => StatusCode::SERVICE_UNAVAILABLE,
+        // Nothing was written, and both clear by themselves once space is
+        // freed or the device recovers.
+        ApiError::Storage(e) if e.is_disk_full() => StatusCode::INSUFFICIENT_STORAGE,
+        ApiError::Storage(StorageError::Io { .. } | StorageError::Failed(_)) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        // Damaged or missing data: not something a retry fixes.
         ApiError::Storage(_) | ApiError::Panic => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -103,6 +114,14 @@ fn field_and_message(error: &ApiError) -> (Option<&str>, String) {
             None,
             "the service is shutting down; nothing was written, retry later".to_owned(),
         ),
+        ApiError::Storage(e) if e.is_disk_full() => (
+            None,
+            "the disk is full: nothing was written; retry once space is freed".to_owned(),
+        ),
+        ApiError::Storage(StorageError::Io { .. } | StorageError::Failed(_)) => (
+            None,
+            "storage is failing: nothing was written; retry later".to_owned(),
+        ),
         ApiError::Storage(_) => (None, "internal storage error".to_owned()),
         ApiError::Panic => (None, "internal error".to_owned()),
     }
@@ -131,6 +150,9 @@ pub(crate) fn response(error: ApiError) -> HttpResponse {
         }
         ApiError::Storage(StorageError::Closed) => {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        ApiError::Storage(StorageError::Io { .. } | StorageError::Failed(_)) => {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(STORAGE_RETRY_AFTER_S));
         }
         _ => {}
     }
@@ -176,17 +198,42 @@ mod tests {
         );
     }
 
-    #[test]
-    fn storage_errors_are_server_errors() {
+    #[tokio::test]
+    async fn storage_errors_say_what_a_client_can_do() {
+        let answer = |e: StorageError| {
+            let r = response(ApiError::Storage(e));
+            let retry = r
+                .headers()
+                .get(RETRY_AFTER)
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status(), retry, r)
+        };
+        let (status, retry, _) = answer(StorageError::Closed);
         assert_eq!(
-            status(&ApiError::Storage(StorageError::Closed)),
-            StatusCode::SERVICE_UNAVAILABLE
+            (status, retry.as_deref()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("1"))
         );
-        let io = StorageError::io("/x", "write", std::io::Error::other("disk full"));
+        // ENOSPC and EDQUOT: 507, saying the disk is full.
+        for code in [28, 122] {
+            let full = StorageError::io("/x", "append to", std::io::Error::from_raw_os_error(code));
+            let (status, _, r) = answer(full);
+            assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
+            let body = body_json(r).await;
+            assert!(
+                body["error"].as_str().unwrap().contains("disk is full"),
+                "{body}"
+            );
+        }
+        // EIO: 503 with retry-after, never a bare 500.
+        let eio = StorageError::io("/x", "sync", std::io::Error::from_raw_os_error(5));
+        let (status, retry, _) = answer(eio);
         assert_eq!(
-            status(&ApiError::Storage(io)),
-            StatusCode::INTERNAL_SERVER_ERROR
+            (status, retry.as_deref()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("5"))
         );
+        // Damage is not something a retry fixes.
+        let damaged = StorageError::corrupted("/x", 7, "bad CRC");
+        assert_eq!(answer(damaged).0, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

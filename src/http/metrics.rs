@@ -374,7 +374,7 @@ impl Drop for InFlight<'_> {
 
 fn render_storage(out: &mut String, engine: &Engine, dir_bytes: u64) {
     let stats = engine.stats();
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 7] = [
         (
             "powerd_storage_writes_total",
             "Batches (one per acknowledged POST /data) committed to the log.",
@@ -405,11 +405,36 @@ fn render_storage(out: &mut String, engine: &Engine, dir_bytes: u64) {
             "Checkpoints that failed; the log is kept and the next one retries.",
             stats.checkpoint_failures,
         ),
+        (
+            "powerd_storage_segments_abandoned_total",
+            "Log segments given up after a failed write or sync (never retried on \
+             the same data; writes go on in a new segment).",
+            stats.segments_abandoned,
+        ),
     ];
     for (name, help, value) in counters {
         family(out, name, "counter", help);
         sample(out, name, "", value);
     }
+    let name = "powerd_storage_writes_refused_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Writes (POST /data) refused by storage, by reason: disk_full (507) or io_error (503).",
+    );
+    sample(
+        out,
+        name,
+        "reason=\"disk_full\"",
+        stats.writes_refused_disk_full,
+    );
+    sample(
+        out,
+        name,
+        "reason=\"io_error\"",
+        stats.writes_refused_io_error,
+    );
 
     let name = "powerd_storage_checkpoint_duration_seconds";
     family(
@@ -453,7 +478,17 @@ fn render_storage(out: &mut String, engine: &Engine, dir_bytes: u64) {
         total,
     );
 
-    let gauges: [(&str, &str, f64); 7] = [
+    let gauges: [(&str, &str, f64); 8] = [
+        (
+            "powerd_storage_refusing_writes",
+            "1 while storage refuses writes (a full disk, failing I/O; GET /health \
+             answers 503), 0 while it takes them.",
+            if stats.refusing_writes.is_some() {
+                1.0
+            } else {
+                0.0
+            },
+        ),
         (
             "powerd_storage_last_checkpoint_duration_seconds",
             "How long the last completed checkpoint took (0 before the first).",

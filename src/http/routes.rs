@@ -35,7 +35,7 @@ const END_BUCKET: i64 = i64::MAX / BUCKET_SECONDS;
 /// Routes one request. Never fails: errors become JSON error responses.
 pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> HttpResponse {
     let result = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/health") => Ok(health()),
+        (&Method::GET, "/health") => Ok(health(&state)),
         (&Method::GET, "/openapi.json") => Ok(openapi()),
         (&Method::GET, "/data") => get_data(&request, &state),
         (&Method::POST, "/data") => post_data(request, &state).await,
@@ -62,9 +62,25 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
     result.unwrap_or_else(error::response)
 }
 
-/// `GET /health`: the process is up and serving.
-fn health() -> HttpResponse {
-    error::json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+/// `GET /health`: 200 `{"status":"ok"}` while the service takes writes;
+/// 503 `{"status":"degraded","reason":...}` while storage refuses them (a
+/// full disk, failing I/O), though reads are still served.
+fn health(state: &AppState) -> HttpResponse {
+    match state.engine.stats().refusing_writes {
+        None => error::json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
+        Some(reason) => {
+            let body = serde_json::json!({ "status": "degraded", "reason": reason });
+            let mut response = error::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::to_vec(&body).expect("a JSON value always serialises"),
+            );
+            response.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static(error::STORAGE_RETRY_AFTER_S),
+            );
+            response
+        }
+    }
 }
 
 /// `GET /openapi.json`: the OpenAPI 3.1 description of every endpoint,

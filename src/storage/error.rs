@@ -45,6 +45,14 @@ impl StorageError {
         }
     }
 
+    /// Whether the file system is out of space (or quota): the one failure
+    /// that clears when an operator frees space, and that clients are told
+    /// about as such.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. }
+            if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
+    }
+
     pub fn corrupted(path: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
         StorageError::Corrupted {
             path: path.into(),

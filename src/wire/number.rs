@@ -84,8 +84,18 @@ pub fn format_nanokwh(text: &mut [u8; NANOKWH_MAX_LEN], nano: i128) -> usize {
         len = 1;
     }
     let magnitude = nano.unsigned_abs();
-    let integer = magnitude / 1_000_000_000;
-    let fraction = (magnitude % 1_000_000_000) as u32;
+    // Every real bucket fits a u64 (18 billion kWh): a u64 division by a
+    // constant is a multiply, a u128 one a library call per value.
+    let (integer, fraction) = match u64::try_from(magnitude) {
+        Ok(small) => (
+            u128::from(small / 1_000_000_000),
+            (small % 1_000_000_000) as u32,
+        ),
+        Err(_) => (
+            magnitude / 1_000_000_000,
+            (magnitude % 1_000_000_000) as u32,
+        ),
+    };
     if let Ok(small) = u32::try_from(integer) {
         len += write_integer(&mut text[len..], small);
     } else {

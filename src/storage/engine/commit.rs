@@ -158,6 +158,9 @@ struct SpareSlot {
     failure: Option<StorageError>,
     /// Spares made by this process so far: names the next one.
     made: u64,
+    /// When a committer last made a spare itself while the preparer was
+    /// failing.
+    inline_attempt: Option<Instant>,
     closed: bool,
 }
 
@@ -177,6 +180,10 @@ impl Spares {
         shared.layout.spare(slot.made)
     }
 }
+
+/// How often a write may try to make a spare itself while the preparer's
+/// attempts fail (a full disk).
+const INLINE_RETRY: Duration = Duration::from_millis(200);
 
 /// The smallest segment: a header and the room for its ROLLOVER frame.
 const MIN_SEGMENT_BYTES: u64 = SEGMENT_V2_HEADER_LEN as u64 + ROLLOVER_FRAME_LEN;
@@ -216,7 +223,25 @@ fn take_spare(shared: &Shared, min_len: u64) -> Result<PathBuf, StorageError> {
             return make_spare(shared, min_len);
         }
         if let Some(failure) = &slot.failure {
-            return Err(failure.clone());
+            // The preparer retries every second; a write that comes in
+            // between tries once itself (at most every INLINE_RETRY), so
+            // writes resume as soon as space is back, while a disk that is
+            // still full refuses at once instead of stalling the write.
+            let due = slot
+                .inline_attempt
+                .is_none_or(|at| at.elapsed() >= INLINE_RETRY);
+            if !due {
+                return Err(failure.clone());
+            }
+            slot.inline_attempt = Some(Instant::now());
+            drop(slot);
+            let made = make_spare(shared, standard);
+            let mut slot = spares.slot();
+            match &made {
+                Ok(_) => slot.failure = None,
+                Err(e) => slot.failure = Some(e.clone()),
+            }
+            return made;
         }
         if slot.closed {
             // Closing: this segment only marks where the last checkpoint's
@@ -256,6 +281,8 @@ pub(super) fn preparer_loop(shared: &Shared) {
                 let mut slot = spares.slot();
                 if slot.failure.take().is_some() {
                     info!("a spare log segment could be prepared again; writes resume");
+                    // The next write will land: stop reporting refusals.
+                    shared.state_mut().stats.refusing_writes = None;
                 }
                 if slot.closed {
                     let _ = remove_file(&*shared.vfs, &path);
@@ -401,7 +428,25 @@ fn commit_batch(
                 apply(shared, group, frame_len);
             }
             Err(e) => {
-                for pending in group.into_iter().chain(rest) {
+                let refused: Vec<Pending> = group.into_iter().chain(rest).collect();
+                {
+                    let mut state = shared.state_mut();
+                    let stats = &mut state.stats;
+                    if e.is_disk_full() {
+                        stats.writes_refused_disk_full += refused.len() as u64;
+                    } else {
+                        stats.writes_refused_io_error += refused.len() as u64;
+                    }
+                    if stats.refusing_writes.is_none() {
+                        warn!("refusing writes: {e}");
+                    }
+                    stats.refusing_writes = Some(if e.is_disk_full() {
+                        "the disk is full: writes are refused until space is freed".to_owned()
+                    } else {
+                        format!("log writes are failing: {e}")
+                    });
+                }
+                for pending in refused {
                     (pending.done)(Err(e.clone()));
                 }
                 break;
@@ -447,6 +492,9 @@ fn apply(shared: &Shared, group: Vec<Pending>, frame_len: u64) {
         }
         state.stats.fsyncs += 1;
         state.stats.log_bytes_written += frame_len;
+        if state.stats.refusing_writes.take().is_some() {
+            info!("writes are taken again");
+        }
     }
     for done in callbacks {
         done(Ok(()));

@@ -120,6 +120,14 @@ pub struct EngineStats {
     pub rollup_index: bool,
     /// Log segments abandoned after a failed write or sync.
     pub segments_abandoned: u64,
+    /// Writes refused because the disk was full.
+    pub writes_refused_disk_full: u64,
+    /// Writes refused for another I/O failure.
+    pub writes_refused_io_error: u64,
+    /// Why writes are being refused right now (`None` while they are
+    /// taken): set when a write is refused, cleared by the next write that
+    /// lands or by a spare segment prepared again.
+    pub refusing_writes: Option<String>,
 }
 
 /// One queued batch.

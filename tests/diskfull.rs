@@ -1,0 +1,250 @@
+//! A full disk, for real: the data directory on a small tmpfs (the tests
+//! run as root, as CI does; the test fails, not skips, when it cannot
+//! mount), the server's stderr on the same filesystem, four concurrent
+//! writers until the disk is full. Then: writes get 507 saying so, reads
+//! keep working, `/health` says degraded and `/metrics` counts the
+//! refusals; SIGTERM exits 0 in time; a restart on the still-full disk
+//! serves every acknowledged write; once the filesystem is enlarged,
+//! writes resume by themselves; and a last restart has every acknowledged
+//! write.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::process::{timestamp, Client, Server, DAY_S};
+
+/// 2018-08-01T00:00:00Z
+const EPOCH_S: i64 = 1_533_081_600;
+const GRACE_S: u64 = 3;
+const WRITERS: u64 = 4;
+
+/// A tmpfs mounted for the test's life.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("powerd-tmpfs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs at {} (the disk-full test needs root, as CI has)",
+            dir.display()
+        );
+        Tmpfs(dir)
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "remount to {size}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Day `n` of `ship`: 96 fifteen-minute kW readings; bucket `i` holds
+/// `value(ship, n, i) / 4` kWh.
+fn body(ship: u64, n: i64) -> Vec<u8> {
+    let readings: Vec<String> = (0..96)
+        .map(|i| {
+            format!(
+                r#"{{"datetime":"{}","value":{}}}"#,
+                timestamp(EPOCH_S + n * DAY_S + i * 900),
+                value(ship, n, i)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"spaceship_id":{ship},"units":"kW","data":[{}]}}"#,
+        readings.join(",")
+    )
+    .into_bytes()
+}
+
+fn value(ship: u64, n: i64, i: i64) -> i64 {
+    (ship as i64 * 7 + n * 3 + i) % 97 * 4 + 4
+}
+
+/// Whether day `n` of `ship` reads back exactly as written.
+fn holds(client: &mut Client, ship: u64, n: i64) -> bool {
+    let path = format!(
+        "/data?spaceship_id={ship}&start={}&end={}",
+        timestamp(EPOCH_S + n * DAY_S),
+        timestamp(EPOCH_S + (n + 1) * DAY_S)
+    );
+    let (status, body) = client.request("GET", &path, b"").expect("GET");
+    if status != 200 {
+        return false;
+    }
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    let values: Vec<i64> = json["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|b| b["value"].as_i64().unwrap_or(-1))
+        .collect();
+    values == (0..96).map(|i| value(ship, n, i) / 4).collect::<Vec<_>>()
+}
+
+fn all_hold(address: std::net::SocketAddr, acknowledged: &BTreeSet<(u64, i64)>) {
+    let mut client = Client::connect(address).expect("connect");
+    for &(ship, n) in acknowledged {
+        assert!(
+            holds(&mut client, ship, n),
+            "ship {ship} day {n} was acknowledged"
+        );
+    }
+}
+
+fn get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut client = Client::connect(address).expect("connect");
+    let (status, body) = client.request("GET", path, b"").expect("GET");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
+    let fs = Tmpfs::mount("24m");
+    let data = fs.0.join("data");
+    let log = || std::fs::File::create(fs.0.join("powerd.log")).expect("log file on the tmpfs");
+    let flags = ["--shutdown-grace", "3"];
+    let server = Server::start_logging_to(&data, &flags, log());
+    let address = server.address;
+
+    // Four writers, each its own ships, until every one has met the full disk.
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let statuses = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (acknowledged, statuses, stop) = (
+                Arc::clone(&acknowledged),
+                Arc::clone(&statuses),
+                Arc::clone(&stop),
+            );
+            std::thread::spawn(move || {
+                let mut client = Client::connect(address).expect("connect");
+                let mut refused = 0;
+                for k in 0..200_000i64 {
+                    let (ship, n) = (w + WRITERS * (k as u64 % 50), k / 50);
+                    let (status, reply) = client
+                        .request("POST", "/data", &body(ship, n))
+                        .expect("POST");
+                    statuses.lock().unwrap().insert(status);
+                    match status {
+                        200 => {
+                            acknowledged.lock().unwrap().insert((ship, n));
+                        }
+                        507 => {
+                            let text = String::from_utf8_lossy(&reply);
+                            assert!(text.contains("disk is full"), "{text}");
+                            refused += 1;
+                            if refused >= 5 || stop.load(Ordering::Relaxed) {
+                                stop.store(true, Ordering::Relaxed);
+                                return;
+                            }
+                        }
+                        other => {
+                            panic!("POST answered {other}: {}", String::from_utf8_lossy(&reply))
+                        }
+                    }
+                }
+                panic!("the disk never filled up");
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().expect("writer");
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 100,
+        "{} writes fitted",
+        acknowledged.len()
+    );
+    assert!(statuses.lock().unwrap().contains(&507));
+
+    // Reads work, health and metrics say why writes are refused.
+    all_hold(address, &acknowledged);
+    let (status, health) = get(address, "/health");
+    assert_eq!(status, 503, "{health}");
+    assert!(
+        health.contains("degraded") && health.contains("disk is full"),
+        "{health}"
+    );
+    let (_, metrics) = get(address, "/metrics");
+    assert!(
+        metrics.contains("powerd_storage_refusing_writes 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("powerd_storage_writes_refused_total{reason=\"disk_full\"} 0\n"),
+        "{metrics}"
+    );
+
+    // A stop on the full disk: in time, exit 0 (every acknowledged write
+    // is in the log), and a start on the still-full disk serves them all.
+    let exit = server
+        .terminate_within(Duration::from_secs(GRACE_S + 5))
+        .expect("SIGTERM ends the process in time on a full disk");
+    assert!(exit.success(), "exit status {exit}");
+    let server = Server::start_logging_to(&data, &flags, log());
+    all_hold(server.address, &acknowledged);
+
+    // Space comes back: writes resume by themselves.
+    fs.resize("64m");
+    let back = Instant::now();
+    let mut client = Client::connect(server.address).expect("connect");
+    let mut acknowledged = acknowledged;
+    let resumed = loop {
+        let (status, _) = client
+            .request("POST", "/data", &body(999, 0))
+            .expect("POST");
+        if status == 200 {
+            acknowledged.insert((999, 0));
+            break back.elapsed();
+        }
+        assert_eq!(status, 507);
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "writes did not resume"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("space back to the first accepted write: {resumed:?}");
+    for n in 1..20 {
+        let (status, _) = client
+            .request("POST", "/data", &body(999, n))
+            .expect("POST");
+        assert_eq!(status, 200);
+        acknowledged.insert((999, n));
+    }
+    let (status, health) = get(server.address, "/health");
+    assert_eq!((status, health.as_str()), (200, r#"{"status":"ok"}"#));
+
+    let exit = server
+        .terminate_within(Duration::from_secs(GRACE_S + 5))
+        .expect("SIGTERM ends the process in time");
+    assert!(exit.success(), "exit status {exit}");
+    let server = Server::start_logging_to(&data, &flags, log());
+    all_hold(server.address, &acknowledged);
+    drop(server);
+}
