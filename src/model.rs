@@ -93,24 +93,76 @@ pub const MAX_DECIMALS: u8 = 9;
 /// Integers of at most 53 bits: every one is an exact `f64`.
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
 
+/// `10^e` for `e` in `0..=9`, each exact in an `f64`.
+const POWERS_OF_TEN: [f64; MAX_DECIMALS as usize + 1] = [
+    1.0,
+    10.0,
+    100.0,
+    1_000.0,
+    10_000.0,
+    100_000.0,
+    1_000_000.0,
+    10_000_000.0,
+    100_000_000.0,
+    1_000_000_000.0,
+];
+
 /// `Some(m)` when the power `p` is the `f64` nearest to the decimal
 /// `m / 10^e`: `m = round(p × 10^e)` (both in `f64`, `round` half away
 /// from zero), `|m| < 2^53`, and `m / 10^e` (an `f64` division) equals `p`.
 /// The span codec packs powers with it, and [`decimal_of`] reads them.
 #[inline]
 pub fn decimal_at(p: f64, e: u8) -> Option<i64> {
-    let scale = 10f64.powi(i32::from(e));
-    let m = (p * scale).round();
-    // NaN-safe: a NaN product fails the first test.
-    (m.abs() < MAX_EXACT_INT && m / scale == p).then_some(m as i64)
+    let scale = POWERS_OF_TEN[usize::from(e)];
+    let scaled = p * scale;
+    // NaN-safe: a NaN product is not `Less`.
+    if scaled.abs().partial_cmp(&MAX_EXACT_INT) != Some(std::cmp::Ordering::Less) {
+        return None;
+    }
+    // Rounding half away from zero without `f64::round` (a libm call on
+    // the baseline x86-64 target): below 2^53 the truncation and the
+    // fraction are exact.
+    let whole = scaled as i64;
+    let fraction = scaled - whole as f64;
+    let m = if fraction >= 0.5 {
+        whole + 1
+    } else if fraction <= -0.5 {
+        whole - 1
+    } else {
+        whole
+    };
+    let m_f = m as f64;
+    (m_f.abs() < MAX_EXACT_INT && m_f / scale == p).then_some(m)
 }
 
-/// The decimal a power was sent as: `(m, e)` for the smallest `e` in
+/// The decimal a power was sent as: `(m, e)` for the largest `e` in
 /// `0..=9` for which [`decimal_at`] finds one, or `None` (a power derived
 /// by division, say kWh over 7 minutes, is usually no short decimal).
+/// Largest first: a reading of up to 9 decimals below 9,007,199 kW is
+/// found at `e = 9` in one step (trailing zeros change nothing: `m / 10^e`
+/// is the same rational), and only larger powers look further.
 #[inline]
 pub fn decimal_of(p: f64) -> Option<(i64, u8)> {
-    (0..=MAX_DECIMALS).find_map(|e| decimal_at(p, e).map(|m| (m, e)))
+    if let Some(m) = decimal_at(p, MAX_DECIMALS) {
+        return Some((m, MAX_DECIMALS));
+    }
+    // Below 2^51 at e = 9, nothing smaller works either: if p were the
+    // nearest f64 to m/10^e, then m·10^(9−e) would be within 1/4 of p·10^9
+    // (p's own rounding and the product's, each under 2^-53 relative), so
+    // `decimal_at(p, 9)` would have found it. This keeps the usual answer
+    // for a power that is no decimal to one step too.
+    if (p * POWERS_OF_TEN[usize::from(MAX_DECIMALS)]).abs() < (1u64 << 51) as f64 {
+        return None;
+    }
+    decimal_of_by_search(p)
+}
+
+/// [`decimal_of`] by trying every `e` from 9 down: the definition itself.
+#[cold]
+fn decimal_of_by_search(p: f64) -> Option<(i64, u8)> {
+    (0..=MAX_DECIMALS)
+        .rev()
+        .find_map(|e| decimal_at(p, e).map(|m| (m, e)))
 }
 
 /// One power, read once for the energy definition: the decimal it was
@@ -127,7 +179,10 @@ impl Power {
     #[inline]
     pub fn of(power_kw: f64) -> Power {
         match decimal_of(power_kw) {
-            Some((m, e)) => Power::Decimal(i128::from(m) * 10i128.pow(u32::from(MAX_DECIMALS - e))),
+            // |m| < 2^53 and 10^(9−e) ≤ 10^9 < 2^30: below 2^83.
+            Some((m, e)) => Power::Decimal(
+                i128::from(m) * i128::from(POWERS_OF_TEN[usize::from(MAX_DECIMALS - e)] as i64),
+            ),
             None => Power::Binary(power_kw),
         }
     }
@@ -189,11 +244,10 @@ impl EnergySum {
     pub fn add_power(&mut self, power: Power, seconds: i64) {
         debug_assert!((0..1024).contains(&seconds));
         match power {
-            Power::Decimal(nano_kw) => {
-                self.decimal = self
-                    .decimal
-                    .saturating_add(nano_kw.saturating_mul(i128::from(seconds)));
-            }
+            // Each term is below 2^83 × 2^10, and a bucket's terms cover at
+            // most 900 seconds, so the sum stays below 2^93: no overflow,
+            // and no overflow-checking i128 arithmetic (a library call).
+            Power::Decimal(nano_kw) => self.decimal += nano_kw * i128::from(seconds),
             Power::Binary(p) => self.add_binary(p, seconds),
         }
     }
@@ -255,6 +309,15 @@ impl EnergySum {
         }
     }
 
+    /// Back to zero, for the next bucket.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.decimal = 0;
+        self.acc = 0;
+        self.exp = 0;
+        self.wide = None;
+    }
+
     /// Whether nothing (or only zero power) was added.
     pub fn is_zero(&self) -> bool {
         self.decimal == 0 && self.acc == 0 && self.wide.as_ref().is_none_or(|w| w.is_zero())
@@ -267,6 +330,17 @@ impl EnergySum {
     /// of 3600). Saturates at `i128::MAX`, far beyond what validated
     /// readings reach (1e15 kWh in one second is 1e24 nano-kWh).
     pub fn nano_kwh(&self) -> NanoKwh {
+        // The usual bucket: decimal powers only, and a sum that fits a
+        // u64, where dividing by the constant 3600 is a multiply (an i128
+        // division is a library call, the most expensive step here).
+        if self.acc == 0 && self.wide.is_none() {
+            if let Some(n) = u64::try_from(self.decimal)
+                .ok()
+                .and_then(|n| n.checked_add(1800))
+            {
+                return NanoKwh::from(n / 3600);
+            }
+        }
         let binary = match &self.wide {
             Some(wide) => wide.floor_times_1e9(),
             None => floor_scaled(self.acc, self.exp),
@@ -405,8 +479,11 @@ pub fn for_each_bucket(
 ) {
     let window_start = first_bucket.saturating_mul(BUCKET_SECONDS);
     let window_end = end_bucket.saturating_mul(BUCKET_SECONDS);
-    // The bucket being filled: its number, energy so far, covered seconds.
-    let mut open: Option<(i64, EnergySum, i64)> = None;
+    // The bucket being filled, its energy so far and its covered seconds;
+    // reused from bucket to bucket rather than moved.
+    let mut open: Option<i64> = None;
+    let mut energy = EnergySum::default();
+    let mut coverage = 0i64;
     for span in spans {
         let mut start = span.start_s.max(window_start);
         let end = span.end_s.min(window_end);
@@ -415,22 +492,17 @@ pub fn for_each_bucket(
         }
         let power = Power::of(span.power_kw);
         // The common case: the span lies inside the bucket being filled.
-        if let Some((bucket, energy, coverage)) = &mut open {
-            if start >= *bucket * BUCKET_SECONDS
-                && end <= (*bucket + 1) * BUCKET_SECONDS
-                && start < end
-            {
+        if let Some(bucket) = open {
+            if start >= bucket * BUCKET_SECONDS && end <= (bucket + 1) * BUCKET_SECONDS {
                 energy.add_power(power, end - start);
-                *coverage += end - start;
+                coverage += end - start;
                 continue;
             }
         }
         while start < end {
             // Consecutive spans usually start the bucket right after the
             // open one: known without a division.
-            let next = open
-                .as_ref()
-                .and_then(|(b, _, _)| Some((b + 1, (b + 1).checked_mul(BUCKET_SECONDS)?)));
+            let next = open.and_then(|b| Some((b + 1, (b + 1).checked_mul(BUCKET_SECONDS)?)));
             let bucket = match next {
                 Some((next, next_start))
                     if start >= next_start && start - next_start < BUCKET_SECONDS =>
@@ -440,34 +512,29 @@ pub fn for_each_bucket(
                 _ => bucket_of(start),
             };
             let piece_end = end.min((bucket + 1) * BUCKET_SECONDS);
-            let seconds = piece_end - start;
-            match &mut open {
-                Some((b, energy, coverage)) if *b == bucket => {
-                    energy.add_power(power, seconds);
-                    *coverage += seconds;
+            if open != Some(bucket) {
+                if let Some(done) = open {
+                    emit(Bucket {
+                        index: done,
+                        energy: energy.nano_kwh(),
+                        coverage_s: coverage as u32,
+                    });
                 }
-                _ => {
-                    if let Some(done) = open.take() {
-                        emit(finish(done));
-                    }
-                    let mut energy = EnergySum::default();
-                    energy.add_power(power, seconds);
-                    open = Some((bucket, energy, seconds));
-                }
+                energy.clear();
+                coverage = 0;
+                open = Some(bucket);
             }
+            energy.add_power(power, piece_end - start);
+            coverage += piece_end - start;
             start = piece_end;
         }
     }
     if let Some(done) = open {
-        emit(finish(done));
-    }
-}
-
-fn finish((index, energy, coverage): (i64, EnergySum, i64)) -> Bucket {
-    Bucket {
-        index,
-        energy: energy.nano_kwh(),
-        coverage_s: coverage as u32,
+        emit(Bucket {
+            index: done,
+            energy: energy.nano_kwh(),
+            coverage_s: coverage as u32,
+        });
     }
 }
 
@@ -540,7 +607,8 @@ mod tests {
         // Beyond every validated input: saturates instead of wrapping.
         assert_eq!(energy(&[(f64::MAX, 1)]), i128::MAX);
         assert!(EnergySum::default().is_zero());
-        assert_eq!(decimal_of(12.345), Some((12_345, 3)));
+        assert_eq!(decimal_of(12.345), Some((12_345_000_000, 9)));
+        assert_eq!(decimal_of(1e10), Some((1_000_000_000_000_000, 5)));
         assert_eq!(decimal_of(1.0 / 3.0), None);
     }
 
@@ -557,6 +625,20 @@ mod tests {
     }
 
     proptest! {
+        /// The one-step answer is the search's, decimals or not, small or
+        /// large.
+        #[test]
+        fn decimal_of_takes_one_step_and_agrees_with_the_search(
+            p in prop_oneof![
+                power(),
+                (0u64..1 << 53, 0u32..=18).prop_map(|(m, e)| m as f64 / 10f64.powi(e as i32)),
+                (1u64 << 40..1 << 53).prop_map(|m| m as f64 / 1e9),
+                any::<f64>(),
+            ],
+        ) {
+            prop_assert_eq!(decimal_of(p), decimal_of_by_search(p));
+        }
+
         /// The definition depends on the history alone: how its seconds
         /// are split into pieces and in which order they are added change
         /// nothing, and both accumulators agree.

@@ -66,7 +66,7 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
 /// 503 `{"status":"degraded","reason":...}` while storage refuses them (a
 /// full disk, failing I/O), though reads are still served.
 fn health(state: &AppState) -> HttpResponse {
-    match state.engine.stats().refusing_writes {
+    match state.engine.refusing_writes() {
         None => error::json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
         Some(reason) => {
             let body = serde_json::json!({ "status": "degraded", "reason": reason });

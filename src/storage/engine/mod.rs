@@ -398,6 +398,12 @@ impl Engine {
         rx.recv().unwrap_or(Err(StorageError::Closed))
     }
 
+    /// Why writes are refused right now, if they are (see
+    /// [`EngineStats::refusing_writes`]); cheap enough for every health check.
+    pub fn refusing_writes(&self) -> Option<String> {
+        self.state().stats.refusing_writes.clone()
+    }
+
     pub fn stats(&self) -> EngineStats {
         let state = self.state();
         let mut stats = state.stats.clone();
