@@ -9,27 +9,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::process::{powerd, timestamp, Client, Server, DAY_S};
+use crate::process::{day_body, powerd, timestamp, Client, Server, DAY_S};
 use crate::util::TempDir;
 
 /// 2021-03-01T00:00:00Z
 const EPOCH_S: i64 = 1_614_556_800;
 
 fn day_post(ship: u64, day: i64) -> Vec<u8> {
-    let readings: Vec<String> = (0..96)
-        .map(|i| {
-            format!(
-                r#"{{"datetime":"{}","value":{}}}"#,
-                timestamp(EPOCH_S + day * DAY_S + i * 900),
-                day + 1
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"spaceship_id":{ship},"units":"kWh","data":[{}]}}"#,
-        readings.join(",")
-    )
-    .into_bytes()
+    day_body(ship, "kWh", EPOCH_S + day * DAY_S, |_| {
+        (day + 1).to_string()
+    })
 }
 
 /// Starts the binary on `data_dir`, POSTs `days` ship-days for ship 1, and

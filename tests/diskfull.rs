@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::process::{timestamp, Client, Server, DAY_S};
+use crate::process::{day_body, timestamp, Client, Server, DAY_S};
 
 /// 2018-08-01T00:00:00Z
 const EPOCH_S: i64 = 1_533_081_600;
@@ -63,20 +63,9 @@ impl Drop for Tmpfs {
 /// Day `n` of `ship`: 96 fifteen-minute kW readings; bucket `i` holds
 /// `value(ship, n, i) / 4` kWh.
 fn body(ship: u64, n: i64) -> Vec<u8> {
-    let readings: Vec<String> = (0..96)
-        .map(|i| {
-            format!(
-                r#"{{"datetime":"{}","value":{}}}"#,
-                timestamp(EPOCH_S + n * DAY_S + i * 900),
-                value(ship, n, i)
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"spaceship_id":{ship},"units":"kW","data":[{}]}}"#,
-        readings.join(",")
-    )
-    .into_bytes()
+    day_body(ship, "kW", EPOCH_S + n * DAY_S, |i| {
+        value(ship, n, i).to_string()
+    })
 }
 
 fn value(ship: u64, n: i64, i: i64) -> i64 {

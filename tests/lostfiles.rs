@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::process::{powerd, timestamp, Client, Server, DAY_S};
+use crate::process::{day_body, powerd, Client, Server, DAY_S};
 use crate::util::TempDir;
 
 /// 2022-05-01T00:00:00Z
@@ -26,21 +26,9 @@ const SMALL_LOG: [&str; 4] = [
 ];
 
 fn day_post(ship: u64, day: i64) -> Vec<u8> {
-    let readings: Vec<String> = (0..96)
-        .map(|i| {
-            format!(
-                r#"{{"datetime":"{}","value":{}.{}}}"#,
-                timestamp(EPOCH_S + day * DAY_S + i * 900),
-                ship + 1,
-                i * 7 % 1000
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"spaceship_id":{ship},"units":"kW","data":[{}]}}"#,
-        readings.join(",")
-    )
-    .into_bytes()
+    day_body(ship, "kW", EPOCH_S + day * DAY_S, |i| {
+        format!("{}.{}", ship + 1, i * 7 % 1000)
+    })
 }
 
 /// POSTs `count` ship-days (ship i % 5, day i / 5) starting at `first`.

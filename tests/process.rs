@@ -155,6 +155,30 @@ impl Server {
     }
 }
 
+/// A `POST /data` body for `ship`: 96 fifteen-minute readings in `units`
+/// from `day_start_s`, reading `i` printed as `value(i)`.
+pub fn day_body(
+    ship: u64,
+    units: &str,
+    day_start_s: i64,
+    value: impl Fn(i64) -> String,
+) -> Vec<u8> {
+    let readings: Vec<String> = (0..96)
+        .map(|i| {
+            format!(
+                r#"{{"datetime":"{}","value":{}}}"#,
+                timestamp(day_start_s + i * 900),
+                value(i)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"spaceship_id":{ship},"units":"{units}","data":[{}]}}"#,
+        readings.join(",")
+    )
+    .into_bytes()
+}
+
 /// Runs `powerd ARGS...` to completion and returns what it printed.
 pub fn powerd(args: &[&str], data_dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_powerd"))
