@@ -237,3 +237,68 @@ fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     all_hold(server.address, &acknowledged);
     drop(server);
 }
+
+/// Started with stdin, stdout and stderr closed (as some service managers
+/// do), powerd must not let its data files take descriptors 0–2 (log lines
+/// would be written into them; Rust's runtime points them at /dev/null
+/// before `main`, and this holds it to that), must serve, and must still
+/// stop on SIGTERM with every acknowledged write.
+#[test]
+fn closed_standard_streams_neither_take_data_files_nor_block_a_stop() {
+    let dir = crate::util::TempDir::new("closed-streams");
+    let data = dir.path().join("data");
+    // No banner without stdout: a fixed port, tried until one is free.
+    let (mut child, address) = (0..20)
+        .find_map(|attempt| {
+            let port = 20_000 + (std::process::id() % 20_000) as u16 + attempt * 7;
+            let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            std::net::TcpListener::bind(address).ok()?;
+            let child = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "exec \"$0\" serve --data-dir \"$1\" --listen {address} <&- >&- 2>&-"
+                ))
+                .arg(env!("CARGO_BIN_EXE_powerd"))
+                .arg(&data)
+                .spawn()
+                .expect("sh runs");
+            Some((child, address))
+        })
+        .expect("a free port");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut client = loop {
+        if let Ok(client) = Client::connect(address) {
+            break client;
+        }
+        assert!(Instant::now() < deadline, "powerd did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (status, _) = client.request("POST", "/data", &body(1, 0)).expect("POST");
+    assert_eq!(status, 200);
+    drop(client);
+    // Nothing of the data directory sits on descriptors 0-2.
+    for fd in 0..3 {
+        let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", child.id()))
+            .expect("descriptor 0-2 is open");
+        assert_eq!(target, Path::new("/dev/null"), "fd {fd}");
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("SIGTERM did not stop powerd with closed standard streams");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit}");
+    let server = Server::start(&data);
+    all_hold(server.address, &[(1, 0)].into_iter().collect());
+}
