@@ -302,3 +302,33 @@ fn closed_standard_streams_neither_take_data_files_nor_block_a_stop() {
     let server = Server::start(&data);
     all_hold(server.address, &[(1, 0)].into_iter().collect());
 }
+
+/// A stderr nobody reads (a pipe whose reader hangs): once its buffer is
+/// full, log lines are dropped; requests, which each log a line at `info`,
+/// keep being answered, and SIGTERM still ends the process in time.
+#[test]
+fn a_stuck_stderr_blocks_neither_requests_nor_a_stop() {
+    let dir = crate::util::TempDir::new("stuck-stderr");
+    let data = dir.path().join("data");
+    // The pipe's read end stays open, unread, in the child handle.
+    let server = Server::start_logging_to(
+        &data,
+        &["--log-level", "debug", "--shutdown-grace", "3"],
+        std::process::Stdio::piped(),
+    );
+    let mut client = Client::connect(server.address).expect("connect");
+    // Far more than a 64 KiB pipe holds: ~150 bytes per request line.
+    for _ in 0..3000 {
+        let (status, _) = client.request("GET", "/health", b"").expect("GET /health");
+        assert_eq!(status, 200);
+    }
+    let (status, _) = client.request("POST", "/data", &body(1, 0)).expect("POST");
+    assert_eq!(status, 200);
+    drop(client);
+    let exit = server
+        .terminate_within(Duration::from_secs(GRACE_S + 5))
+        .expect("SIGTERM ends the process in time");
+    assert!(exit.success(), "{exit}");
+    let server = Server::start(&data);
+    all_hold(server.address, &[(1, 0)].into_iter().collect());
+}

@@ -25,12 +25,19 @@ impl Server {
         Server::start_logging_to(data_dir, flags, Stdio::inherit())
     }
 
-    /// [`Server::start_with`], its log lines (stderr) going to `stderr`.
+    /// [`Server::start_with`], its log lines (stderr) going to `stderr`;
+    /// at `--log-level warn` unless `flags` say otherwise.
     pub fn start_logging_to(data_dir: &Path, flags: &[&str], stderr: impl Into<Stdio>) -> Server {
+        let level: &[&str] = if flags.contains(&"--log-level") {
+            &[]
+        } else {
+            &["--log-level", "warn"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_powerd"))
             .args(["serve", "--data-dir"])
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(level)
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(stderr)
