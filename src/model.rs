@@ -17,6 +17,12 @@ pub const BUCKET_SECONDS: i64 = 900;
 /// Seconds per hour: kWh = kW × seconds / 3600.
 pub const SECONDS_PER_HOUR: f64 = 3600.0;
 
+/// The bucket calendar, in one place: UTC days and hours are whole numbers
+/// of buckets.
+pub const SECONDS_PER_DAY: i64 = 86_400;
+pub const BUCKETS_PER_DAY: i64 = SECONDS_PER_DAY / BUCKET_SECONDS;
+pub const BUCKETS_PER_HOUR: i64 = 3_600 / BUCKET_SECONDS;
+
 /// A ship's identifier (a non-negative integer on the wire).
 pub type ShipId = u64;
 

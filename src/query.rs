@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::forecast::{History, BUCKETS_PER_DAY, LOOKBACK_DAYS, MIN_PARTIAL_COVERAGE_S};
+use crate::model::BUCKETS_PER_DAY as DAY_BUCKETS;
 use crate::model::{Bucket, NanoKwh, ShipId, BUCKET_SECONDS};
 use crate::storage::{Engine, StorageError};
 
@@ -367,8 +368,6 @@ pub fn alerts(
     }
     Ok(page)
 }
-
-const DAY_BUCKETS: i64 = BUCKETS_PER_DAY as i64;
 
 /// [`alerts`] for one ship, from its stored `buckets` (ascending) in
 /// `[lookback_start, end_bucket)`, judging `[first_bucket, end_bucket)`;

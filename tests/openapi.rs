@@ -44,6 +44,8 @@ const NOT_REACHABLE_HERE: &[(&str, &str, u16, &str)] = &[
     ("/alerts", "get", 503, "shutdown race"),
     ("/metrics", "get", 503, "shutdown race"),
     ("/ships", "get", 500, "a panicking handler"),
+    ("/ships", "get", 503, "shutdown race"),
+    ("/metrics", "get", 500, "a panicking handler"),
     ("/alerts", "get", 500, "storage failure"),
 ];
 

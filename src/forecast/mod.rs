@@ -93,8 +93,8 @@ use std::fmt;
 
 pub use history::{History, MIN_PARTIAL_COVERAGE_S};
 
-/// 15-minute buckets per day.
-pub const BUCKETS_PER_DAY: usize = 96;
+/// 15-minute buckets per day (the model's calendar, as an index count).
+pub const BUCKETS_PER_DAY: usize = crate::model::BUCKETS_PER_DAY as usize;
 /// The least history the model forecasts from: one day's worth of usable
 /// buckets within [`LOOKBACK_DAYS`] before the origin.
 pub const MIN_HISTORY_BUCKETS: usize = BUCKETS_PER_DAY;

@@ -20,10 +20,10 @@ use hyper::{Request, StatusCode};
 
 use super::error::{self, ApiError, HttpResponse};
 use super::params::{ceil_bucket, window_order_error, Query};
-use super::routes::AppState;
+use super::state::{blocking, AppState};
+use crate::model::BUCKETS_PER_DAY as DAY_BUCKETS;
 use crate::model::BUCKET_SECONDS;
 use crate::query::{AlertPage, BucketRun, ALERT_WINDOW_MAX_BUCKETS};
-use crate::storage::StorageError;
 use crate::wire::{self, FieldError};
 
 /// Most ships one page examines.
@@ -32,7 +32,6 @@ const DEFAULT_PER_PAGE: usize = 1000;
 /// Most ships with findings one page lists.
 pub(crate) const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 100;
-const DAY_BUCKETS: i64 = 96;
 
 pub(crate) async fn get_alerts(
     request: &Request<Incoming>,
@@ -51,7 +50,7 @@ pub(crate) async fn get_alerts(
     let limit = query.count("limit", MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
     let asked = window(start_s, end_s)?;
     let app = Arc::clone(state);
-    let (window, page) = tokio::task::spawn_blocking(move || {
+    let (window, page) = blocking("an alerts query", move || {
         let window = match asked {
             Some(window) => Some(window),
             None => {
@@ -64,16 +63,9 @@ pub(crate) async fn get_alerts(
             }
             None => AlertPage::default(),
         };
-        Ok::<_, StorageError>((window, page))
+        Ok((window, page))
     })
-    .await
-    .map_err(|e| {
-        if e.is_panic() {
-            ApiError::Panic
-        } else {
-            ApiError::from(StorageError::Closed)
-        }
-    })??;
+    .await?;
     Ok(error::json(StatusCode::OK, render(window, &page)))
 }
 

@@ -22,12 +22,11 @@ use hyper::{Request, StatusCode};
 
 use super::error::{self, ApiError, HttpResponse};
 use super::params::{window_order_error, Query};
-use super::routes::AppState;
+use super::state::{blocking, AppState};
 use crate::forecast::{
     self, ComponentWeight, Forecast, ForecastError, LOOKBACK_DAYS, MAX_HORIZON_BUCKETS,
 };
 use crate::model::BUCKET_SECONDS;
-use crate::storage::StorageError;
 use crate::wire::{self, FieldError};
 
 pub(crate) async fn get_forecast(
@@ -44,19 +43,11 @@ pub(crate) async fn get_forecast(
         .ok_or_else(|| FieldError::new("end", "is required"))?;
     let (origin, horizon) = window(start_s, end_s)?;
     let app = Arc::clone(state);
-    let answer = tokio::task::spawn_blocking(move || {
+    let answer = blocking("a forecast", move || {
         let history = crate::query::forecast_history(&app.engine, ship, origin)?;
-        Ok::<_, StorageError>(history.map(|h| forecast::forecast(&h, origin, horizon)))
+        Ok(history.map(|h| forecast::forecast(&h, origin, horizon)))
     })
-    .await
-    .map_err(|e| {
-        if e.is_panic() {
-            tracing::error!("the forecast of ship {ship} panicked");
-            ApiError::Panic
-        } else {
-            ApiError::from(StorageError::Closed)
-        }
-    })??;
+    .await?;
     let forecast = match answer {
         None => return Err(ApiError::UnknownShip(ship)),
         Some(Err(ForecastError::InsufficientHistory {

@@ -27,8 +27,8 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 
 use super::error::{ApiError, HttpResponse};
-use super::routes::AppState;
-use crate::storage::{Engine, StorageError, CHECKPOINT_DURATION_BOUNDS_MS};
+use super::state::{blocking, AppState};
+use crate::storage::{Engine, CHECKPOINT_DURATION_BOUNDS_MS};
 
 /// The `route` label: endpoint templates, then `other` for every path no
 /// endpoint serves.
@@ -599,9 +599,10 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// directory).
 pub(crate) async fn get_metrics(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
     let app = Arc::clone(state);
-    let text = tokio::task::spawn_blocking(move || app.metrics.render(&app.engine))
-        .await
-        .map_err(|_| ApiError::from(StorageError::Closed))?;
+    let text = blocking("rendering the metrics", move || {
+        Ok(app.metrics.render(&app.engine))
+    })
+    .await?;
     let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = StatusCode::OK;
     response

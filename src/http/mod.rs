@@ -35,5 +35,6 @@ mod params;
 mod routes;
 mod server;
 mod ships;
+mod state;
 
 pub use server::{run, REQUEST_LOG_TARGET};

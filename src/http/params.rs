@@ -96,8 +96,8 @@ impl<'a> Query<'a> {
         };
         match &*text {
             "15m" => Ok(Some(1)),
-            "1h" => Ok(Some(4)),
-            "1d" => Ok(Some(96)),
+            "1h" => Ok(Some(crate::model::BUCKETS_PER_HOUR)),
+            "1d" => Ok(Some(crate::model::BUCKETS_PER_DAY)),
             _ => Err(FieldError::new(
                 name,
                 format!("{text:?} is not a step; expected \"15m\", \"1h\" or \"1d\""),

@@ -14,18 +14,11 @@ use tokio::sync::oneshot;
 use super::body;
 use super::error::{self, ApiError, HttpResponse};
 use super::params::{ceil_bucket, window_order_error, Query};
-use crate::config::ServerConfig;
+use super::state::{blocking, AppState};
 use crate::model::{bucket_of, NanoKwh, Reading, Span, BUCKET_SECONDS};
 use crate::normalise::{self, NormaliseError};
 use crate::storage::{Engine, StorageError};
 use crate::wire::{self, FieldError};
-
-/// What every handler may use.
-pub(crate) struct AppState {
-    pub(crate) engine: Arc<Engine>,
-    pub(crate) config: ServerConfig,
-    pub(crate) metrics: super::metrics::Metrics,
-}
 
 /// The first and the end (exclusive) bucket of an unbounded query. Chosen
 /// so that `bucket * 900` cannot overflow an `i64`.
@@ -280,8 +273,8 @@ async fn get_fleet(
     write_window_edge(&mut body, end_s, stored.map(|(_, end)| end));
     body.extend_from_slice(br#","step":""#);
     body.extend_from_slice(match step {
-        4 => b"1h",
-        96 => b"1d",
+        crate::model::BUCKETS_PER_HOUR => b"1h",
+        crate::model::BUCKETS_PER_DAY => b"1d",
         _ => b"15m",
     });
     body.extend_from_slice(br#"","data":["#);
@@ -349,17 +342,15 @@ async fn fleet_question<T: Send + 'static>(
     question: impl FnOnce(&Engine) -> Result<T, StorageError> + Send + 'static,
 ) -> Result<(T, Option<(i64, i64)>), ApiError> {
     let app = Arc::clone(state);
-    let answer = tokio::task::spawn_blocking(move || {
+    blocking("a fleet question", move || {
         let answer = question(&app.engine)?;
         let stored = match (start_s, end_s) {
             (Some(_), Some(_)) => None,
             _ => crate::query::stored_range(&app.engine)?,
         };
-        Ok::<_, StorageError>((answer, stored))
+        Ok((answer, stored))
     })
     .await
-    .map_err(|_| ApiError::from(StorageError::Closed))??;
-    Ok(answer)
 }
 
 /// A window edge as asked for, or, when the request left it open, the

@@ -35,7 +35,8 @@ use super::error::{self, ApiError};
 use super::idle::{Activity, IdleIo};
 use super::metrics::{Metrics, Route};
 use super::panic::CatchPanic;
-use super::routes::{self, AppState};
+use super::routes;
+use super::state::AppState;
 use crate::config::ServerConfig;
 use crate::storage::Engine;
 

@@ -9,7 +9,7 @@ use hyper::{Request, StatusCode};
 
 use super::error::{self, ApiError, HttpResponse};
 use super::params::Query;
-use super::routes::AppState;
+use super::state::{blocking, AppState};
 use crate::wire::FieldError;
 
 /// Most ids one page lists.
@@ -34,11 +34,15 @@ pub(crate) async fn get_ships(
     let app = Arc::clone(state);
     let found = {
         let prefix = prefix.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::query::ships_page(&app.engine, &prefix, page, per_page)
+        blocking("a ships page", move || {
+            Ok(crate::query::ships_page(
+                &app.engine,
+                &prefix,
+                page,
+                per_page,
+            ))
         })
-        .await
-        .map_err(|_| ApiError::Panic)?
+        .await?
     };
     let mut body = Vec::with_capacity(96 + found.ships.len() * 8);
     body.extend_from_slice(br#"{"prefix":"#);

@@ -34,11 +34,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::model::{for_each_bucket, Bucket, NanoKwh, ShipId, Span, BUCKET_SECONDS};
+pub use crate::model::BUCKETS_PER_DAY;
+use crate::model::{
+    for_each_bucket, Bucket, NanoKwh, ShipId, Span, BUCKETS_PER_HOUR, BUCKET_SECONDS,
+};
 
-pub const BUCKETS_PER_DAY: i64 = 96;
 const SLOTS: usize = BUCKETS_PER_DAY as usize;
-const BUCKETS_PER_HOUR: i64 = 4;
 /// Days per group: the coarse step of per-ship totals, so a ranking over a
 /// year adds about a dozen group columns rather than 365 day columns.
 pub const DAYS_PER_GROUP: i64 = 32;
