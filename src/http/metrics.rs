@@ -26,26 +26,23 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 
+use super::endpoints::ENDPOINTS;
 use super::error::{ApiError, HttpResponse};
 use super::state::{blocking, AppState};
 use crate::storage::{Engine, CHECKPOINT_DURATION_BOUNDS_MS};
 
-/// The `route` label: endpoint templates, then `other` for every path no
-/// endpoint serves.
-const ROUTES: [&str; 12] = [
-    "/",
-    "/data",
-    "/data/fleet",
-    "/topusers",
-    "/forecast",
-    "/health",
-    "/metrics",
-    "/openapi.json",
-    "/ships",
-    "/alerts",
-    "/dashboard/*",
-    "other",
-];
+/// The `route` label: the API's endpoints (`endpoints::ENDPOINTS`, in
+/// order), then the dashboard's page and assets, then `other` for every
+/// path nothing serves.
+const ROUTE_COUNT: usize = ENDPOINTS.len() + EXTRA_ROUTES.len();
+const EXTRA_ROUTES: [&str; 3] = ["/", "/dashboard/*", "other"];
+
+fn route_name(index: usize) -> &'static str {
+    match ENDPOINTS.get(index) {
+        Some(endpoint) => endpoint.path,
+        None => EXTRA_ROUTES[index - ENDPOINTS.len()],
+    }
+}
 
 /// The `method` label: the standard methods, then `other`.
 const METHODS: [&str; 10] = [
@@ -102,26 +99,27 @@ pub(crate) struct Route(usize);
 impl Route {
     /// The route `path` belongs to; never the path itself.
     pub(crate) fn of(path: &str) -> Route {
-        let index = match path {
-            "/" => 0,
-            "/data" => 1,
-            "/data/fleet" => 2,
-            "/topusers" => 3,
-            "/forecast" => 4,
-            "/health" => 5,
-            "/metrics" => 6,
-            "/openapi.json" => 7,
-            "/ships" => 8,
-            "/alerts" => 9,
-            _ if path.starts_with("/dashboard/") && super::dashboard::find(path).is_some() => 10,
-            _ => 11,
+        let extra = |name| {
+            ENDPOINTS.len()
+                + EXTRA_ROUTES
+                    .iter()
+                    .position(|&r| r == name)
+                    .expect("an extra route")
+        };
+        let index = match super::endpoints::position(path) {
+            Some(index) => index,
+            None if path == "/" => extra("/"),
+            None if path.starts_with("/dashboard/") && super::dashboard::find(path).is_some() => {
+                extra("/dashboard/*")
+            }
+            None => extra("other"),
         };
         Route(index)
     }
 
     /// The route's label value: its template, or `other`.
     pub(crate) fn template(self) -> &'static str {
-        ROUTES[self.0]
+        route_name(self.0)
     }
 }
 
@@ -190,9 +188,9 @@ fn zeros(n: usize) -> Box<[AtomicU64]> {
 impl Metrics {
     pub(crate) fn new() -> Metrics {
         Metrics {
-            requests: zeros(ROUTES.len() * METHODS.len() * STATUS_SLOTS),
-            latency: zeros(ROUTES.len() * STATUS_CLASSES.len() * LATENCY_SLOTS),
-            latency_ns: zeros(ROUTES.len() * STATUS_CLASSES.len()),
+            requests: zeros(ROUTE_COUNT * METHODS.len() * STATUS_SLOTS),
+            latency: zeros(ROUTE_COUNT * STATUS_CLASSES.len() * LATENCY_SLOTS),
+            latency_ns: zeros(ROUTE_COUNT * STATUS_CLASSES.len()),
             in_flight: AtomicU64::new(0),
             readings_written: AtomicU64::new(0),
             buckets_written: AtomicU64::new(0),
@@ -282,7 +280,7 @@ impl Metrics {
             "HTTP requests answered, by route template (`other`: no such endpoint), method \
              and status.",
         );
-        for (route, route_name) in ROUTES.iter().enumerate() {
+        for (route, route_name) in (0..ROUTE_COUNT).map(|r| (r, route_name(r))) {
             for (method, method_name) in METHODS.iter().enumerate() {
                 let base = (route * METHODS.len() + method) * STATUS_SLOTS;
                 for status in 0..STATUS_SLOTS {
@@ -304,8 +302,8 @@ impl Metrics {
             "Time from a request's head arriving to its response being ready, by route \
              template and status class.",
         );
-        let series = ROUTES
-            .iter()
+        let series = (0..ROUTE_COUNT)
+            .map(route_name)
             .flat_map(|name| STATUS_CLASSES.iter().map(move |class| (name, class)));
         for (index, (name, class)) in series.enumerate() {
             let slots = &self.latency[index * LATENCY_SLOTS..(index + 1) * LATENCY_SLOTS];
@@ -625,7 +623,7 @@ mod tests {
         assert_eq!(Route::of("/data/").template(), "other");
         assert_eq!(Route::of("/secret/../x").template(), "other");
         assert_eq!(Route::of("").template(), "other");
-        for (index, template) in ROUTES.iter().enumerate() {
+        for (index, template) in (0..ROUTE_COUNT).map(|r| (r, route_name(r))) {
             if !template.ends_with('*') {
                 assert_eq!(Route::of(template), Route(index), "{template}");
             }

@@ -26,6 +26,7 @@
 mod alerts;
 mod body;
 mod dashboard;
+mod endpoints;
 mod error;
 mod forecast;
 mod idle;
@@ -37,4 +38,5 @@ mod server;
 mod ships;
 mod state;
 
+pub use endpoints::api_routes;
 pub use server::{run, REQUEST_LOG_TARGET};

@@ -12,6 +12,7 @@ use hyper::{Method, Request, StatusCode};
 use tokio::sync::oneshot;
 
 use super::body;
+use super::endpoints::{Handler, ENDPOINTS};
 use super::error::{self, ApiError, HttpResponse};
 use super::params::{ceil_bucket, window_order_error, Query};
 use super::state::{blocking, AppState};
@@ -25,34 +26,54 @@ use crate::wire::{self, FieldError};
 const FIRST_BUCKET: i64 = i64::MIN / BUCKET_SECONDS;
 const END_BUCKET: i64 = i64::MAX / BUCKET_SECONDS;
 
-/// Routes one request. Never fails: errors become JSON error responses.
+/// Routes one request by [`ENDPOINTS`] (and the dashboard's assets).
+/// Never fails: errors become JSON error responses.
 pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> HttpResponse {
-    let result = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/health") => Ok(health(&state)),
-        (&Method::GET, "/openapi.json") => Ok(openapi()),
-        (&Method::GET, "/data") => get_data(&request, &state),
-        (&Method::POST, "/data") => post_data(request, &state).await,
-        (&Method::GET, "/data/fleet") => get_fleet(&request, &state).await,
-        (&Method::GET, "/topusers") => get_top_users(&request, &state).await,
-        (&Method::GET, "/forecast") => super::forecast::get_forecast(&request, &state).await,
-        (&Method::GET, "/metrics") => super::metrics::get_metrics(&state).await,
-        (_, "/metrics") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        (&Method::GET, "/ships") => super::ships::get_ships(&request, &state).await,
-        (&Method::GET, "/alerts") => super::alerts::get_alerts(&request, &state).await,
-        (&Method::GET, path) if super::dashboard::find(path).is_some() => Ok(
-            super::dashboard::serve(&request, super::dashboard::find(path).expect("matched")),
-        ),
-        (_, "/ships" | "/alerts") => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        (_, path) if super::dashboard::find(path).is_some() => {
+    let found = {
+        let path = request.uri().path();
+        if let Some(asset) = super::dashboard::find(path) {
+            if request.method() == Method::GET {
+                return super::dashboard::serve(&request, asset);
+            }
             Err(ApiError::MethodNotAllowed { allow: "GET" })
+        } else {
+            match ENDPOINTS.iter().find(|endpoint| endpoint.path == path) {
+                None => Err(ApiError::UnknownPath),
+                Some(endpoint) => endpoint
+                    .methods
+                    .iter()
+                    .find(|(method, _)| method == request.method())
+                    .map(|&(_, handler)| handler)
+                    .ok_or(ApiError::MethodNotAllowed {
+                        allow: endpoint.allow,
+                    }),
+            }
         }
-        (_, "/health" | "/data/fleet" | "/topusers" | "/forecast" | "/openapi.json") => {
-            Err(ApiError::MethodNotAllowed { allow: "GET" })
-        }
-        (_, "/data") => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
-        _ => Err(ApiError::UnknownPath),
+    };
+    let result = match found {
+        Ok(handler) => dispatch(handler, request, &state).await,
+        Err(e) => Err(e),
     };
     result.unwrap_or_else(error::response)
+}
+
+async fn dispatch(
+    handler: Handler,
+    request: Request<Incoming>,
+    state: &Arc<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    match handler {
+        Handler::Health => Ok(health(state)),
+        Handler::OpenApi => Ok(openapi()),
+        Handler::GetData => get_data(&request, state),
+        Handler::PostData => post_data(request, state).await,
+        Handler::Fleet => get_fleet(&request, state).await,
+        Handler::TopUsers => get_top_users(&request, state).await,
+        Handler::Forecast => super::forecast::get_forecast(&request, state).await,
+        Handler::Metrics => super::metrics::get_metrics(state).await,
+        Handler::Ships => super::ships::get_ships(&request, state).await,
+        Handler::Alerts => super::alerts::get_alerts(&request, state).await,
+    }
 }
 
 /// `GET /health`: 200 `{"status":"ok"}` while the service takes writes;
