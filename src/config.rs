@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// The tokens requests must carry (`--auth-file`); `None`: no checks.
+    pub auth: Option<std::sync::Arc<crate::auth::AuthFile>>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +74,7 @@ impl Default for ServerConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            auth: None,
         }
     }
 }
@@ -88,6 +91,8 @@ pub struct ServeConfig {
     pub checkpoint_log_bytes: u64,
     /// Bytes of each preallocated log segment.
     pub segment_bytes: u64,
+    /// The auth file to load tokens from (`--auth-file`).
+    pub auth_file: Option<PathBuf>,
 }
 
 /// `powerd serve` flags as typed, before validation.
@@ -129,6 +134,14 @@ pub struct ServeFlags {
     /// reserve this much; smaller suits a small disk).
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SEGMENT_BYTES)]
     pub segment_bytes: u64,
+    /// Tokens every request needs (except GET /health and the dashboard's
+    /// files); make them with `powerd token add`.
+    #[arg(long, value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// Serve a non-loopback address without tokens: anyone who reaches it
+    /// can write any ship.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 impl ServeFlags {
@@ -182,6 +195,17 @@ impl ServeFlags {
                 ),
             ));
         }
+        if !listen.ip().is_loopback() && self.auth_file.is_none() && !self.insecure_no_auth {
+            return Err(ConfigError::new(
+                "--listen",
+                format!(
+                    "refusing to serve {listen} without --auth-file: anyone who can reach it \
+                     could overwrite any ship's history. Make tokens with `powerd token add \
+                     --auth-file FILE --name NAME --write all|IDS --read` and pass \
+                     --auth-file FILE (or, knowingly, --insecure-no-auth)"
+                ),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("--data-dir", "must not be empty"));
         }
@@ -200,10 +224,12 @@ impl ServeFlags {
                 idle_timeout: seconds("--idle-timeout", self.idle_timeout)?,
                 max_connections: self.max_connections,
                 shutdown_grace: seconds("--shutdown-grace", self.shutdown_grace)?,
+                auth: None,
             },
             log_level: self.log_level,
             checkpoint_log_bytes: self.checkpoint_log_bytes,
             segment_bytes: self.segment_bytes,
+            auth_file: self.auth_file,
         })
     }
 }

@@ -17,8 +17,10 @@
 //! - [`http`]: the hyper server, routing, limits, and the one mapping from
 //!   errors to status codes.
 //! - [`config`]: validated settings and their documented defaults.
+//! - [`auth`]: access tokens and the auth file (`powerd token`).
 //! - [`model`]: the shared vocabulary (ships, spans, buckets).
 
+pub mod auth;
 pub mod config;
 pub mod forecast;
 pub mod http;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tracing::info;
 
+use powerd::auth::{AuthError, AuthFile, WriteScope};
 use powerd::config::{ConfigError, ServeConfig, ServeFlags, DEFAULT_DATA_DIR};
 use powerd::storage::{Engine, EngineOptions, StorageError};
 
@@ -34,6 +35,43 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+    /// Manage access tokens in an auth file (it keeps only their SHA-256).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token; prints it once, alone on the last line.
+    Add {
+        /// The auth file (created with mode 0600 if missing).
+        #[arg(long, value_name = "FILE")]
+        auth_file: PathBuf,
+        /// The token's name: letters, digits, '-', '_', '.'.
+        #[arg(long)]
+        name: String,
+        /// Ships it may write: `all`, or ids separated by commas.
+        #[arg(long, value_name = "all|ID[,ID...]")]
+        write: Option<String>,
+        /// It may read (GET /data, /data/fleet, /topusers, ...).
+        #[arg(long)]
+        read: bool,
+        /// It may scrape /metrics.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Remove the token named NAME.
+    Remove {
+        #[arg(long, value_name = "FILE")]
+        auth_file: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// List the tokens' names and scopes (never their secrets).
+    List {
+        #[arg(long, value_name = "FILE")]
+        auth_file: PathBuf,
+    },
 }
 
 /// Why powerd stopped unsuccessfully.
@@ -46,6 +84,7 @@ enum AppError {
     },
     /// `powerd check` found this many problems.
     Damaged(usize),
+    Auth(AuthError),
 }
 
 impl AppError {
@@ -53,7 +92,8 @@ impl AppError {
     /// running (clap also exits 2 on unparsable flags).
     fn exit_code(&self) -> ExitCode {
         match self {
-            AppError::Config(_) => ExitCode::from(2),
+            AppError::Config(_) | AppError::Auth(AuthError::Invalid(_)) => ExitCode::from(2),
+            AppError::Auth(_) => ExitCode::FAILURE,
             AppError::Storage(_) | AppError::Io { .. } | AppError::Damaged(_) => ExitCode::FAILURE,
         }
     }
@@ -70,6 +110,7 @@ impl fmt::Display for AppError {
             AppError::Config(e) => write!(f, "invalid configuration: {e}"),
             AppError::Storage(e) => write!(f, "{e}"),
             AppError::Io { what, source } => write!(f, "could not {what}: {source}"),
+            AppError::Auth(e) => write!(f, "{e}"),
             AppError::Damaged(problems) => write!(
                 f,
                 "the data directory is damaged ({problems} problem(s), listed above)"
@@ -83,6 +124,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(flags) => flags.validate().map_err(AppError::Config).and_then(serve),
         Command::Check { data_dir } => check(data_dir),
+        Command::Token(command) => token(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,7 +152,17 @@ impl std::io::Write for LossyStderr {
     }
 }
 
-fn serve(config: ServeConfig) -> Result<(), AppError> {
+fn serve(mut config: ServeConfig) -> Result<(), AppError> {
+    if let Some(path) = &config.auth_file {
+        let auth = AuthFile::load(path).map_err(AppError::Auth)?;
+        if auth.tokens().is_empty() {
+            return Err(AppError::Auth(AuthError::Invalid(format!(
+                "{} holds no token: every request would be refused; add one with `powerd token add`",
+                path.display()
+            ))));
+        }
+        config.server.auth = Some(Arc::new(auth));
+    }
     // Lines are handed to a background thread through a bounded queue and
     // dropped when it is full, so a slow or stuck stderr never blocks a
     // request, a commit or a shutdown. The guard flushes what is queued
@@ -193,6 +245,51 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             info!("Ctrl-C received; shutting down");
         })
     }
+}
+
+/// `powerd token ...`: edits the auth file; `add` prints the new token
+/// alone on the last line of stdout, once.
+fn token(command: TokenCommand) -> Result<(), AppError> {
+    let mut out = std::io::stdout();
+    match command {
+        TokenCommand::Add {
+            auth_file,
+            name,
+            write,
+            read,
+            admin,
+        } => {
+            let write = match write {
+                Some(text) => WriteScope::parse(&text).map_err(AppError::Auth)?,
+                None => WriteScope::None,
+            };
+            let mut file = AuthFile::load_or_empty(&auth_file).map_err(AppError::Auth)?;
+            let summary = format!("write: {write}, read: {read}, admin: {admin}");
+            let secret = file
+                .add(&name, write, read, admin)
+                .map_err(AppError::Auth)?;
+            file.store(&auth_file).map_err(AppError::Auth)?;
+            let _ = writeln!(
+                out,
+                "added token {name:?} ({summary}) to {}; it is shown once:\n{secret}",
+                auth_file.display()
+            );
+        }
+        TokenCommand::Remove { auth_file, name } => {
+            let mut file = AuthFile::load(&auth_file).map_err(AppError::Auth)?;
+            file.remove(&name).map_err(AppError::Auth)?;
+            file.store(&auth_file).map_err(AppError::Auth)?;
+            let _ = writeln!(out, "removed token {name:?} from {}", auth_file.display());
+        }
+        TokenCommand::List { auth_file } => {
+            let file = AuthFile::load(&auth_file).map_err(AppError::Auth)?;
+            let _ = writeln!(out, "name\twrite\tread\tadmin");
+            for t in file.tokens() {
+                let _ = writeln!(out, "{}\t{}\t{}\t{}", t.name, t.write, t.read, t.admin);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `powerd check`: verifies a data directory offline and prints what it

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per theme.
 
+mod auth;
 mod corruption;
 mod crash;
 mod dashboard;
@@ -17,6 +18,7 @@ mod openapi;
 mod powercut;
 mod process;
 mod rollup;
+mod tokens;
 mod util;
 
 #[test]

@@ -113,6 +113,17 @@ impl TestServer {
 
     /// One request on a fresh connection with hyper's client.
     pub async fn request(&self, method: Method, path_and_query: &str, body: Vec<u8>) -> Reply {
+        self.request_as(None, method, path_and_query, body).await
+    }
+
+    /// [`TestServer::request`] with `Authorization: Bearer <token>`.
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+    ) -> Reply {
         tokio::time::timeout(STEP_TIMEOUT, async {
             let stream = TcpStream::connect(self.addr).await.expect("connect");
             let (mut sender, connection) =
@@ -120,10 +131,14 @@ impl TestServer {
                     .await
                     .expect("handshake");
             tokio::spawn(connection);
-            let request = Request::builder()
+            let mut request = Request::builder()
                 .method(method)
                 .uri(path_and_query)
-                .header(HOST, "localhost")
+                .header(HOST, "localhost");
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let request = request
                 .body(Full::new(Bytes::from(body)))
                 .expect("a valid request");
             let response = sender.send_request(request).await.expect("a response");

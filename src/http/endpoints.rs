@@ -21,10 +21,21 @@ pub(crate) enum Handler {
     Alerts,
 }
 
+/// What a token must allow for a request (with `--auth-file`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// No token needed.
+    Public,
+    Read,
+    /// Some ship; which one is checked once the body names it.
+    Write,
+    Admin,
+}
+
 /// One path and what it serves.
 pub(crate) struct Endpoint {
     pub(crate) path: &'static str,
-    pub(crate) methods: &'static [(Method, Handler)],
+    pub(crate) methods: &'static [(Method, Handler, Scope)],
     /// The `allow` header of a 405 on this path.
     pub(crate) allow: &'static str,
 }
@@ -33,49 +44,49 @@ pub(crate) const ENDPOINTS: [Endpoint; 9] = [
     Endpoint {
         path: "/data",
         methods: &[
-            (Method::GET, Handler::GetData),
-            (Method::POST, Handler::PostData),
+            (Method::GET, Handler::GetData, Scope::Read),
+            (Method::POST, Handler::PostData, Scope::Write),
         ],
         allow: "GET, POST",
     },
     Endpoint {
         path: "/data/fleet",
-        methods: &[(Method::GET, Handler::Fleet)],
+        methods: &[(Method::GET, Handler::Fleet, Scope::Read)],
         allow: "GET",
     },
     Endpoint {
         path: "/topusers",
-        methods: &[(Method::GET, Handler::TopUsers)],
+        methods: &[(Method::GET, Handler::TopUsers, Scope::Read)],
         allow: "GET",
     },
     Endpoint {
         path: "/forecast",
-        methods: &[(Method::GET, Handler::Forecast)],
+        methods: &[(Method::GET, Handler::Forecast, Scope::Read)],
         allow: "GET",
     },
     Endpoint {
         path: "/health",
-        methods: &[(Method::GET, Handler::Health)],
+        methods: &[(Method::GET, Handler::Health, Scope::Public)],
         allow: "GET",
     },
     Endpoint {
         path: "/metrics",
-        methods: &[(Method::GET, Handler::Metrics)],
+        methods: &[(Method::GET, Handler::Metrics, Scope::Admin)],
         allow: "GET",
     },
     Endpoint {
         path: "/openapi.json",
-        methods: &[(Method::GET, Handler::OpenApi)],
+        methods: &[(Method::GET, Handler::OpenApi, Scope::Read)],
         allow: "GET",
     },
     Endpoint {
         path: "/ships",
-        methods: &[(Method::GET, Handler::Ships)],
+        methods: &[(Method::GET, Handler::Ships, Scope::Read)],
         allow: "GET",
     },
     Endpoint {
         path: "/alerts",
-        methods: &[(Method::GET, Handler::Alerts)],
+        methods: &[(Method::GET, Handler::Alerts, Scope::Read)],
         allow: "GET",
     },
 ];
@@ -91,6 +102,6 @@ pub(crate) fn position(path: &str) -> Option<usize> {
 pub fn api_routes() -> Vec<(&'static str, &'static str)> {
     ENDPOINTS
         .iter()
-        .flat_map(|e| e.methods.iter().map(|(m, _)| (m.as_str(), e.path)))
+        .flat_map(|e| e.methods.iter().map(|(m, _, _)| (m.as_str(), e.path)))
         .collect()
 }

@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
 use crate::model::ShipId;
@@ -46,6 +46,13 @@ pub(crate) enum ApiError {
     Storage(StorageError),
     /// The handler panicked; the panic message is logged, not sent.
     Panic,
+    /// No token, or one the auth file does not know.
+    Unauthorized(&'static str),
+    /// A known token without the scope the request needs.
+    Forbidden {
+        field: Option<&'static str>,
+        message: String,
+    },
 }
 
 impl From<FieldError> for ApiError {
@@ -69,6 +76,8 @@ pub(crate) fn status(error: &ApiError) -> StatusCode {
     match error {
         ApiError::BadInput(_) | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
         ApiError::UnknownShip(_) | ApiError::UnknownPath => StatusCode::NOT_FOUND,
+        ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
         ApiError::NotEnoughData(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -99,6 +108,8 @@ fn field_and_message(error: &ApiError) -> (Option<&str>, String) {
             format!("no data has been stored for ship {ship}"),
         ),
         ApiError::UnknownPath => (None, "no such endpoint".to_owned()),
+        ApiError::Unauthorized(why) => (Some("authorization"), (*why).to_owned()),
+        ApiError::Forbidden { field, message } => (*field, message.clone()),
         ApiError::MethodNotAllowed { allow } => {
             (None, format!("method not allowed here; allowed: {allow}"))
         }
@@ -147,6 +158,9 @@ pub(crate) fn response(error: ApiError) -> HttpResponse {
     match &error {
         ApiError::MethodNotAllowed { allow } => {
             headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        ApiError::Unauthorized(_) => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         ApiError::Storage(StorageError::Closed) => {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));

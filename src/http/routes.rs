@@ -12,10 +12,11 @@ use hyper::{Method, Request, StatusCode};
 use tokio::sync::oneshot;
 
 use super::body;
-use super::endpoints::{Handler, ENDPOINTS};
+use super::endpoints::{Handler, Scope, ENDPOINTS};
 use super::error::{self, ApiError, HttpResponse};
 use super::params::{ceil_bucket, window_order_error, Query};
 use super::state::{blocking, AppState};
+use crate::auth::{AuthFile, Token, WriteScope};
 use crate::model::{bucket_of, NanoKwh, Reading, Span, BUCKET_SECONDS};
 use crate::normalise::{self, NormaliseError};
 use crate::storage::{Engine, StorageError};
@@ -27,11 +28,23 @@ const FIRST_BUCKET: i64 = i64::MIN / BUCKET_SECONDS;
 const END_BUCKET: i64 = i64::MAX / BUCKET_SECONDS;
 
 /// Routes one request by [`ENDPOINTS`] (and the dashboard's assets).
-/// Never fails: errors become JSON error responses.
+/// With tokens (`--auth-file`), authentication comes first and from the
+/// headers alone: no body is read, and unknown paths and wrong methods get
+/// 401 too, before a scope is checked. Never fails: errors become JSON
+/// error responses.
 pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> HttpResponse {
     let found = {
         let path = request.uri().path();
-        if let Some(asset) = super::dashboard::find(path) {
+        let asset = super::dashboard::find(path);
+        let public = asset.is_some() || (path == "/health" && request.method() == Method::GET);
+        let token = match &state.config.auth {
+            Some(auth) if !public => match authenticate(&request, auth) {
+                Ok(token) => Some(token),
+                Err(e) => return error::response(e),
+            },
+            _ => None,
+        };
+        if let Some(asset) = asset {
             if request.method() == Method::GET {
                 return super::dashboard::serve(&request, asset);
             }
@@ -42,31 +55,81 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
                 Some(endpoint) => endpoint
                     .methods
                     .iter()
-                    .find(|(method, _)| method == request.method())
-                    .map(|&(_, handler)| handler)
+                    .find(|(method, _, _)| method == request.method())
                     .ok_or(ApiError::MethodNotAllowed {
                         allow: endpoint.allow,
+                    })
+                    .and_then(|&(_, handler, scope)| {
+                        permitted(token, scope)?;
+                        Ok((handler, token.map(|t| t.write.clone())))
                     }),
             }
         }
     };
     let result = match found {
-        Ok(handler) => dispatch(handler, request, &state).await,
+        Ok((handler, writes)) => dispatch(handler, request, &state, writes.as_ref()).await,
         Err(e) => Err(e),
     };
     result.unwrap_or_else(error::response)
 }
 
+/// The token a request carries in `Authorization: Bearer <token>`.
+fn authenticate<'a>(
+    request: &Request<Incoming>,
+    auth: &'a AuthFile,
+) -> Result<&'a Token, ApiError> {
+    let header = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized(
+            "this service needs a token: send `Authorization: Bearer <token>`",
+        ))?;
+    let secret = header
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, secret)| secret.trim())
+        .ok_or(ApiError::Unauthorized(
+            "the authorization header must be `Bearer <token>`",
+        ))?;
+    auth.find(secret).ok_or(ApiError::Unauthorized(
+        "the token is not known here (revoked, or mistyped)",
+    ))
+}
+
+/// Whether `token` (none: tokens are off) allows `scope`.
+fn permitted(token: Option<&Token>, scope: Scope) -> Result<(), ApiError> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    let (allowed, what) = match scope {
+        Scope::Public => (true, ""),
+        Scope::Read => (token.read, "read"),
+        Scope::Write => (token.write != WriteScope::None, "write"),
+        Scope::Admin => (token.admin, "read the metrics"),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            field: None,
+            message: format!("token {:?} may not {what}; nothing was done", token.name),
+        })
+    }
+}
+
+/// `writes`: the ships the request's token may write (`None`: tokens off).
 async fn dispatch(
     handler: Handler,
     request: Request<Incoming>,
     state: &Arc<AppState>,
+    writes: Option<&WriteScope>,
 ) -> Result<HttpResponse, ApiError> {
     match handler {
         Handler::Health => Ok(health(state)),
         Handler::OpenApi => Ok(openapi()),
         Handler::GetData => get_data(&request, state),
-        Handler::PostData => post_data(request, state).await,
+        Handler::PostData => post_data(request, state, writes).await,
         Handler::Fleet => get_fleet(&request, state).await,
         Handler::TopUsers => get_top_users(&request, state).await,
         Handler::Forecast => super::forecast::get_forecast(&request, state).await,
@@ -114,7 +177,11 @@ const MAX_BUCKETS_PER_POST: u64 = 1_000_000;
 
 /// `POST /data`: parse, normalise, write, and answer once the engine says
 /// the write is durable. Nothing is written unless every reading is valid.
-async fn post_data(request: Request<Incoming>, state: &AppState) -> Result<HttpResponse, ApiError> {
+async fn post_data(
+    request: Request<Incoming>,
+    state: &AppState,
+    writes: Option<&WriteScope>,
+) -> Result<HttpResponse, ApiError> {
     let bytes = body::read_limited(
         request,
         state.config.max_body_bytes,
@@ -123,6 +190,15 @@ async fn post_data(request: Request<Incoming>, state: &AppState) -> Result<HttpR
     .await?;
     let post = wire::parse_post_body(&bytes)?;
     drop(bytes);
+    if writes.is_some_and(|scope| !scope.allows(post.spaceship_id)) {
+        return Err(ApiError::Forbidden {
+            field: Some("spaceship_id"),
+            message: format!(
+                "this token may not write ship {}; nothing was written",
+                post.spaceship_id
+            ),
+        });
+    }
     let spans = normalise::normalise(post.units, &post.readings, post.interval_s)
         .map_err(|e| normalise_error(e, &post.readings))?;
     let reading_count = post.readings.len();
