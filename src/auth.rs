@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
@@ -370,6 +371,52 @@ impl AuthFile {
         let wanted = digest(secret);
         let token = &self.tokens[*self.by_digest.get(&wanted)?];
         same_digest(&token.digest, &wanted).then_some(token)
+    }
+}
+
+/// The tokens a running server checks: one [`AuthFile`], replaced whole
+/// when the file is re-read (SIGHUP), so a request sees the old tokens or
+/// the new ones, never a mix.
+#[derive(Debug)]
+pub struct Tokens {
+    path: PathBuf,
+    current: RwLock<Arc<AuthFile>>,
+}
+
+impl Tokens {
+    /// Loads `path`; a file without a token is refused (every request
+    /// would be).
+    pub fn load(path: &Path) -> Result<Tokens, AuthError> {
+        let file = AuthFile::load(path)?;
+        if file.tokens.is_empty() {
+            return Err(AuthError::Invalid(format!(
+                "{} holds no token: every request would be refused; add one with `powerd token add`",
+                path.display()
+            )));
+        }
+        Ok(Tokens {
+            path: path.to_path_buf(),
+            current: RwLock::new(Arc::new(file)),
+        })
+    }
+
+    /// The tokens in force.
+    pub fn current(&self) -> Arc<AuthFile> {
+        Arc::clone(&self.current.read().expect("token lock poisoned"))
+    }
+
+    /// Re-reads the file. On an error the tokens in force stay; an empty
+    /// file is taken (revoking the last token must work). Returns how many
+    /// tokens are now in force.
+    pub fn reload(&self) -> Result<usize, AuthError> {
+        let file = AuthFile::load(&self.path)?;
+        let count = file.tokens.len();
+        *self.current.write().expect("token lock poisoned") = Arc::new(file);
+        Ok(count)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -63,7 +63,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
     pub shutdown_grace: Duration,
     /// The tokens requests must carry (`--auth-file`); `None`: no checks.
-    pub auth: Option<std::sync::Arc<crate::auth::AuthFile>>,
+    pub auth: Option<std::sync::Arc<crate::auth::Tokens>>,
 }
 
 impl Default for ServerConfig {

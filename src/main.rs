@@ -12,7 +12,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use tracing::info;
 
-use powerd::auth::{AuthError, AuthFile, WriteScope};
+use powerd::auth::{AuthError, AuthFile, Tokens, WriteScope};
 use powerd::config::{ConfigError, ServeConfig, ServeFlags, DEFAULT_DATA_DIR};
 use powerd::storage::{Engine, EngineOptions, StorageError};
 
@@ -154,14 +154,7 @@ impl std::io::Write for LossyStderr {
 
 fn serve(mut config: ServeConfig) -> Result<(), AppError> {
     if let Some(path) = &config.auth_file {
-        let auth = AuthFile::load(path).map_err(AppError::Auth)?;
-        if auth.tokens().is_empty() {
-            return Err(AppError::Auth(AuthError::Invalid(format!(
-                "{} holds no token: every request would be refused; add one with `powerd token add`",
-                path.display()
-            ))));
-        }
-        config.server.auth = Some(Arc::new(auth));
+        config.server.auth = Some(Arc::new(Tokens::load(path).map_err(AppError::Auth)?));
     }
     // Lines are handed to a background thread through a bounded queue and
     // dropped when it is full, so a slow or stuck stderr never blocks a
@@ -203,6 +196,8 @@ fn serve(mut config: ServeConfig) -> Result<(), AppError> {
         // Installed before the banner, so a signal sent right after it is
         // handled rather than killing the process.
         let shutdown = shutdown_signal().map_err(AppError::io("install signal handlers"))?;
+        reload_on_hangup(config.server.auth.clone())
+            .map_err(AppError::io("install the SIGHUP handler"))?;
         let data_dir = std::fs::canonicalize(engine.data_dir())
             .unwrap_or_else(|_| engine.data_dir().to_path_buf());
         // Tests and benchmarks wait for this line: print it only once the
@@ -218,6 +213,37 @@ fn serve(mut config: ServeConfig) -> Result<(), AppError> {
         info!("engine closed; bye");
         Ok(())
     })
+}
+
+/// SIGHUP re-reads the auth file (its default action would end the
+/// process): a file that cannot be read or parsed leaves the tokens in
+/// force, and says why in the log.
+fn reload_on_hangup(tokens: Option<Arc<Tokens>>) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = signal(SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                match &tokens {
+                    None => info!("SIGHUP received; no auth file to re-read"),
+                    Some(tokens) => match tokens.reload() {
+                        Ok(count) => info!(
+                            tokens = count,
+                            file = %tokens.path().display(),
+                            "SIGHUP: auth file re-read"
+                        ),
+                        Err(e) => tracing::warn!(
+                            "SIGHUP: the auth file was not re-read, the tokens in force stay: {e}"
+                        ),
+                    },
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = tokens;
+    Ok(())
 }
 
 /// Resolves on the first SIGTERM or Ctrl-C (SIGINT). The handlers are

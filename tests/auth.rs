@@ -9,20 +9,20 @@ use std::sync::Arc;
 use hyper::Method as M;
 
 use crate::util::{at, post_body, start_server_on, TempDir, TestServer};
-use powerd::auth::{AuthFile, WriteScope};
+use powerd::auth::{AuthFile, Tokens, WriteScope};
 use powerd::config::ServerConfig;
 use powerd::storage::Engine;
 
-struct Tokens {
+struct Secrets {
     ship_42: String,
     reader: String,
     admin: String,
     writer: String,
 }
 
-async fn server() -> (TestServer, Tokens) {
+async fn server() -> (TestServer, Secrets) {
     let mut auth = AuthFile::default();
-    let tokens = Tokens {
+    let tokens = Secrets {
         ship_42: auth
             .add("ship-42", WriteScope::parse("42").unwrap(), false, false)
             .unwrap(),
@@ -36,8 +36,11 @@ async fn server() -> (TestServer, Tokens) {
     };
     let dir = TempDir::new("auth");
     let engine = Engine::open(&dir.path().join("data"), Default::default()).unwrap();
+    let file = dir.path().join("auth.json");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    auth.store(&file).unwrap();
     let config = ServerConfig {
-        auth: Some(Arc::new(auth)),
+        auth: Some(Arc::new(Tokens::load(&file).unwrap())),
         ..ServerConfig::default()
     };
     (start_server_on(engine, config, dir).await, tokens)
@@ -181,17 +184,57 @@ fn a_non_loopback_address_without_tokens_is_refused() {
     let server =
         crate::process::Server::start_with(&dir.path().join("data"), &["--insecure-no-auth"]);
     drop(server);
+}
 
-    // With an auth file, the binary asks for tokens.
+/// The binary with an auth file: tokens work, and SIGHUP re-reads the
+/// file — a revoked token is refused from then on, a new one works, and a
+/// file that does not parse leaves the tokens in force.
+#[test]
+fn sighup_re_reads_the_auth_file() {
+    let dir = TempDir::new("auth-sighup");
+    std::fs::create_dir_all(dir.path()).unwrap();
     let auth_file = dir.path().join("auth.json");
     let mut auth = AuthFile::default();
-    auth.add("all", WriteScope::All, true, true).unwrap();
+    let old = auth.add("old", WriteScope::All, true, false).unwrap();
     auth.store(&auth_file).unwrap();
     let server = crate::process::Server::start_with(
         &dir.path().join("data"),
         &["--auth-file", auth_file.to_str().unwrap()],
     );
-    let mut client = crate::process::Client::connect(server.address).unwrap();
-    let (status, _) = client.request("GET", "/data/fleet", b"").unwrap();
-    assert_eq!(status, 401);
+    let status = |token: Option<&str>| {
+        let mut client = crate::process::Client::connect(server.address).unwrap();
+        client
+            .request_as(token, "GET", "/data/fleet", b"")
+            .unwrap()
+            .0
+    };
+    assert_eq!(status(None), 401);
+    assert_eq!(status(Some(&old)), 200);
+
+    let hangup = |expect: &dyn Fn() -> bool| {
+        let pid = server.pid().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !expect() {
+            assert!(std::time::Instant::now() < deadline, "SIGHUP had no effect");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    // Revoke "old", add "new".
+    auth.remove("old").unwrap();
+    let new = auth.add("new", WriteScope::None, true, false).unwrap();
+    auth.store(&auth_file).unwrap();
+    hangup(&|| status(Some(&old)) == 401);
+    assert_eq!(status(Some(&new)), 200);
+
+    // A broken file: "new" stays in force, and the process is alive.
+    std::fs::write(&auth_file, "{ not json").unwrap();
+    hangup(&|| true);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(status(Some(&new)), 200);
+    assert_eq!(status(Some(&old)), 401);
 }

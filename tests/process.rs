@@ -59,6 +59,10 @@ impl Server {
         Server { child, address }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill9(mut self) {
         self.child.kill().expect("SIGKILL is delivered");
         self.child.wait().expect("the killed server is reaped");
@@ -92,7 +96,19 @@ impl Client {
         path: &str,
         body: &[u8],
     ) -> std::io::Result<(u16, Vec<u8>)> {
-        let head = format!("{method} {path} HTTP/1.1\r\nhost: crash\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
+        self.request_as(None, method, path, body)
+    }
+
+    /// [`Client::request`] with `Authorization: Bearer <token>`.
+    pub fn request_as(
+        &mut self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+        let head = format!("{method} {path} HTTP/1.1\r\nhost: crash\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n", body.len());
         self.stream.write_all(head.as_bytes())?;
         self.stream.write_all(body)?;
         let mut buffer = Vec::new();

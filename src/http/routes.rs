@@ -37,7 +37,8 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
         let path = request.uri().path();
         let asset = super::dashboard::find(path);
         let public = asset.is_some() || (path == "/health" && request.method() == Method::GET);
-        let token = match &state.config.auth {
+        let tokens = state.config.auth.as_ref().map(|t| t.current());
+        let token = match &tokens {
             Some(auth) if !public => match authenticate(&request, auth) {
                 Ok(token) => Some(token),
                 Err(e) => return error::response(e),
