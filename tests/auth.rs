@@ -197,9 +197,16 @@ fn sighup_re_reads_the_auth_file() {
     let mut auth = AuthFile::default();
     let old = auth.add("old", WriteScope::All, true, false).unwrap();
     auth.store(&auth_file).unwrap();
-    let server = crate::process::Server::start_with(
+    let log = dir.path().join("powerd.log");
+    let server = crate::process::Server::start_logging_to(
         &dir.path().join("data"),
-        &["--auth-file", auth_file.to_str().unwrap()],
+        &[
+            "--auth-file",
+            auth_file.to_str().unwrap(),
+            "--log-level",
+            "info",
+        ],
+        std::fs::File::create(&log).unwrap(),
     );
     let status = |token: Option<&str>| {
         let mut client = crate::process::Client::connect(server.address).unwrap();
@@ -210,6 +217,20 @@ fn sighup_re_reads_the_auth_file() {
     };
     assert_eq!(status(None), 401);
     assert_eq!(status(Some(&old)), 200);
+    // The request log names the token, never shows it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(!text.contains(&old), "a secret in the log");
+        if text.contains("token=old") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request line names the token: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 
     let hangup = |expect: &dyn Fn() -> bool| {
         let pid = server.pid().to_string();

@@ -45,14 +45,15 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
             },
             _ => None,
         };
+        let name = token.map(|t| t.name.clone());
         if let Some(asset) = asset {
             if request.method() == Method::GET {
                 return super::dashboard::serve(&request, asset);
             }
-            Err(ApiError::MethodNotAllowed { allow: "GET" })
+            Err((ApiError::MethodNotAllowed { allow: "GET" }, name))
         } else {
             match ENDPOINTS.iter().find(|endpoint| endpoint.path == path) {
-                None => Err(ApiError::UnknownPath),
+                None => Err((ApiError::UnknownPath, name)),
                 Some(endpoint) => endpoint
                     .methods
                     .iter()
@@ -63,16 +64,30 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
                     .and_then(|&(_, handler, scope)| {
                         permitted(token, scope)?;
                         Ok((handler, token.map(|t| t.write.clone())))
-                    }),
+                    })
+                    .map(|(handler, writes)| (handler, writes, name.clone()))
+                    .map_err(|e| (e, name)),
             }
         }
     };
-    let result = match found {
-        Ok((handler, writes)) => dispatch(handler, request, &state, writes.as_ref()).await,
-        Err(e) => Err(e),
+    let (result, name) = match found {
+        Ok((handler, writes, name)) => (
+            dispatch(handler, request, &state, writes.as_ref()).await,
+            name,
+        ),
+        Err((e, name)) => (Err(e), name),
     };
-    result.unwrap_or_else(error::response)
+    let mut response = result.unwrap_or_else(error::response);
+    if let Some(name) = name {
+        response.extensions_mut().insert(TokenName(name));
+    }
+    response
 }
+
+/// The name of the token a request was answered for, for the request log
+/// (never the token itself).
+#[derive(Clone, Debug)]
+pub(crate) struct TokenName(pub(crate) String);
 
 /// The token a request carries in `Authorization: Bearer <token>`.
 fn authenticate<'a>(

@@ -197,16 +197,30 @@ async fn serve_connection(
             let elapsed = started.elapsed();
             let status = response.status().as_u16();
             app.metrics.record(route, &method, status, elapsed);
-            info!(
-                target: REQUEST_LOG_TARGET,
-                %peer,
-                %method,
-                route = route.template(),
-                %path,
-                status,
-                duration_ms = elapsed.as_micros() as f64 / 1e3,
-                "request"
-            );
+            let duration_ms = elapsed.as_micros() as f64 / 1e3;
+            match response.extensions().get::<routes::TokenName>() {
+                Some(token) => info!(
+                    target: REQUEST_LOG_TARGET,
+                    %peer,
+                    %method,
+                    route = route.template(),
+                    %path,
+                    status,
+                    duration_ms,
+                    token = %token.0,
+                    "request"
+                ),
+                None => info!(
+                    target: REQUEST_LOG_TARGET,
+                    %peer,
+                    %method,
+                    route = route.template(),
+                    %path,
+                    status,
+                    duration_ms,
+                    "request"
+                ),
+            }
             Ok::<_, Infallible>(response)
         }
     });
