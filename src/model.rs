@@ -75,7 +75,7 @@ impl Bucket {
     /// The energy in kWh as an `f64`, for arithmetic that is not a sum of
     /// printed values (forecast models, outlier scores).
     pub fn kwh(&self) -> f64 {
-        nano_to_kwh(self.energy)
+        self.energy as f64 / 1e9
     }
 }
 
@@ -87,11 +87,6 @@ impl Bucket {
 /// per-ship totals are exact sums of the values `GET /data` prints.
 /// 10^-9 kWh is the resolution responses print.
 pub type NanoKwh = i128;
-
-/// `nano` × 10^-9 as the nearest `f64`.
-pub fn nano_to_kwh(nano: NanoKwh) -> f64 {
-    nano as f64 / 1e9
-}
 
 /// The most decimal places a power is read with (see [`decimal_of`]).
 pub const MAX_DECIMALS: u8 = 9;
@@ -324,11 +319,6 @@ impl EnergySum {
         self.wide = None;
     }
 
-    /// Whether nothing (or only zero power) was added.
-    pub fn is_zero(&self) -> bool {
-        self.decimal == 0 && self.acc == 0 && self.wide.as_ref().is_none_or(|w| w.is_zero())
-    }
-
     /// The energy: with `N` the decimal powers' nano-kW·s and `B` the
     /// binary powers' kW·s, `floor((N + 10⁹·B) / 3600 + 1/2)` nano-kWh,
     /// which is `floor((N + 1800 + floor(10⁹·B)) / 3600)` (adding the
@@ -431,10 +421,6 @@ impl WideSum {
             carry = sum >> 64;
             i += 1;
         }
-    }
-
-    fn is_zero(&self) -> bool {
-        self.limbs.iter().all(|&l| l == 0)
     }
 
     /// `floor(10⁹ × value)`, or `None` if it does not fit a `u128`.
@@ -612,7 +598,7 @@ mod tests {
         }
         // Beyond every validated input: saturates instead of wrapping.
         assert_eq!(energy(&[(f64::MAX, 1)]), i128::MAX);
-        assert!(EnergySum::default().is_zero());
+        assert_eq!(EnergySum::default().nano_kwh(), 0);
         assert_eq!(decimal_of(12.345), Some((12_345_000_000, 9)));
         assert_eq!(decimal_of(1e10), Some((1_000_000_000_000_000, 5)));
         assert_eq!(decimal_of(1.0 / 3.0), None);

@@ -36,6 +36,9 @@ use crate::storage::{Engine, CHECKPOINT_DURATION_BOUNDS_MS};
 /// path nothing serves.
 const ROUTE_COUNT: usize = ENDPOINTS.len() + EXTRA_ROUTES.len();
 const EXTRA_ROUTES: [&str; 3] = ["/", "/dashboard/*", "other"];
+const ROUTE_PAGE: usize = ENDPOINTS.len();
+const ROUTE_ASSETS: usize = ENDPOINTS.len() + 1;
+const ROUTE_OTHER: usize = ENDPOINTS.len() + 2;
 
 fn route_name(index: usize) -> &'static str {
     match ENDPOINTS.get(index) {
@@ -99,20 +102,13 @@ pub(crate) struct Route(usize);
 impl Route {
     /// The route `path` belongs to; never the path itself.
     pub(crate) fn of(path: &str) -> Route {
-        let extra = |name| {
-            ENDPOINTS.len()
-                + EXTRA_ROUTES
-                    .iter()
-                    .position(|&r| r == name)
-                    .expect("an extra route")
-        };
         let index = match super::endpoints::position(path) {
             Some(index) => index,
-            None if path == "/" => extra("/"),
+            None if path == "/" => ROUTE_PAGE,
             None if path.starts_with("/dashboard/") && super::dashboard::find(path).is_some() => {
-                extra("/dashboard/*")
+                ROUTE_ASSETS
             }
-            None => extra("other"),
+            None => ROUTE_OTHER,
         };
         Route(index)
     }

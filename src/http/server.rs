@@ -198,29 +198,20 @@ async fn serve_connection(
             let status = response.status().as_u16();
             app.metrics.record(route, &method, status, elapsed);
             let duration_ms = elapsed.as_micros() as f64 / 1e3;
-            match response.extensions().get::<routes::TokenName>() {
-                Some(token) => info!(
-                    target: REQUEST_LOG_TARGET,
-                    %peer,
-                    %method,
-                    route = route.template(),
-                    %path,
-                    status,
-                    duration_ms,
-                    token = %token.0,
-                    "request"
-                ),
-                None => info!(
-                    target: REQUEST_LOG_TARGET,
-                    %peer,
-                    %method,
-                    route = route.template(),
-                    %path,
-                    status,
-                    duration_ms,
-                    "request"
-                ),
-            }
+            // The token's name, when the request carried one (a `None`
+            // field is left out of the line).
+            let token = response.extensions().get::<routes::TokenName>();
+            info!(
+                target: REQUEST_LOG_TARGET,
+                %peer,
+                %method,
+                route = route.template(),
+                %path,
+                status,
+                duration_ms,
+                token = token.map(|t| tracing::field::display(&t.0)),
+                "request"
+            );
             Ok::<_, Infallible>(response)
         }
     });
