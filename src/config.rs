@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// The tokens requests must carry (`--auth-file`); `None`: no checks.
     pub auth: Option<std::sync::Arc<crate::auth::Tokens>>,
+    /// The certificate connections are served with (`--tls-cert`,
+    /// `--tls-key`); `None`: plain HTTP.
+    pub tls: Option<std::sync::Arc<crate::tls::Tls>>,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             auth: None,
+            tls: None,
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct ServeConfig {
     pub segment_bytes: u64,
     /// The auth file to load tokens from (`--auth-file`).
     pub auth_file: Option<PathBuf>,
+    /// The PEM certificate chain and private key to serve TLS with.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
 }
 
 /// `powerd serve` flags as typed, before validation.
@@ -142,6 +148,13 @@ pub struct ServeFlags {
     /// can write any ship.
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs
+    /// --tls-key. SIGHUP re-reads both.
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeFlags {
@@ -206,6 +219,22 @@ impl ServeFlags {
                 ),
             ));
         }
+        let tls_files = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "--tls-key",
+                    "is missing: --tls-cert needs the certificate's private key",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "--tls-cert",
+                    "is missing: --tls-key needs the certificate it belongs to",
+                ))
+            }
+        };
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::new("--data-dir", "must not be empty"));
         }
@@ -225,11 +254,13 @@ impl ServeFlags {
                 max_connections: self.max_connections,
                 shutdown_grace: seconds("--shutdown-grace", self.shutdown_grace)?,
                 auth: None,
+                tls: None,
             },
             log_level: self.log_level,
             checkpoint_log_bytes: self.checkpoint_log_bytes,
             segment_bytes: self.segment_bytes,
             auth_file: self.auth_file,
+            tls_files,
         })
     }
 }

@@ -18,6 +18,7 @@
 //!   errors to status codes.
 //! - [`config`]: validated settings and their documented defaults.
 //! - [`auth`]: access tokens and the auth file (`powerd token`).
+//! - [`tls`]: the certificate and the TLS acceptor of `serve --tls-cert`.
 //! - [`model`]: the shared vocabulary (ships, spans, buckets).
 
 pub mod auth;
@@ -28,4 +29,5 @@ pub mod model;
 pub mod normalise;
 pub mod query;
 pub mod storage;
+pub mod tls;
 pub mod wire;

@@ -15,6 +15,7 @@ use tracing::info;
 use powerd::auth::{AuthError, AuthFile, Tokens, WriteScope};
 use powerd::config::{ConfigError, ServeConfig, ServeFlags, DEFAULT_DATA_DIR};
 use powerd::storage::{Engine, EngineOptions, StorageError};
+use powerd::tls::Tls;
 
 /// Spaceship Power Service: normalises ship energy readings to kWh per
 /// 15 minutes and serves them over HTTP from an embedded engine.
@@ -85,6 +86,7 @@ enum AppError {
     /// `powerd check` found this many problems.
     Damaged(usize),
     Auth(AuthError),
+    Tls(powerd::tls::TlsError),
 }
 
 impl AppError {
@@ -92,7 +94,9 @@ impl AppError {
     /// running (clap also exits 2 on unparsable flags).
     fn exit_code(&self) -> ExitCode {
         match self {
-            AppError::Config(_) | AppError::Auth(AuthError::Invalid(_)) => ExitCode::from(2),
+            AppError::Config(_) | AppError::Auth(AuthError::Invalid(_)) | AppError::Tls(_) => {
+                ExitCode::from(2)
+            }
             AppError::Auth(_) => ExitCode::FAILURE,
             AppError::Storage(_) | AppError::Io { .. } | AppError::Damaged(_) => ExitCode::FAILURE,
         }
@@ -111,6 +115,7 @@ impl fmt::Display for AppError {
             AppError::Storage(e) => write!(f, "{e}"),
             AppError::Io { what, source } => write!(f, "could not {what}: {source}"),
             AppError::Auth(e) => write!(f, "{e}"),
+            AppError::Tls(e) => write!(f, "TLS: {e}"),
             AppError::Damaged(problems) => write!(
                 f,
                 "the data directory is damaged ({problems} problem(s), listed above)"
@@ -156,6 +161,9 @@ fn serve(mut config: ServeConfig) -> Result<(), AppError> {
     if let Some(path) = &config.auth_file {
         config.server.auth = Some(Arc::new(Tokens::load(path).map_err(AppError::Auth)?));
     }
+    if let Some((cert, key)) = &config.tls_files {
+        config.server.tls = Some(Arc::new(Tls::load(cert, key).map_err(AppError::Tls)?));
+    }
     // Lines are handed to a background thread through a bounded queue and
     // dropped when it is full, so a slow or stuck stderr never blocks a
     // request, a commit or a shutdown. The guard flushes what is queued
@@ -196,7 +204,7 @@ fn serve(mut config: ServeConfig) -> Result<(), AppError> {
         // Installed before the banner, so a signal sent right after it is
         // handled rather than killing the process.
         let shutdown = shutdown_signal().map_err(AppError::io("install signal handlers"))?;
-        reload_on_hangup(config.server.auth.clone())
+        reload_on_hangup(config.server.auth.clone(), config.server.tls.clone())
             .map_err(AppError::io("install the SIGHUP handler"))?;
         let data_dir = std::fs::canonicalize(engine.data_dir())
             .unwrap_or_else(|_| engine.data_dir().to_path_buf());
@@ -204,7 +212,12 @@ fn serve(mut config: ServeConfig) -> Result<(), AppError> {
         // engine is open and the socket bound.
         let _ = writeln!(
             std::io::stdout(),
-            "powerd listening on http://{address}, data in {}",
+            "powerd listening on {}://{address}, data in {}",
+            if config.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             data_dir.display()
         );
         info!(%address, data_dir = %data_dir.display(), "serving");
@@ -215,18 +228,31 @@ fn serve(mut config: ServeConfig) -> Result<(), AppError> {
     })
 }
 
-/// SIGHUP re-reads the auth file (its default action would end the
-/// process): a file that cannot be read or parsed leaves the tokens in
-/// force, and says why in the log.
-fn reload_on_hangup(tokens: Option<Arc<Tokens>>) -> std::io::Result<()> {
+/// SIGHUP re-reads the auth file and the TLS certificate (its default
+/// action would end the process): a file that cannot be read or parsed
+/// leaves what was loaded from it in force, and says why in the log.
+/// Open connections are not touched.
+fn reload_on_hangup(tokens: Option<Arc<Tokens>>, tls: Option<Arc<Tls>>) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         let mut hangup = signal(SignalKind::hangup())?;
         tokio::spawn(async move {
             while hangup.recv().await.is_some() {
+                if let Some(tls) = &tls {
+                    match tls.reload() {
+                        Ok(()) => info!(
+                            file = %tls.cert_path().display(),
+                            "SIGHUP: TLS certificate re-read"
+                        ),
+                        Err(e) => tracing::warn!(
+                            "SIGHUP: the TLS certificate was not re-read, the one in force stays: {e}"
+                        ),
+                    }
+                }
                 match &tokens {
-                    None => info!("SIGHUP received; no auth file to re-read"),
+                    None if tls.is_some() => {}
+                    None => info!("SIGHUP received; no auth file or certificate to re-read"),
                     Some(tokens) => match tokens.reload() {
                         Ok(count) => info!(
                             tokens = count,
@@ -242,7 +268,7 @@ fn reload_on_hangup(tokens: Option<Arc<Tokens>>) -> std::io::Result<()> {
         });
     }
     #[cfg(not(unix))]
-    let _ = tokens;
+    let _ = (tokens, tls);
     Ok(())
 }
 

@@ -163,6 +163,75 @@ async fn requests_need_a_token_with_the_right_scope() {
     s.stop().await;
 }
 
+/// `/metrics` counts requests by the scope they need and refusals by
+/// reason — never by token, and never naming one.
+#[tokio::test]
+async fn metrics_count_requests_per_scope_and_refusals_per_reason() {
+    let (s, t) = server().await;
+    s.request_as(None, M::GET, "/data/fleet", vec![])
+        .await
+        .assert_error(401, Some("authorization"));
+    s.request_as(None, M::GET, "/no-such-path", vec![])
+        .await
+        .assert_error(401, Some("authorization"));
+    let mut raw = s.raw().await;
+    raw.send(b"GET /data/fleet HTTP/1.1\r\nhost: x\r\nauthorization: Basic dXNlcjpwdw==\r\n\r\n")
+        .await;
+    raw.read_response()
+        .await
+        .assert_error(401, Some("authorization"));
+    s.request_as(Some("pwd_0000"), M::GET, "/data/fleet", vec![])
+        .await
+        .assert_error(401, Some("authorization"));
+    s.request_as(Some(&t.reader), M::POST, "/data", body(42).into())
+        .await
+        .assert_error(403, None);
+    s.request_as(Some(&t.ship_42), M::POST, "/data", body(7).into())
+        .await
+        .assert_error(403, Some("spaceship_id"));
+    assert_eq!(s.get("/health").await.status, 200);
+
+    let metrics = s
+        .request_as(Some(&t.admin), M::GET, "/metrics", vec![])
+        .await;
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    let value = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    for (scope, count) in [
+        ("read", 3),
+        ("write", 2),
+        ("admin", 1),
+        ("public", 1),
+        ("none", 1),
+    ] {
+        let series = format!("powerd_http_requests_by_scope_total{{scope=\"{scope}\"}}");
+        assert_eq!(value(&series), count, "{series}");
+    }
+    for (reason, count) in [
+        ("no_token", 2),
+        ("malformed", 1),
+        ("unknown_token", 1),
+        ("scope", 1),
+        ("ship", 1),
+    ] {
+        let series = format!("powerd_http_auth_refusals_total{{reason=\"{reason}\"}}");
+        assert_eq!(value(&series), count, "{series}");
+    }
+    for secret in [&t.ship_42, &t.reader, &t.admin, &t.writer] {
+        assert!(!text.contains(secret.as_str()));
+    }
+    for name in ["ship-42", "dashboard", "prometheus", "gateway"] {
+        assert!(!text.contains(name), "a token's name in the metrics");
+    }
+    s.stop().await;
+}
+
 /// Without tokens, only loopback is served: anything else needs
 /// `--auth-file`, or `--insecure-no-auth` said out loud.
 #[test]

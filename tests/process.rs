@@ -50,7 +50,10 @@ impl Server {
                 .next()
                 .expect("powerd printed its listen line before exiting")
                 .expect("stdout is readable");
-            if let Some(rest) = line.split("http://").nth(1) {
+            if let Some(rest) = line
+                .strip_prefix("powerd listening on ")
+                .and_then(|rest| rest.split("://").nth(1))
+            {
                 let address = rest.split([',', ' ']).next().unwrap_or_default();
                 break address.parse().expect("the listen line carries an address");
             }
@@ -79,15 +82,31 @@ impl Drop for Server {
 /// One keep-alive HTTP/1.1 connection; any I/O error is returned, since
 /// the server dying under the client is the point of this test.
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
 }
+
+/// A plain or TLS connection.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
 
 impl Client {
     pub fn connect(address: SocketAddr) -> std::io::Result<Client> {
+        Ok(Client::over(Client::tcp(address)?))
+    }
+
+    /// A TCP connection with the client's timeouts and no Nagle delay.
+    pub fn tcp(address: SocketAddr) -> std::io::Result<TcpStream> {
         let stream = TcpStream::connect(address)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_nodelay(true)?;
-        Ok(Client { stream })
+        Ok(stream)
+    }
+
+    /// A client on an established connection (a TLS stream, say).
+    pub fn over(stream: impl Stream + 'static) -> Client {
+        Client {
+            stream: Box::new(stream),
+        }
     }
 
     pub fn request(

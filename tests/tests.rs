@@ -18,6 +18,7 @@ mod openapi;
 mod powercut;
 mod process;
 mod rollup;
+mod tls;
 mod tokens;
 mod util;
 

@@ -26,7 +26,7 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 
-use super::endpoints::ENDPOINTS;
+use super::endpoints::{Scope, ENDPOINTS};
 use super::error::{ApiError, HttpResponse};
 use super::state::{blocking, AppState};
 use crate::storage::{Engine, CHECKPOINT_DURATION_BOUNDS_MS};
@@ -94,6 +94,67 @@ pub(crate) const DIR_SIZE_MAX_AGE: Duration = Duration::from_secs(5);
 
 /// The `Content-Type` of the Prometheus text format.
 const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `scope` label: what a request needed (`endpoints::Scope`), or
+/// `none` when it matched no endpoint and method.
+const SCOPES: [&str; 5] = ["public", "read", "write", "admin", "none"];
+
+fn scope_slot(scope: Option<Scope>) -> usize {
+    match scope {
+        Some(Scope::Public) => 0,
+        Some(Scope::Read) => 1,
+        Some(Scope::Write) => 2,
+        Some(Scope::Admin) => 3,
+        None => 4,
+    }
+}
+
+/// Why a request was refused for its token: the `reason` label of
+/// `powerd_http_auth_refusals_total`. Never the token or its name: a fleet
+/// may hold 10,000 ship tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// No `Authorization` header (401).
+    NoToken,
+    /// An `Authorization` header that is not `Bearer <token>` (401).
+    Malformed,
+    /// A token the auth file does not hold (401).
+    UnknownToken,
+    /// A known token without the endpoint's scope (403).
+    Scope,
+    /// A write token for other ships than the one the body names (403).
+    Ship,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 5] = [
+        Refusal::NoToken,
+        Refusal::Malformed,
+        Refusal::UnknownToken,
+        Refusal::Scope,
+        Refusal::Ship,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::NoToken => "no_token",
+            Refusal::Malformed => "malformed",
+            Refusal::UnknownToken => "unknown_token",
+            Refusal::Scope => "scope",
+            Refusal::Ship => "ship",
+        }
+    }
+
+    /// What the 401 says.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Refusal::NoToken => "this service needs a token: send `Authorization: Bearer <token>`",
+            Refusal::Malformed => "the authorization header must be `Bearer <token>`",
+            Refusal::UnknownToken => "the token is not known here (revoked, or mistyped)",
+            Refusal::Scope | Refusal::Ship => "the token may not do this",
+        }
+    }
+}
 
 /// An endpoint, as the `route` label names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +227,11 @@ pub(crate) struct Metrics {
     in_flight: AtomicU64,
     readings_written: AtomicU64,
     buckets_written: AtomicU64,
+    /// Requests by the scope they needed ([`SCOPES`]).
+    scopes: [AtomicU64; SCOPES.len()],
+    /// Token refusals by [`Refusal`] (in `Refusal::ALL` order).
+    refusals: [AtomicU64; Refusal::ALL.len()],
+    tls_failures: AtomicU64,
     /// When the registry (the server) started, seconds since the epoch.
     started_s: f64,
     dir_size: DirSizeCache,
@@ -190,6 +256,9 @@ impl Metrics {
             in_flight: AtomicU64::new(0),
             readings_written: AtomicU64::new(0),
             buckets_written: AtomicU64::new(0),
+            scopes: Default::default(),
+            refusals: Default::default(),
+            tls_failures: AtomicU64::new(0),
             started_s: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
@@ -211,6 +280,21 @@ impl Metrics {
         self.latency[series * LATENCY_SLOTS + latency_slot(elapsed)].fetch_add(1, Relaxed);
         let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.latency_ns[series].fetch_add(ns, Relaxed);
+    }
+
+    /// Counts a request under the scope it needs (`None`: no endpoint).
+    pub(crate) fn record_scope(&self, scope: Option<Scope>) {
+        self.scopes[scope_slot(scope)].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a request refused for its token.
+    pub(crate) fn record_refusal(&self, refusal: Refusal) {
+        self.refusals[refusal as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection closed for a failed or missing TLS handshake.
+    pub(crate) fn record_tls_failure(&self) {
+        self.tls_failures.fetch_add(1, Relaxed);
     }
 
     /// Records an acknowledged `POST /data`: its readings and the buckets
@@ -342,6 +426,47 @@ impl Metrics {
                 total,
             );
         }
+        family(
+            out,
+            "powerd_http_requests_by_scope_total",
+            "counter",
+            "HTTP requests by the token scope their endpoint needs (public, read, write, \
+             admin; none: no such endpoint or method), whether tokens are on or not.",
+        );
+        for (name, count) in SCOPES.iter().zip(&self.scopes) {
+            let labels = format!("scope=\"{name}\"");
+            sample(
+                out,
+                "powerd_http_requests_by_scope_total",
+                &labels,
+                count.load(Relaxed),
+            );
+        }
+        family(
+            out,
+            "powerd_http_auth_refusals_total",
+            "counter",
+            "Requests refused for their token, by reason: no_token, malformed, unknown_token \
+             (401); scope, ship (403).",
+        );
+        for refusal in Refusal::ALL {
+            let labels = format!("reason=\"{}\"", refusal.label());
+            let count = self.refusals[refusal as usize].load(Relaxed);
+            sample(out, "powerd_http_auth_refusals_total", &labels, count);
+        }
+        family(
+            out,
+            "powerd_tls_handshake_failures_total",
+            "counter",
+            "Connections closed because their TLS handshake failed or did not finish within \
+             the header timeout (plain HTTP to a TLS port, for one).",
+        );
+        sample(
+            out,
+            "powerd_tls_handshake_failures_total",
+            "",
+            self.tls_failures.load(Relaxed),
+        );
         family(
             out,
             "powerd_http_requests_in_flight",

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::body;
 use super::endpoints::{Handler, Scope, ENDPOINTS};
 use super::error::{self, ApiError, HttpResponse};
+use super::metrics::Refusal;
 use super::params::{ceil_bucket, window_order_error, Query};
 use super::state::{blocking, AppState};
 use crate::auth::{AuthFile, Token, WriteScope};
@@ -33,55 +34,89 @@ const END_BUCKET: i64 = i64::MAX / BUCKET_SECONDS;
 /// 401 too, before a scope is checked. Never fails: errors become JSON
 /// error responses.
 pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> HttpResponse {
-    let found = {
-        let path = request.uri().path();
-        let asset = super::dashboard::find(path);
-        let public = asset.is_some() || (path == "/health" && request.method() == Method::GET);
-        let tokens = state.config.auth.as_ref().map(|t| t.current());
-        let token = match &tokens {
-            Some(auth) if !public => match authenticate(&request, auth) {
-                Ok(token) => Some(token),
-                Err(e) => return error::response(e),
-            },
-            _ => None,
-        };
-        let name = token.map(|t| t.name.clone());
-        if let Some(asset) = asset {
-            if request.method() == Method::GET {
-                return super::dashboard::serve(&request, asset);
-            }
-            Err((ApiError::MethodNotAllowed { allow: "GET" }, name))
-        } else {
-            match ENDPOINTS.iter().find(|endpoint| endpoint.path == path) {
-                None => Err((ApiError::UnknownPath, name)),
-                Some(endpoint) => endpoint
-                    .methods
-                    .iter()
-                    .find(|(method, _, _)| method == request.method())
-                    .ok_or(ApiError::MethodNotAllowed {
-                        allow: endpoint.allow,
-                    })
-                    .and_then(|&(_, handler, scope)| {
-                        permitted(token, scope)?;
-                        Ok((handler, token.map(|t| t.write.clone())))
-                    })
-                    .map(|(handler, writes)| (handler, writes, name.clone()))
-                    .map_err(|e| (e, name)),
-            }
+    let mut token_name = None;
+    let result = match admit(&request, &state, &mut token_name) {
+        Ok(Admitted::Asset(asset)) => Ok(super::dashboard::serve(&request, asset)),
+        Ok(Admitted::Endpoint { handler, writes }) => {
+            dispatch(handler, request, &state, writes.as_ref()).await
         }
-    };
-    let (result, name) = match found {
-        Ok((handler, writes, name)) => (
-            dispatch(handler, request, &state, writes.as_ref()).await,
-            name,
-        ),
-        Err((e, name)) => (Err(e), name),
+        Err(e) => Err(e),
     };
     let mut response = result.unwrap_or_else(error::response);
-    if let Some(name) = name {
+    if let Some(name) = token_name {
         response.extensions_mut().insert(TokenName(name));
     }
     response
+}
+
+/// What a request was let through to.
+enum Admitted {
+    Asset(&'static super::dashboard::Asset),
+    Endpoint {
+        handler: Handler,
+        /// The ships the token may write; `None`: tokens are off.
+        writes: Option<WriteScope>,
+    },
+}
+
+/// Finds what the request asks for, and checks its token when tokens are
+/// on: authentication first (401 whatever the path or method), then the
+/// path and method (404, 405), then the scope (403). Counts the request
+/// under the scope it needs, and any refusal under its reason.
+fn admit(
+    request: &Request<Incoming>,
+    state: &AppState,
+    token_name: &mut Option<String>,
+) -> Result<Admitted, ApiError> {
+    let path = request.uri().path();
+    let method = request.method();
+    let asset = super::dashboard::find(path);
+    let endpoint = match asset {
+        Some(_) => None,
+        None => ENDPOINTS.iter().find(|endpoint| endpoint.path == path),
+    };
+    let route = endpoint.and_then(|e| e.methods.iter().find(|(m, _, _)| m == method));
+    let scope = match (asset, route) {
+        (Some(_), _) if method == Method::GET => Some(Scope::Public),
+        (_, Some(&(_, _, scope))) => Some(scope),
+        _ => None,
+    };
+    state.metrics.record_scope(scope);
+
+    let auth = match (&state.config.auth, scope) {
+        (Some(tokens), scope) if scope != Some(Scope::Public) => Some(tokens.current()),
+        _ => None,
+    };
+    let token = match &auth {
+        None => None,
+        Some(auth) => match authenticate(request, auth) {
+            Ok(token) => {
+                *token_name = Some(token.name.clone());
+                Some(token)
+            }
+            Err(refusal) => {
+                state.metrics.record_refusal(refusal);
+                return Err(ApiError::Unauthorized(refusal.message()));
+            }
+        },
+    };
+    if let Some(asset) = asset {
+        return match method == Method::GET {
+            true => Ok(Admitted::Asset(asset)),
+            false => Err(ApiError::MethodNotAllowed { allow: "GET" }),
+        };
+    }
+    let endpoint = endpoint.ok_or(ApiError::UnknownPath)?;
+    let &(_, handler, scope) = route.ok_or(ApiError::MethodNotAllowed {
+        allow: endpoint.allow,
+    })?;
+    if let Some(token) = token {
+        permitted(token, scope).inspect_err(|_| state.metrics.record_refusal(Refusal::Scope))?;
+    }
+    Ok(Admitted::Endpoint {
+        handler,
+        writes: token.map(|t| t.write.clone()),
+    })
 }
 
 /// The name of the token a request was answered for, for the request log
@@ -90,34 +125,23 @@ pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> 
 pub(crate) struct TokenName(pub(crate) String);
 
 /// The token a request carries in `Authorization: Bearer <token>`.
-fn authenticate<'a>(
-    request: &Request<Incoming>,
-    auth: &'a AuthFile,
-) -> Result<&'a Token, ApiError> {
+fn authenticate<'a>(request: &Request<Incoming>, auth: &'a AuthFile) -> Result<&'a Token, Refusal> {
     let header = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::Unauthorized(
-            "this service needs a token: send `Authorization: Bearer <token>`",
-        ))?;
+        .ok_or(Refusal::NoToken)?;
     let secret = header
-        .split_once(' ')
+        .to_str()
+        .ok()
+        .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, secret)| secret.trim())
-        .ok_or(ApiError::Unauthorized(
-            "the authorization header must be `Bearer <token>`",
-        ))?;
-    auth.find(secret).ok_or(ApiError::Unauthorized(
-        "the token is not known here (revoked, or mistyped)",
-    ))
+        .ok_or(Refusal::Malformed)?;
+    auth.find(secret).ok_or(Refusal::UnknownToken)
 }
 
-/// Whether `token` (none: tokens are off) allows `scope`.
-fn permitted(token: Option<&Token>, scope: Scope) -> Result<(), ApiError> {
-    let Some(token) = token else {
-        return Ok(());
-    };
+/// Whether `token` allows `scope`.
+fn permitted(token: &Token, scope: Scope) -> Result<(), ApiError> {
     let (allowed, what) = match scope {
         Scope::Public => (true, ""),
         Scope::Read => (token.read, "read"),
@@ -207,6 +231,7 @@ async fn post_data(
     let post = wire::parse_post_body(&bytes)?;
     drop(bytes);
     if writes.is_some_and(|scope| !scope.allows(post.spaceship_id)) {
+        state.metrics.record_refusal(Refusal::Ship);
         return Err(ApiError::Forbidden {
             field: Some("spaceship_id"),
             message: format!(

@@ -26,6 +26,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
@@ -160,18 +161,47 @@ fn log_connection_end(ended: Result<(), JoinError>) {
 }
 
 /// Serves one connection until the client closes it, a timeout closes it,
-/// or shutdown has let its in-flight request finish.
+/// or shutdown has let its in-flight request finish. With TLS, the
+/// handshake comes first, bounded by the header timeout: a client that
+/// speaks plain HTTP (or nothing) to a TLS port is closed without an answer.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<()>,
-    _permit: OwnedSemaphorePermit,
+    stop: watch::Receiver<()>,
+    permit: OwnedSemaphorePermit,
 ) {
     // Responses are single small writes; don't let Nagle hold them back.
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, error = %e, "could not set TCP_NODELAY");
     }
+    let Some(tls) = shared.app.config.tls.clone() else {
+        return serve_http(stream, peer, shared, stop, permit).await;
+    };
+    let timeout = shared.app.config.header_timeout;
+    match tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => serve_http(stream, peer, shared, stop, permit).await,
+        Ok(Err(e)) => {
+            shared.app.metrics.record_tls_failure();
+            debug!(%peer, error = %e, "TLS handshake failed; closing");
+        }
+        Err(_) => {
+            shared.app.metrics.record_tls_failure();
+            debug!(%peer, "no TLS handshake within {timeout:?}; closing");
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on an established (plain or TLS) connection.
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<()>,
+    _permit: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Activity::new();
     let io = TokioIo::new(IdleIo::new(stream, Arc::clone(&activity)));
     let app = Arc::clone(&shared.app);
