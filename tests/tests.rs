@@ -4,6 +4,7 @@ mod auth;
 mod corruption;
 mod crash;
 mod dashboard;
+mod deploy;
 mod diskfull;
 mod energy;
 mod engine;
