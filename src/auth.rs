@@ -268,7 +268,8 @@ impl AuthFile {
         serde_json::to_string_pretty(&json).expect("JSON values serialise") + "\n"
     }
 
-    /// Writes the file whole and atomically, readable by its owner only.
+    /// Writes the file whole and atomically, readable by its owner only;
+    /// a file it replaces keeps its owner and group.
     pub fn store(&self, path: &Path) -> Result<(), AuthError> {
         let io = |what: &'static str| {
             move |source| AuthError::Io {
@@ -289,6 +290,17 @@ impl AuthFile {
         #[cfg(unix)]
         std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(io("write"))?;
+        // A replaced file keeps its owner and group: root editing the
+        // service user's file leaves it readable by the service.
+        #[cfg(unix)]
+        if let Ok(old) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt;
+            let new = file.metadata().map_err(io("write"))?;
+            if (old.uid(), old.gid()) != (new.uid(), new.gid()) {
+                std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))
+                    .map_err(io("keep the owner of"))?;
+            }
+        }
         file.write_all(self.render().as_bytes())
             .map_err(io("write"))?;
         file.sync_all().map_err(io("write"))?;

@@ -242,6 +242,24 @@ fn deploy_unit_has_the_properties_issue_12_asks_for() {
         "TimeoutStopSec {stop:?} must outlast the shutdown grace {:?}",
         config.server.shutdown_grace
     );
+    // The commented TLS variant: the same service, with certificate flags.
+    let tls_line = unit_text()
+        .lines()
+        .find_map(|line| line.strip_prefix("#ExecStart="))
+        .map(str::to_owned)
+        .expect("a commented TLS ExecStart");
+    let tls = exec_start_config(&tls_line);
+    assert_eq!(
+        tls.tls_files,
+        Some((
+            PathBuf::from("/etc/powerd/cert.pem"),
+            PathBuf::from("/etc/powerd/key.pem")
+        ))
+    );
+    assert_eq!(
+        (&tls.data_dir, &tls.auth_file, tls.listen),
+        (&config.data_dir, &config.auth_file, config.listen)
+    );
     let open_files: usize = value("LimitNOFILE").parse().expect("a number");
     assert!(open_files > config.server.max_connections);
 

@@ -15,6 +15,7 @@
 //! constructs nobody checks.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::Method;
@@ -23,7 +24,9 @@ use serde_json::{json, Value};
 use crate::util::{
     at, post_body, start_server, start_server_on, start_server_with, Reply, TempDir, TestServer,
 };
+use powerd::auth::{AuthFile, Tokens, WriteScope};
 use powerd::config::ServerConfig;
+use powerd::storage::Engine;
 
 /// Documented statuses this test cannot provoke, and why.
 const NOT_REACHABLE_HERE: &[(&str, &str, u16, &str)] = &[
@@ -81,8 +84,22 @@ impl Checker {
         body: impl Into<Vec<u8>>,
         status: u16,
     ) -> Reply {
+        self.expect_as(None, server, method, path_and_query, body, status)
+            .await
+    }
+
+    /// [`Checker::expect`] with `Authorization: Bearer <token>`.
+    async fn expect_as(
+        &mut self,
+        token: Option<&str>,
+        server: &TestServer,
+        method: Method,
+        path_and_query: &str,
+        body: impl Into<Vec<u8>>,
+        status: u16,
+    ) -> Reply {
         let reply = server
-            .request(method.clone(), path_and_query, body.into())
+            .request_as(token, method.clone(), path_and_query, body.into())
             .await;
         assert_eq!(
             reply.status,
@@ -381,6 +398,14 @@ fn history(ship: u64, count: i64) -> String {
     post_body(ship, "kWh", &readings)
 }
 
+/// A body for `method path`: a valid one for `POST /data`, none else.
+fn body_for(method: &str, path: &str) -> Vec<u8> {
+    match (method, path) {
+        ("post", "/data") => history(1, 4).into_bytes(),
+        _ => Vec::new(),
+    }
+}
+
 #[tokio::test]
 async fn every_answer_matches_the_served_openapi_description() {
     use Method as M;
@@ -664,6 +689,106 @@ async fn every_answer_matches_the_served_openapi_description() {
     c.expect(&slow, M::POST, "/data", vec![b' '; 2048], 413)
         .await;
     slow.stop().await;
+
+    // 401 and 403, with tokens on. Every operation the spec secures needs
+    // the role it names; the public ones answer without a token.
+    let mut auth = AuthFile::default();
+    let reader = auth.add("reader", WriteScope::None, true, false).unwrap();
+    let ship_1 = auth
+        .add("ship-1", WriteScope::parse("1").unwrap(), false, false)
+        .unwrap();
+    let dir = TempDir::new("openapi-auth");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let file = dir.path().join("auth.json");
+    auth.store(&file).unwrap();
+    let engine = Engine::open(&dir.path().join("data"), Default::default()).unwrap();
+    let tokens = ServerConfig {
+        auth: Some(Arc::new(Tokens::load(&file).unwrap())),
+        ..ServerConfig::default()
+    };
+    let guarded = start_server_on(engine, tokens, dir).await;
+    let operations: Vec<(String, String, Value)> = c.spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .iter()
+                .map(|(method, op)| (path.clone(), method.clone(), op["security"].clone()))
+        })
+        .collect();
+    for (path, method, security) in operations {
+        let m: Method = method.to_ascii_uppercase().parse().unwrap();
+        let roles = &security[0]["bearerAuth"];
+        if security == json!([]) {
+            let reply = guarded.request_as(None, m.clone(), &path, Vec::new()).await;
+            assert!(
+                reply.status < 400,
+                "{method} {path} is public: {}",
+                reply.status
+            );
+            continue;
+        }
+        assert_eq!(security.as_array().unwrap().len(), 1, "{method} {path}");
+        c.expect_as(
+            None,
+            &guarded,
+            m.clone(),
+            &path,
+            body_for(&method, &path),
+            401,
+        )
+        .await;
+        c.expect_as(
+            Some("pwd_0"),
+            &guarded,
+            m.clone(),
+            &path,
+            body_for(&method, &path),
+            401,
+        )
+        .await;
+        // A token without the role: the ship's for reads and metrics, the
+        // reader's for writes.
+        let (lacking, allowed) = match roles[0].as_str().unwrap() {
+            "write" => (&reader, &ship_1),
+            "read" | "admin" => (&ship_1, &reader),
+            role => panic!("{method} {path}: unknown role {role}"),
+        };
+        c.expect_as(
+            Some(lacking),
+            &guarded,
+            m.clone(),
+            &path,
+            body_for(&method, &path),
+            403,
+        )
+        .await;
+        if roles[0] != "admin" {
+            let reply = guarded
+                .request_as(Some(allowed), m.clone(), &path, body_for(&method, &path))
+                .await;
+            assert!(
+                reply.status != 401 && reply.status != 403,
+                "{method} {path} with a {roles} token: {}",
+                reply.text()
+            );
+        }
+    }
+    // A write token for another ship: 403 naming spaceship_id.
+    let reply = c
+        .expect_as(
+            Some(&ship_1),
+            &guarded,
+            M::POST,
+            "/data",
+            history(2, 4),
+            403,
+        )
+        .await;
+    assert_eq!(reply.json()["field"], "spaceship_id");
+    guarded.stop().await;
 
     // Every documented answer was seen (or is listed as out of reach).
     let mut missing = Vec::new();

@@ -91,3 +91,32 @@ fn tokens_are_added_listed_and_removed_and_only_their_digest_is_kept() {
     assert_eq!(unreadable.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unreadable.stderr).contains("cannot read the auth file"));
 }
+
+/// Root editing the service user's auth file (`deploy/powerd.service`
+/// runs as `powerd`) leaves it owned by that user, still 0600: otherwise
+/// every `token add` would lock the service out of its own file. Needs
+/// root, as CI runs.
+#[cfg(unix)]
+#[test]
+fn a_replaced_auth_file_keeps_its_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TempDir::new("tokens-owner");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let file = dir.path().join("auth.json");
+    assert!(token(&["add", "--name", "first", "--read"], &file)
+        .status
+        .success());
+    // 65534: `nobody` on Debian, standing in for the service user.
+    std::os::unix::fs::chown(&file, Some(65534), Some(65534))
+        .expect("chown needs root: run the tests as root, as CI does");
+    for args in [
+        &["add", "--name", "second", "--write", "7"][..],
+        &["remove", "--name", "first"][..],
+    ] {
+        let output = token(args, &file);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        let meta = std::fs::metadata(&file).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{args:?}");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{args:?}");
+    }
+}
