@@ -6,6 +6,11 @@
 // /alerts (one ship) for the ship view, /alerts (pages of 1,000 ships) for
 // the alerts table, /ships for the search box. Nothing draws more than one
 // series per chart, so 10,000 stored ships cost nothing here.
+//
+// With `serve --auth-file`, the API wants `Authorization: Bearer <token>`.
+// A refused call (401, 403) shows the token form; the token is kept in
+// sessionStorage (this tab only) and sent as that header, never in a URL,
+// the hash or the console. A server without tokens never sees the form.
 'use strict';
 
 (() => {
@@ -21,6 +26,16 @@
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const $ = (id) => document.getElementById(id);
+
+  const TOKEN_KEY = 'powerd.token';
+  const PANELS = {
+    fleet: { section: 'fleet-panel', note: 'fleet-note', content: 'fleet-chart', redraw: 'fleet' },
+    top: { section: 'top-panel', note: 'top-note', content: 'top-users' },
+    ship: { section: 'ship-panel', note: 'ship-note', content: 'ship-chart', redraw: 'ship' },
+    ships: { section: 'ships-panel', note: 'ships-page', content: 'ship-list' },
+    alerts: { section: 'alerts-panel', note: 'alerts-note', content: 'alerts-rows' },
+  };
+  const ALL_PANELS = Object.keys(PANELS);
 
   const state = { start: null, end: null, step: null, ship: null, prefix: '', shipPage: 1 };
   const generation = { fleet: 0, top: 0, ship: 0, alerts: 0, ships: 0 };
@@ -42,19 +57,30 @@
   });
   window.addEventListener('unhandledrejection', (event) => reportError(event.reason));
 
+  // `panels`: the PANELS keys the promise fills, told when it is refused.
   let pending = 0;
-  async function track(promise) {
+  async function track(promise, panels) {
     pending += 1;
     document.body.dataset.state = 'loading';
     try {
-      return await promise;
+      const result = await promise;
+      for (const name of panels || []) delete $(PANELS[name].section).dataset.refused;
+      return result;
     } catch (error) {
-      reportError(error);
+      if (error instanceof AuthError) refused(error, panels || []);
+      else reportError(error);
       return undefined;
     } finally {
       pending -= 1;
-      if (pending === 0) document.body.dataset.state = 'ready';
+      if (pending === 0) settled();
     }
+  }
+
+  function settled() {
+    document.body.dataset.state = refusal ? 'needs-token' : 'ready';
+    if (refusal) document.body.dataset.auth = refusal;
+    else if (token !== null) document.body.dataset.auth = 'sent';
+    else delete document.body.dataset.auth;
   }
 
   function setStatus(text) {
@@ -105,23 +131,104 @@
     }
   }
 
+  // A 401 or 403: `sent` is the token the call carried (null: none), to
+  // tell a refusal of the current token from one of a token since replaced.
+  class AuthError extends ApiError {
+    constructor(status, body, sent) {
+      super(status, body);
+      this.sent = sent;
+    }
+  }
+
   async function api(path, params) {
     const query = new URLSearchParams();
     for (const [name, value] of Object.entries(params || {})) {
       if (value !== null && value !== undefined && value !== '') query.set(name, String(value));
     }
     const text = query.toString();
-    const response = await fetch(path + (text ? '?' + text : ''), {
-      headers: { accept: 'application/json' },
-    });
+    const sent = token;
+    const headers = { accept: 'application/json' };
+    if (sent !== null) headers.authorization = 'Bearer ' + sent;
+    const response = await fetch(path + (text ? '?' + text : ''), { headers });
     let body = null;
     try {
       body = await response.json();
     } catch (_) {
       body = null;
     }
+    if (response.status === 401 || response.status === 403) throw new AuthError(response.status, body, sent);
     if (!response.ok) throw new ApiError(response.status, body);
     return body;
+  }
+
+  // ---- the token ------------------------------------------------------------
+
+  // sessionStorage can be unavailable (storage disabled): the token then
+  // lasts as long as the page.
+  function storedToken() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function storeToken(value) {
+    try {
+      if (value === null) sessionStorage.removeItem(TOKEN_KEY);
+      else sessionStorage.setItem(TOKEN_KEY, value);
+    } catch (_) {
+      // Kept in memory only.
+    }
+  }
+
+  let token = storedToken();
+  // Why the last load was refused: null, 'needed' (401, no token sent),
+  // 'refused' (401 for the token sent) or 'forbidden' (403).
+  let refusal = null;
+
+  function showTokenControls() {
+    $('token-forget').hidden = token === null;
+  }
+
+  function askForToken(message) {
+    $('token-message').textContent = message;
+    $('token-panel').hidden = false;
+    $('token-input').focus();
+  }
+
+  function refused(error, panels) {
+    if (error.sent !== token) return;
+    const kind = error.status === 403 ? 'forbidden' : error.sent === null ? 'needed' : 'refused';
+    const server = `(${error.status}: ${error.message})`;
+    const short = {
+      needed: 'needs a read token',
+      refused: 'the token was refused',
+      forbidden: 'the token may not read',
+    }[kind];
+    for (const name of panels) {
+      const panel = PANELS[name];
+      $(panel.section).dataset.refused = String(error.status);
+      $(panel.content).textContent = '';
+      if (panel.redraw) redraw[panel.redraw] = null;
+      $(panel.note).textContent = `Refused (${error.status}): ${short}.`;
+    }
+    if (refusal === kind) return;
+    refusal = kind;
+    askForToken({
+      needed: `This powerd needs a read token ${server}. Paste one below.`,
+      refused: `The token was refused: revoked or mistyped? ${server}. Paste a read token below, or forget this one.`,
+      forbidden: `This token may not read ${server}. Paste a token with the read scope below.`,
+    }[kind]);
+  }
+
+  // Forget any refusal, and load every panel again (with the token now set).
+  function reload() {
+    refusal = null;
+    $('token-panel').hidden = true;
+    showTokenControls();
+    setStatus('');
+    return track(load());
   }
 
   // ---- the hash -------------------------------------------------------------
@@ -615,10 +722,10 @@
     showWindowInputs();
     setStatus('');
     return Promise.all([
-      track(renderFleet()),
-      track(renderTop()),
-      track(renderAlerts()),
-      track(renderShip()),
+      track(renderFleet(), ['fleet']),
+      track(renderTop(), ['top']),
+      track(renderAlerts(), ['alerts']),
+      track(renderShip(), ['ship']),
     ]);
   }
 
@@ -641,7 +748,7 @@
       readHash();
       if (windowKey() !== before) renderWindow();
       else if (state.ship !== shipBefore) {
-        track(renderShip());
+        track(renderShip(), ['ship']);
         for (const row of $('alerts').tBodies[0].rows) {
           row.className = row.dataset.ship === state.ship ? 'selected' : '';
         }
@@ -656,16 +763,35 @@
       }
       state.prefix = prefix;
       state.shipPage = 1;
-      const body = await track(renderShipList());
+      const body = await track(renderShipList(), ['ships']);
       if (body && prefix && body.ships.some((s) => String(s) === prefix)) openShip(prefix);
     });
     $('ships-prev').addEventListener('click', () => {
       state.shipPage = Math.max(1, state.shipPage - 1);
-      track(renderShipList());
+      track(renderShipList(), ['ships']);
     });
     $('ships-next').addEventListener('click', () => {
       state.shipPage += 1;
-      track(renderShipList());
+      track(renderShipList(), ['ships']);
+    });
+    $('token-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const input = $('token-input');
+      const value = input.value.trim();
+      // A header value: printable ASCII (a token is pwd_ and 64 hex digits).
+      if (!/^[\x21-\x7e]+$/.test(value)) {
+        $('token-message').textContent = 'A token is printable text without spaces, like pwd_ and 64 hex digits.';
+        return;
+      }
+      input.value = '';
+      token = value;
+      storeToken(token);
+      reload();
+    });
+    $('token-forget').addEventListener('click', () => {
+      token = null;
+      storeToken(null);
+      reload();
     });
     let resizeTimer = null;
     window.addEventListener('resize', () => {
@@ -677,14 +803,19 @@
     });
   }
 
-  async function start() {
-    readHash();
-    bind();
-    if (state.start === null) await track(defaultWindow());
+  async function load() {
+    if (state.start === null) await track(defaultWindow(), ALL_PANELS);
     if (state.start === null) return;
     if (state.step === null) state.step = defaultStep(state.end - state.start);
     history.replaceState(null, '', hashFor({}));
-    await Promise.all([renderWindow(), track(renderShipList())]);
+    await Promise.all([renderWindow(), track(renderShipList(), ['ships'])]);
+  }
+
+  async function start() {
+    readHash();
+    bind();
+    showTokenControls();
+    return load();
   }
 
   track(start());
