@@ -9,7 +9,9 @@
 //!     server answering a fixed body of the same size (this binary re-run in
 //!     baseline mode), measured in the same run with the same load generator;
 //! (c) GET one ship, 365 days;
-//! (d) restart time, resident memory, bytes on disk per stored bucket.
+//! (d) restart time, resident memory, bytes on disk per stored bucket;
+//! (e) (b)'s GETs with tokens on (`--auth-file` of 10,001 tokens) against
+//!     tokens off, on copies of the same data, in alternating rounds.
 //!
 //! The load generator is a small raw HTTP/1.1 client on a single-threaded
 //! tokio runtime, so it takes one core at most and leaves the other to the
@@ -199,6 +201,7 @@ async fn run(settings: Settings) {
             settings.get_connections,
             round_seconds,
             Arc::clone(&day_paths),
+            None,
         )
         .await;
         powerd_latencies.extend(latencies);
@@ -207,6 +210,7 @@ async fn run(settings: Settings) {
             settings.get_connections,
             round_seconds,
             Arc::clone(&baseline_paths),
+            None,
         )
         .await;
         baseline_latencies.extend(latencies);
@@ -342,6 +346,86 @@ async fn run(settings: Settings) {
             data_dir.display()
         ),
     ));
+
+    // (e) what tokens cost: the same GETs against the same data, tokens
+    // off and on (an auth file of 10,000 ship tokens and a reader), in
+    // alternating rounds.
+    let auth_dir = data_dir.with_extension("auth");
+    let _ = std::fs::remove_dir_all(&auth_dir);
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&data_dir)
+        .arg(&auth_dir)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "copy the data directory");
+    let auth_file = data_dir.with_extension("auth.json");
+    let reader: Arc<str> = {
+        let mut auth = powerd::auth::AuthFile::default();
+        for ship in 0..10_000u64 {
+            let write = powerd::auth::WriteScope::parse(&ship.to_string()).expect("a ship id");
+            auth.add(&format!("ship-{ship}"), write, false, false)
+                .expect("a new token");
+        }
+        let reader = auth
+            .add("reader", powerd::auth::WriteScope::None, true, false)
+            .expect("a new token");
+        auth.store(&auth_file).expect("store the auth file");
+        reader.into()
+    };
+    let open = Server::start(&binary, &data_dir);
+    let guarded = Server::start_with(
+        &binary,
+        &auth_dir,
+        &["--auth-file", auth_file.to_str().expect("a UTF-8 path")],
+    );
+    let (mut off_total, mut on_total, mut ratios) = (0.0, 0.0, Vec::new());
+    let mut on_latencies = Vec::new();
+    for _ in 0..GET_ROUNDS {
+        let (off_rps, _) = drive_gets(
+            open.address,
+            settings.get_connections,
+            round_seconds,
+            Arc::clone(&day_paths),
+            None,
+        )
+        .await;
+        let (on_rps, latencies) = drive_gets(
+            guarded.address,
+            settings.get_connections,
+            round_seconds,
+            Arc::clone(&day_paths),
+            Some(Arc::clone(&reader)),
+        )
+        .await;
+        on_latencies.extend(latencies);
+        ratios.push(on_rps / off_rps);
+        off_total += off_rps;
+        on_total += on_rps;
+    }
+    drop((open, guarded));
+    ratios.sort_by(f64::total_cmp);
+    let ratio_text: Vec<String> = ratios.iter().map(|r| format!("{:.0}", r * 100.0)).collect();
+    rows.push((
+        format!(
+            "(e) GET 1 ship × 1 day with a token (10,001 in the file), {} conns",
+            settings.get_connections
+        ),
+        format!(
+            "{:.0} req/s = {:.0}% of tokens off, {:.0} req/s (median of rounds: {})",
+            on_total / GET_ROUNDS as f64,
+            100.0 * ratios[ratios.len() / 2],
+            off_total / GET_ROUNDS as f64,
+            ratio_text.join("/")
+        ),
+        format!(
+            "p50 {} p99 {}",
+            ms(percentile(&mut on_latencies, 0.5)),
+            ms(percentile(&mut on_latencies, 0.99))
+        ),
+    ));
+    let _ = std::fs::remove_dir_all(&auth_dir);
+    let _ = std::fs::remove_file(&auth_file);
     let _ = std::fs::remove_dir_all(&data_dir);
 
     let widths = [
@@ -440,11 +524,13 @@ fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     out.extend_from_slice(&digits[position..]);
 }
 
+/// `token`: sent as `Authorization: Bearer` with every request.
 async fn drive_gets(
     address: SocketAddr,
     connections: usize,
     seconds: f64,
     paths: Arc<Vec<String>>,
+    token: Option<Arc<str>>,
 ) -> (f64, Vec<Duration>) {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let counter = Arc::new(AtomicU64::new(0));
@@ -453,8 +539,12 @@ async fn drive_gets(
     for _ in 0..connections {
         let counter = Arc::clone(&counter);
         let paths = Arc::clone(&paths);
+        let token = token.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect(address).await;
+            if let Some(token) = token {
+                client = client.with_token(&token);
+            }
             let mut latencies = Vec::new();
             while Instant::now() < deadline {
                 let path = &paths[counter.fetch_add(1, Ordering::Relaxed) as usize % paths.len()];

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # API fuzzing with schemathesis against GET /openapi.json (issue 5).
 #
-# Builds the release binary, starts `powerd serve` on a temporary data
-# directory and a free port, seeds a few ships, and runs
-#   schemathesis run <url>/openapi.json --checks all
+# Builds the release binary, makes a token with every scope
+# (`powerd token add`), starts `powerd serve --auth-file` on a temporary
+# data directory and a free port, seeds a few ships, and runs
+#   schemathesis run <url>/openapi.json --checks all -H "Authorization: Bearer <token>"
+# (its `ignored_auth` check also sends requests without the token and
+# holds the server to the 401s the spec declares).
 # with a bounded number of examples per operation and a time budget. Fails
 # on any 5xx, any response the spec does not describe (status, content
 # type, headers, body schema), schema-violating requests that are accepted,
@@ -60,9 +63,12 @@ trap cleanup EXIT
 
 # A memory cap, so that a request that makes the server allocate without
 # bound kills the server (and fails this run) instead of the machine.
+TOKEN=$("$TARGET_DIR/release/powerd" token add --auth-file "$WORK/auth.json" \
+    --name schemathesis --write all --read --admin | tail -n1)
 (
     ulimit -v 4194304
-    exec "$TARGET_DIR/release/powerd" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 --log-level warn
+    exec "$TARGET_DIR/release/powerd" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 \
+        --auth-file "$WORK/auth.json" --log-level warn
 ) >"$WORK/stdout" 2>"$WORK/stderr" &
 SERVER_PID=$!
 URL=
@@ -76,15 +82,16 @@ done
 echo "powerd under test at $URL (data in $WORK/data)"
 
 # --- seed data: the examples in the spec find stored ships -----------------
-"$PY" - "$URL" <<'PYEOF'
+"$PY" - "$URL" "$TOKEN" <<'PYEOF'
 import json, sys, urllib.request
 from datetime import datetime, timedelta, timezone
 
-url = sys.argv[1]
+url, token = sys.argv[1], sys.argv[2]
 
 def post(body):
     request = urllib.request.Request(url + "/data", data=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
+                                     headers={"content-type": "application/json",
+                                              "authorization": "Bearer " + token})
     with urllib.request.urlopen(request) as response:
         assert response.status == 200, response.status
 
@@ -120,6 +127,7 @@ cd "$RUN_DIR"
 set -x
 "$VENV/bin/schemathesis" --config-file "$ROOT/ci/schemathesis.toml" run "$URL/openapi.json" \
     --checks all \
+    --header "Authorization: Bearer $TOKEN" \
     --max-examples "$MAX_EXAMPLES" \
     --max-time "$MAX_TIME" \
     --workers 1 \

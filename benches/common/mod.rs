@@ -24,6 +24,8 @@ pub fn timestamp(secs: i64) -> String {
 pub struct Client {
     stream: TcpStream,
     buffer: Vec<u8>,
+    /// Sent with every request, as `name: value\r\n` (e.g. a token).
+    extra_header: Vec<u8>,
 }
 
 impl Client {
@@ -33,7 +35,14 @@ impl Client {
         Client {
             stream,
             buffer: Vec::with_capacity(1 << 16),
+            extra_header: Vec::new(),
         }
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every request.
+    pub fn with_token(mut self, token: &str) -> Client {
+        self.extra_header = format!("authorization: Bearer {token}\r\n").into_bytes();
+        self
     }
 
     pub async fn request(
@@ -43,6 +52,7 @@ impl Client {
         body: Option<&[u8]>,
     ) -> (u16, Vec<u8>) {
         let mut request = format!("{method} {path} HTTP/1.1\r\nhost: bench\r\n").into_bytes();
+        request.extend_from_slice(&self.extra_header);
         if let Some(body) = body {
             request.extend_from_slice(
                 format!(
@@ -100,10 +110,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(binary: &Path, data_dir: &Path) -> Server {
+        Server::start_with(binary, data_dir, &[])
+    }
+
+    /// [`Server::start`] with extra `serve` flags.
+    pub fn start_with(binary: &Path, data_dir: &Path, flags: &[&str]) -> Server {
         let mut child = Command::new(binary)
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
