@@ -36,6 +36,19 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+    /// Copy a data directory consistently, while a server writes to it or
+    /// while none runs. Restore: serve the copy (`serve --data-dir DEST`).
+    Backup {
+        /// The data directory to back up.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Where the copy goes: a new or empty directory.
+        #[arg(long, value_name = "DEST")]
+        to: PathBuf,
+        /// Copy at most this many bytes per second (default: no limit).
+        #[arg(long, value_name = "BYTES")]
+        max_rate: Option<u64>,
+    },
     /// Manage access tokens in an auth file (it keeps only their SHA-256).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -87,6 +100,11 @@ enum AppError {
     Damaged(usize),
     Auth(AuthError),
     Tls(powerd::tls::TlsError),
+    /// A failed backup; `marked`: its destination is left marked incomplete.
+    Backup {
+        error: StorageError,
+        marked: bool,
+    },
 }
 
 impl AppError {
@@ -99,6 +117,7 @@ impl AppError {
             }
             AppError::Auth(_) => ExitCode::FAILURE,
             AppError::Storage(_) | AppError::Io { .. } | AppError::Damaged(_) => ExitCode::FAILURE,
+            AppError::Backup { .. } => ExitCode::FAILURE,
         }
     }
 
@@ -116,6 +135,18 @@ impl fmt::Display for AppError {
             AppError::Io { what, source } => write!(f, "could not {what}: {source}"),
             AppError::Auth(e) => write!(f, "{e}"),
             AppError::Tls(e) => write!(f, "TLS: {e}"),
+            AppError::Backup {
+                error,
+                marked: false,
+            } => write!(f, "backup failed: {error}"),
+            AppError::Backup {
+                error,
+                marked: true,
+            } => write!(
+                f,
+                "backup failed: {error}. The destination is marked incomplete \
+                 (BACKUP-INCOMPLETE): nothing will serve it; delete it"
+            ),
             AppError::Damaged(problems) => write!(
                 f,
                 "the data directory is damaged ({problems} problem(s), listed above)"
@@ -129,6 +160,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(flags) => flags.validate().map_err(AppError::Config).and_then(serve),
         Command::Check { data_dir } => check(data_dir),
+        Command::Backup {
+            data_dir,
+            to,
+            max_rate,
+        } => backup(data_dir, to, max_rate),
         Command::Token(command) => token(command),
     };
     match result {
@@ -341,6 +377,79 @@ fn token(command: TokenCommand) -> Result<(), AppError> {
             }
         }
     }
+    Ok(())
+}
+
+/// `powerd backup`: progress on stderr at most once a second, then a
+/// summary line saying which writes the copy holds.
+fn backup(data_dir: PathBuf, to: PathBuf, max_rate: Option<u64>) -> Result<(), AppError> {
+    let mut err = std::io::stderr();
+    let mut last_line: Option<std::time::Instant> = None;
+    let mut show = |p: &powerd::storage::BackupProgress| {
+        let due = last_line.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if due || p.files_done == p.files_total {
+            last_line = Some(std::time::Instant::now());
+            let _ = writeln!(
+                err,
+                "backup: {}/{} files, {:.1}/{:.1} MiB, {:.1} s",
+                p.files_done,
+                p.files_total,
+                p.bytes_done as f64 / 1048576.0,
+                p.bytes_total as f64 / 1048576.0,
+                p.elapsed.as_secs_f64()
+            );
+        }
+    };
+    let options = powerd::storage::BackupOptions {
+        max_bytes_per_s: max_rate,
+    };
+    let report = powerd::storage::backup(
+        &*powerd::storage::io::RealFs::shared(),
+        &data_dir,
+        &to,
+        &options,
+        &mut show,
+    )
+    .map_err(|error| AppError::Backup {
+        error,
+        marked: to.join(powerd::storage::BACKUP_MARKER).exists(),
+    })?;
+    let stamp = |t: std::time::SystemTime| {
+        let ms = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let secs = ms.div_euclid(1000);
+        let mut text = powerd::wire::format_timestamp(secs);
+        // 2026-12-02T14:05:03Z → 2026-12-02T14:05:03.123Z
+        text.insert_str(text.len() - 1, &format!(".{:03}", ms.rem_euclid(1000)));
+        text
+    };
+    let secs = report.elapsed.as_secs_f64();
+    let which = if report.alongside_server {
+        format!(
+            "taken while a server was writing (from {}): it holds every write acknowledged \
+             before {}, when the log was read; of writes acknowledged later, at most those \
+             already being committed then, each whole",
+            stamp(report.started_at),
+            stamp(report.log_read_at)
+        )
+    } else {
+        "no server was running: it holds every acknowledged write".to_owned()
+    };
+    let _ = writeln!(
+        err,
+        "backup complete: {} holds {} files, {:.1} MiB ({} block files, {} log segments with {} \
+         writes not yet checkpointed) in {secs:.2} s ({:.1} MiB/s); {which}. Verify it with \
+         `powerd check --data-dir {}`; restore by serving it.",
+        to.display(),
+        report.files,
+        report.bytes as f64 / 1048576.0,
+        report.block_files,
+        report.segments,
+        report.log_records,
+        report.bytes as f64 / 1048576.0 / secs.max(1e-9),
+        to.display()
+    );
     Ok(())
 }
 

@@ -9,56 +9,19 @@
 //! write.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::process::{day_body, timestamp, Client, Server, DAY_S};
+use crate::util::Tmpfs;
 
 /// 2018-08-01T00:00:00Z
 const EPOCH_S: i64 = 1_533_081_600;
 const GRACE_S: u64 = 3;
 const WRITERS: u64 = 4;
-
-/// A tmpfs mounted for the test's life.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("powerd-tmpfs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mount point");
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "cannot mount a tmpfs at {} (the disk-full test needs root, as CI has)",
-            dir.display()
-        );
-        Tmpfs(dir)
-    }
-
-    fn resize(&self, size: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .status()
-            .expect("mount runs");
-        assert!(status.success(), "remount to {size}");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
 
 /// Day `n` of `ship`: 96 fifteen-minute kW readings; bucket `i` holds
 /// `value(ship, n, i) / 4` kWh.
@@ -111,7 +74,7 @@ fn get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
 
 #[test]
 fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
-    let fs = Tmpfs::mount("24m");
+    let fs = Tmpfs::mount("diskfull", "24m");
     let data = fs.0.join("data");
     let log = || std::fs::File::create(fs.0.join("powerd.log")).expect("log file on the tmpfs");
     let flags = ["--shutdown-grace", "3"];

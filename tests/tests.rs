@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per theme.
 
 mod auth;
+mod backup;
 mod corruption;
 mod crash;
 mod dashboard;

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -367,4 +368,43 @@ pub fn post_body(ship: u64, units: &str, readings: &[(impl AsRef<str>, f64)]) ->
 /// `2018-08-24T<hh:mm>:00Z`, the day of SPEC.md's examples.
 pub fn at(hh_mm: &str) -> String {
     format!("2018-08-24T{hh_mm}:00Z")
+}
+
+/// A tmpfs mounted for the test's life.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    /// Mounts one of `size` (`24m`) at a fresh directory named by `label`.
+    pub fn mount(label: &str, size: &str) -> Tmpfs {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("powerd-tmpfs-{label}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs at {} (this test needs root, as CI has)",
+            dir.display()
+        );
+        Tmpfs(dir)
+    }
+
+    pub fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "remount to {size}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }

@@ -2,7 +2,7 @@
 //! damage, the byte offset.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
 #[non_exhaustive]
@@ -34,6 +34,9 @@ pub enum StorageError {
     /// A file that holds (or may hold) acknowledged data is gone: the
     /// directory is not whole, and nothing may serve it as if it were.
     Missing { path: PathBuf, why: String },
+    /// The directory is a backup that never completed (its marker is
+    /// there): files may be missing.
+    IncompleteBackup { marker: PathBuf },
 }
 
 impl StorageError {
@@ -88,6 +91,9 @@ impl Clone for StorageError {
                 path: path.clone(),
                 why: why.clone(),
             },
+            StorageError::IncompleteBackup { marker } => StorageError::IncompleteBackup {
+                marker: marker.clone(),
+            },
         }
     }
 }
@@ -121,6 +127,17 @@ impl fmt::Display for StorageError {
                     f,
                     "data directory {} is in use by another powerd process",
                     path.display()
+                )
+            }
+            StorageError::IncompleteBackup { marker } => {
+                let dir = marker.parent().unwrap_or(Path::new("."));
+                write!(
+                    f,
+                    "{} is an incomplete backup ({} is still there: `powerd backup` was \
+                     interrupted or failed), so files may be missing; delete it and make a new \
+                     backup",
+                    dir.display(),
+                    marker.display()
                 )
             }
         }

@@ -15,6 +15,9 @@ pub const BLOCK_DIR: &str = "blocks";
 pub const LOCK_FILE: &str = "LOCK";
 pub const MANIFEST_FILE: &str = "MANIFEST";
 pub const ROLLUP_FILE: &str = "ROLLUP";
+/// Present while `powerd backup` fills a directory: such a directory may
+/// lack files, and nothing serves or trusts it.
+pub const BACKUP_MARKER: &str = "BACKUP-INCOMPLETE";
 /// Suffix of a file being replaced atomically (`MANIFEST.tmp`, `ROLLUP.tmp`).
 pub const TMP_SUFFIX: &str = ".tmp";
 const SEGMENT_SUFFIX: &str = ".log";
@@ -62,6 +65,10 @@ impl Layout {
 
     pub fn lock(&self) -> PathBuf {
         self.dir.join(LOCK_FILE)
+    }
+
+    pub fn backup_marker(&self) -> PathBuf {
+        self.dir.join(BACKUP_MARKER)
     }
 
     /// Sequence numbers of the segment files, ascending.
@@ -141,6 +148,11 @@ impl Survey {
     /// directory cannot be listed or the manifest cannot be read; missing
     /// files are [`Survey::problems`].
     pub fn take(vfs: &dyn Vfs, layout: &Layout) -> Result<Survey, StorageError> {
+        if list(vfs, &layout.dir)?.iter().any(|n| n == BACKUP_MARKER) {
+            return Err(StorageError::IncompleteBackup {
+                marker: layout.backup_marker(),
+            });
+        }
         let (manifest, manifest_present) = match Manifest::load(vfs, &layout.manifest())? {
             Some(manifest) => (manifest, true),
             None => (Manifest::empty(), false),

@@ -11,6 +11,7 @@
 //! [`io`] seam; [`sim`] is its simulated file system for the power-cut
 //! tests. Byte layouts: storage-format.md.
 
+mod backup;
 mod block;
 mod bucket_columns;
 mod check;
@@ -31,11 +32,13 @@ mod segment;
 pub mod sim;
 pub mod timeline;
 
+pub use backup::{backup, BackupOptions, BackupReport, Progress as BackupProgress};
 pub use check::{check, check_with, CheckReport};
 pub use engine::{
     CommitCallback, Engine, EngineOptions, EngineStats, CHECKPOINT_DURATION_BOUNDS_MS,
 };
 pub use error::StorageError;
+pub use layout::BACKUP_MARKER;
 pub use rollup::FleetInterval;
 
 /// Decoders exposed for the fuzz targets and corruption tests; not a
