@@ -11,7 +11,9 @@
 //! (c) GET one ship, 365 days;
 //! (d) restart time, resident memory, bytes on disk per stored bucket;
 //! (e) (b)'s GETs with tokens on (`--auth-file` of 10,001 tokens) against
-//!     tokens off, on copies of the same data, in alternating rounds.
+//!     tokens off, on copies of the same data, in alternating rounds;
+//! (f) `powerd backup` of the whole directory while ingest goes on: its
+//!     duration and rate, and POST latency during it against before it.
 //!
 //! The load generator is a small raw HTTP/1.1 client on a single-threaded
 //! tokio runtime, so it takes one core at most and leaves the other to the
@@ -426,6 +428,98 @@ async fn run(settings: Settings) {
     ));
     let _ = std::fs::remove_dir_all(&auth_dir);
     let _ = std::fs::remove_file(&auth_file);
+
+    // (f) `powerd backup` while ingest goes on: how long it takes, and what
+    // it does to the writers (POST latency in the backup's window against
+    // an equally long window before it).
+    let mut server = Server::start(&binary, &data_dir);
+    let backup_dir = data_dir.with_extension("backup");
+    let _ = std::fs::remove_dir_all(&backup_dir);
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let acks: Arc<std::sync::Mutex<Vec<(Instant, Duration)>>> = Arc::default();
+    let mut writers = Vec::new();
+    for writer in 0..settings.ingest_connections as u64 {
+        let (writing, acks, address) = (Arc::clone(&writing), Arc::clone(&acks), server.address);
+        let ships = settings.ships;
+        writers.push(tokio::spawn(async move {
+            let mut client = Client::connect(address).await;
+            let mut n = writer;
+            while writing.load(Ordering::Relaxed) {
+                let (ship, day) = (n % ships, days + (n / ships) as i64);
+                let body = day_body(ship, day);
+                let t = Instant::now();
+                let (status, _) = client.request("POST", "/data", Some(&body)).await;
+                assert_eq!(status, 200);
+                acks.lock().expect("acks").push((Instant::now(), t.elapsed()));
+                n += settings.ingest_connections as u64;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let began = Instant::now();
+    let output = tokio::task::spawn_blocking({
+        let (binary, data_dir, backup_dir) = (binary.clone(), data_dir.clone(), backup_dir.clone());
+        move || {
+            Command::new(&binary)
+                .args(["backup", "--data-dir"])
+                .arg(&data_dir)
+                .arg("--to")
+                .arg(&backup_dir)
+                .output()
+                .expect("powerd backup runs")
+        }
+    })
+    .await
+    .expect("backup task");
+    let took = began.elapsed();
+    assert!(
+        output.status.success(),
+        "backup: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    writing.store(false, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    server.terminate();
+    let acks = std::mem::take(&mut *acks.lock().expect("acks"));
+    let window = |from: Instant, to: Instant| -> Vec<Duration> {
+        acks.iter()
+            .filter(|(at, took)| *at >= from && *at - *took <= to)
+            .map(|(_, took)| *took)
+            .collect()
+    };
+    let mut during = window(began, began + took);
+    let mut before = window(began - took.max(Duration::from_millis(500)), began);
+    let backup_bytes = dir_bytes(&backup_dir);
+    let summary = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    rows.push((
+        format!(
+            "(f) backup while {} conns ingest ({:.0} MiB copied)",
+            settings.ingest_connections,
+            backup_bytes as f64 / 1048576.0
+        ),
+        format!(
+            "{} ({:.0} MiB/s)",
+            ms(took),
+            backup_bytes as f64 / 1048576.0 / took.as_secs_f64()
+        ),
+        format!(
+            "POSTs during it: {}, p99 {} max {}; before it: p99 {} max {}",
+            during.len(),
+            ms(percentile(&mut during, 0.99)),
+            ms(during.iter().max().copied().unwrap_or_default()),
+            ms(percentile(&mut before, 0.99)),
+            ms(before.iter().max().copied().unwrap_or_default()),
+        ),
+    ));
+    println!("backup said: {summary}");
+    let _ = std::fs::remove_dir_all(&backup_dir);
     let _ = std::fs::remove_dir_all(&data_dir);
 
     let widths = [
