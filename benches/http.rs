@@ -450,7 +450,9 @@ async fn run(settings: Settings) {
                 let t = Instant::now();
                 let (status, _) = client.request("POST", "/data", Some(&body)).await;
                 assert_eq!(status, 200);
-                acks.lock().expect("acks").push((Instant::now(), t.elapsed()));
+                acks.lock()
+                    .expect("acks")
+                    .push((Instant::now(), t.elapsed()));
                 n += settings.ingest_connections as u64;
             }
         }));

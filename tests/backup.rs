@@ -339,6 +339,23 @@ fn bad_and_full_destinations_are_refused() {
     assert!(!output.status.success());
     assert!(!dir.path().join("c").exists(), "a destination for nothing");
 
+    // A read-only file system (root ignores permission bits, not this).
+    let read_only = Tmpfs::mount("backup-ro", "1m");
+    let remounted = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&read_only.0)
+        .status()
+        .unwrap();
+    assert!(remounted.success());
+    let output = run_backup(&source, &read_only.0.join("copy"), &[]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("create backup directory") && said.contains("Read-only file system"),
+        "{said}"
+    );
+    drop(read_only);
+
     // A destination that fills up: the error says so, and the copy stays
     // marked incomplete.
     let fs = Tmpfs::mount("backup", "256k");
