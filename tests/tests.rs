@@ -10,6 +10,7 @@ mod diskfull;
 mod energy;
 mod engine;
 mod faults;
+mod fixtures;
 mod forecast;
 mod fuzz_replay;
 mod http;
