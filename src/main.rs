@@ -49,6 +49,13 @@ enum Command {
         #[arg(long, value_name = "BYTES")]
         max_rate: Option<u64>,
     },
+    /// Rewrite a (stopped) data directory's older block files in the
+    /// current format now, rather than over the next checkpoints.
+    Upgrade {
+        /// The data directory to upgrade.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
     /// Manage access tokens in an auth file (it keeps only their SHA-256).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -165,6 +172,7 @@ fn main() -> ExitCode {
             to,
             max_rate,
         } => backup(data_dir, to, max_rate),
+        Command::Upgrade { data_dir } => upgrade(data_dir),
         Command::Token(command) => token(command),
     };
     match result {
@@ -449,6 +457,48 @@ fn backup(data_dir: PathBuf, to: PathBuf, max_rate: Option<u64>) -> Result<(), A
         report.log_records,
         report.bytes as f64 / 1048576.0 / secs.max(1e-9),
         to.display()
+    );
+    Ok(())
+}
+
+/// `powerd upgrade`: opens the directory (recovering it like `serve`),
+/// checkpoints until no block of an older version is left, and closes.
+/// Each checkpoint is crash-safe: a kill at any point leaves a directory
+/// that opens, and the next run (or the server's checkpoints) carries on.
+fn upgrade(data_dir: PathBuf) -> Result<(), AppError> {
+    let mut err = std::io::stderr();
+    let started = std::time::Instant::now();
+    let engine = Engine::open(&data_dir, EngineOptions::default()).map_err(AppError::Storage)?;
+    let before = engine.stats();
+    let _ = writeln!(
+        err,
+        "upgrade: {} of {} block files are of an older version",
+        before.older_block_files, before.block_files
+    );
+    let mut left = before.older_block_files;
+    while left > 0 {
+        engine.checkpoint().map_err(AppError::Storage)?;
+        let now = engine.stats().older_block_files;
+        let _ = writeln!(
+            err,
+            "upgrade: {now} older block files left, {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        if now >= left {
+            return Err(AppError::Storage(StorageError::Failed(format!(
+                "a checkpoint rewrote no older block ({now} left)"
+            ))));
+        }
+        left = now;
+    }
+    engine.close().map_err(AppError::Storage)?;
+    let _ = writeln!(
+        err,
+        "upgrade complete: {} holds only current-version files ({} block files rewritten) in \
+         {:.2} s",
+        data_dir.display(),
+        before.older_block_files,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

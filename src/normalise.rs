@@ -88,7 +88,7 @@ pub fn normalise(
         let power_kw = match units {
             Units::Kw => reading.value,
             // The actual length, so the energy stays whole even if `end` saturated.
-            Units::Kwh => reading.value * SECONDS_PER_HOUR / (end - start) as f64,
+            Units::Kwh => kwh_power(reading.value, end - start),
         };
         match spans.last_mut() {
             Some(last) if last.end_s == start && last.power_kw == power_kw => last.end_s = end,
@@ -146,6 +146,30 @@ fn most_common_spacing(sorted: &[Reading]) -> Option<i64> {
         }
     }
     Some(best.0)
+}
+
+/// The power of a kWh reading spread over `seconds`: `value × 3600 /
+/// seconds`. When `seconds` divides the hour and the reading is a decimal,
+/// the power is that decimal times an integer, and it is computed on the
+/// decimal's integer so the result is the `f64` nearest to it — the power
+/// the energy definition reads as the decimal sent (storage-format.md, "The
+/// data model on disk") and the block encoder stores in a few bits —
+/// rather than one rounding step off it, which would make it a binary
+/// fraction of 8 stored bytes.
+fn kwh_power(value: f64, seconds: i64) -> f64 {
+    const HOUR: i64 = 3600;
+    if seconds > 0 && HOUR % seconds == 0 {
+        if let Some((m, e)) = crate::model::decimal_of(value) {
+            let scaled = m
+                .checked_mul(HOUR / seconds)
+                .filter(|x| x.unsigned_abs() < 1 << 53);
+            if let Some(scaled) = scaled {
+                // Both operands are exact; the division rounds once.
+                return scaled as f64 / 10f64.powi(i32::from(e));
+            }
+        }
+    }
+    value * SECONDS_PER_HOUR / seconds as f64
 }
 
 #[cfg(test)]
@@ -212,6 +236,25 @@ mod tests {
 
     fn full(start: i64, energy: f64) -> (i64, f64, u32) {
         (start, energy, 900)
+    }
+
+    #[test]
+    fn kwh_powers_stay_the_decimals_they_stand_for() {
+        // 187.719174 × 3600 / 900 in f64 is 750.8766960000002, one step
+        // off 750.876696 (and no decimal of 9 places at all).
+        assert_eq!(crate::model::decimal_of(187.719174 * 3600.0 / 900.0), None);
+        assert_eq!(kwh_power(187.719174, 900), 750.876696);
+        assert_eq!(
+            crate::model::decimal_at(kwh_power(187.719174, 900), 6),
+            Some(750_876_696)
+        );
+        // Likewise 844.214 over 5 minutes: 10130.568000000001 before.
+        assert_ne!(844.214 * 3600.0 / 300.0, 10130.568);
+        assert_eq!(kwh_power(844.214, 300), 10130.568);
+        assert_eq!(kwh_power(7.5, 3600), 7.5);
+        // Not dividing the hour, or no decimal: the plain quotient.
+        assert_eq!(kwh_power(7.0, 420), 7.0 * 3600.0 / 420.0);
+        assert_eq!(kwh_power(1e300, 900), 1e300 * 3600.0 / 900.0);
     }
 
     #[test]

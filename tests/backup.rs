@@ -358,7 +358,7 @@ fn bad_and_full_destinations_are_refused() {
 
     // A destination that fills up: the error says so, and the copy stays
     // marked incomplete.
-    let fs = Tmpfs::mount("backup", "256k");
+    let fs = Tmpfs::mount("backup", "32k");
     let dest = fs.0.join("copy");
     let output = run_backup(&source, &dest, &[]);
     let said = String::from_utf8_lossy(&output.stderr);

@@ -126,7 +126,10 @@ fn a_directory_from_before_the_exact_energies_opens_and_serves_them() {
         .collect();
     assert!(!blocks.is_empty());
     for block in &blocks {
-        assert_eq!(u32::from_le_bytes(block[8..12].try_into().unwrap()), 3);
+        assert_eq!(
+            u32::from_le_bytes(block[8..12].try_into().unwrap()),
+            powerd::storage::BLOCK_VERSION
+        );
     }
     let report = powerd::storage::check(dir.path()).expect("check");
     assert!(report.is_ok() && report.notes.is_empty(), "{report}");

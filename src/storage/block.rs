@@ -14,7 +14,9 @@
 use std::path::{Path, PathBuf};
 
 use super::bucket_columns;
-use super::codec::{decode_spans, encode_spans, put_i64, put_u32, put_u64, DecodeError, Reader};
+use super::codec::{
+    decode_spans, decode_spans_window, encode_spans, put_i64, put_u32, put_u64, DecodeError, Reader,
+};
 use super::error::StorageError;
 use super::file_header::{self, FileKind, FILE_HEADER_LEN};
 use super::fsutil::sync_dir;
@@ -23,7 +25,7 @@ use crate::model::{Bucket, ShipId, Span, BUCKET_SECONDS};
 
 pub const BLOCK_MAGIC: [u8; 8] = *b"PWRDBLK\0";
 /// Version 3: bucket energies are nano-kWh by the exact definition.
-pub const BLOCK_VERSION: u32 = 3;
+pub const BLOCK_VERSION: u32 = 4;
 /// Version 2 blocks still open; their float bucket energies are never
 /// served (the buckets are recomputed from the spans on read), and
 /// compaction rewrites their chunks in the current version.
@@ -91,9 +93,14 @@ impl BlockBuilder {
                 && s.end_s <= partition_start(partition + 1)));
         let offset = self.bytes.len();
         self.bytes.extend_from_slice(&[0u8; CHUNK_HEADER_LEN]);
-        encode_spans(spans, partition_start(partition), &mut self.bytes);
+        let decimal = encode_spans(spans, partition_start(partition), &mut self.bytes);
         let span_bytes = (self.bytes.len() - offset - CHUNK_HEADER_LEN) as u32;
-        bucket_columns::encode(spans, partition_first_bucket(partition), &mut self.bytes);
+        // Decimal powers give the buckets by integer arithmetic in one pass
+        // over the spans: storing them too would double the chunk. Binary
+        // powers need exact rational sums, so their buckets are stored.
+        if !decimal {
+            bucket_columns::encode(spans, partition_first_bucket(partition), &mut self.bytes);
+        }
         let payload_len = (self.bytes.len() - offset - CHUNK_HEADER_LEN) as u32;
         let mut header = Vec::with_capacity(CHUNK_HEADER_LEN);
         put_u32(&mut header, payload_len);
@@ -181,9 +188,17 @@ impl BlockFile {
         Ok(block)
     }
 
-    /// Whether the chunks' bucket energies predate the exact definition.
+    /// Whether the block is of an older version than this build writes:
+    /// compaction rewrites its chunks from their spans rather than copying
+    /// them, so old directories converge to the current version.
     pub fn is_legacy(&self) -> bool {
         self.version < BLOCK_VERSION
+    }
+
+    /// Whether the chunks' stored bucket energies predate the exact
+    /// definition (version 2): they are never served.
+    fn old_energies(&self) -> bool {
+        self.version < 3
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -221,6 +236,22 @@ impl BlockFile {
         let columns = bytes
             .get(CHUNK_HEADER_LEN + span_bytes..)
             .ok_or_else(|| corrupted("span columns overrun the chunk".into()))?;
+        let spans_part = &bytes[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + span_bytes];
+        if columns.is_empty() && self.version >= 4 {
+            // No bucket columns: the buckets of the window from its spans.
+            let mut spans = Vec::new();
+            decode_spans_window(
+                &mut Reader::new(spans_part),
+                partition_start(partition),
+                MAX_SPANS_PER_CHUNK,
+                start_bucket.saturating_mul(BUCKET_SECONDS),
+                end_bucket.saturating_mul(BUCKET_SECONDS),
+                &mut spans,
+            )
+            .map_err(|e| corrupted(e.0))?;
+            crate::model::spans_to_buckets(&spans, start_bucket, end_bucket, out);
+            return Ok(());
+        }
         let first_out = out.len();
         let energies = bucket_columns::decode_window(
             &mut Reader::new(columns),
@@ -228,7 +259,7 @@ impl BlockFile {
             PARTITION_BUCKETS as u64,
             start_bucket,
             end_bucket,
-            self.is_legacy(),
+            self.old_energies(),
             out,
         )
         .map_err(|e| corrupted(e.0))?;
@@ -236,7 +267,7 @@ impl BlockFile {
             out.truncate(first_out);
             let mut spans = Vec::new();
             decode_spans(
-                &mut Reader::new(&bytes[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + span_bytes]),
+                &mut Reader::new(spans_part),
                 partition_start(partition),
                 MAX_SPANS_PER_CHUNK,
                 &mut spans,
@@ -293,15 +324,15 @@ pub fn check_block_header(
 }
 
 /// Parses one whole chunk (header and payload), checks its CRC, decodes
-/// its columns and checks the bucket columns against the spans: exactly,
-/// or, for a chunk of a version 2 block (`legacy`) whose energies are of
-/// the old float definition, within that definition's rounding (they are
-/// never served, but damage there is still damage).
+/// its columns and checks the bucket columns, if any (version 4 may leave
+/// them out), against the spans: exactly, or, for a chunk of a version 2
+/// block (`legacy`) whose energies are of the old float definition, within
+/// that definition's rounding (they are never served, but damage there is
+/// still damage).
 pub fn parse_chunk(bytes: &[u8], legacy: bool) -> Result<ChunkHeader, DecodeError> {
     let header = parse_chunk_frame(bytes)?;
     let payload = &bytes[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + header.payload_len as usize];
-    let (span_bytes, span_count, partition) =
-        (header.span_bytes, header.span_count, header.partition);
+    let (span_bytes, partition) = (header.span_bytes, header.partition);
     let (span_part, bucket_part) =
         payload
             .split_at_checked(span_bytes as usize)
@@ -320,6 +351,10 @@ pub fn parse_chunk(bytes: &[u8], legacy: bool) -> Result<ChunkHeader, DecodeErro
     )?;
     if span_reader.remaining() != 0 {
         return Err(DecodeError("bytes left over after the span columns".into()));
+    }
+    if bucket_part.is_empty() && !legacy {
+        // Version 4: no bucket columns; the spans are all there is.
+        return check_spans(&header, &spans);
     }
     // The bucket columns must be exactly what the spans say.
     let mut buckets = Vec::new();
@@ -364,6 +399,12 @@ pub fn parse_chunk(bytes: &[u8], legacy: bool) -> Result<ChunkHeader, DecodeErro
     if !agrees {
         return Err(DecodeError("bucket columns disagree with the spans".into()));
     }
+    check_spans(&header, &spans)
+}
+
+/// The chunk header's promises about its decoded spans.
+fn check_spans(header: &ChunkHeader, spans: &[Span]) -> Result<ChunkHeader, DecodeError> {
+    let (span_count, partition) = (header.span_count, header.partition);
     if spans.len() != span_count as usize {
         return Err(DecodeError(format!(
             "chunk header says {span_count} spans, payload holds {}",
@@ -375,7 +416,7 @@ pub fn parse_chunk(bytes: &[u8], legacy: bool) -> Result<ChunkHeader, DecodeErro
             return Err(DecodeError("chunk spans lie outside its partition".into()));
         }
     }
-    Ok(header)
+    Ok(*header)
 }
 
 /// Parses a chunk's header and checks its CRC and bounds, without decoding
@@ -426,12 +467,19 @@ pub fn walk_block(
     bytes: &[u8],
 ) -> Result<Vec<(u64, ChunkHeader)>, StorageError> {
     let version = check_block_header(path, id, bytes)?;
-    let legacy = version < BLOCK_VERSION;
+    let legacy = version < 3;
     let mut out = Vec::new();
     let mut offset = BLOCK_HEADER_LEN;
     while offset < bytes.len() {
         let header = parse_chunk(&bytes[offset..], legacy)
             .map_err(|e| StorageError::corrupted(path, offset as u64, e.0))?;
+        if version < 4 && header.span_bytes == header.payload_len {
+            return Err(StorageError::corrupted(
+                path,
+                offset as u64,
+                format!("a version {version} chunk without bucket columns"),
+            ));
+        }
         out.push((offset as u64, header));
         offset += CHUNK_HEADER_LEN + header.payload_len as usize;
     }

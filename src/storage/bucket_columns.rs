@@ -1,6 +1,9 @@
 //! Bucket columns: a chunk's 15-minute buckets (index, energy, coverage),
 //! computed from its spans when the chunk is written, so a read of sealed
-//! data is a column decode with no span arithmetic at all.
+//! data is a column decode with no span arithmetic at all. Since block
+//! version 4 only chunks with binary (raw) powers carry them: with decimal
+//! powers the buckets follow from the spans by integer arithmetic, and
+//! storing them too cost more than half the chunk.
 //!
 //! The spans stay the truth (a later overwrite needs them); these columns
 //! are derived from them once, at checkpoint time, and [`decode_window`]

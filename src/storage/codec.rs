@@ -143,11 +143,13 @@ pub fn put_zigzag(out: &mut Vec<u8>, value: i64) {
 }
 
 /// Appends the span columns of `spans` (sorted, disjoint, non-empty), with
-/// times stored relative to `base_s`.
-pub fn encode_spans(spans: &[Span], base_s: i64, out: &mut Vec<u8>) {
+/// times stored relative to `base_s`. Returns whether the powers went in
+/// as decimals (tag 1): then the buckets' exact energies follow from the
+/// stored integers with integer arithmetic alone.
+pub fn encode_spans(spans: &[Span], base_s: i64, out: &mut Vec<u8>) -> bool {
     put_varint(out, spans.len() as u64);
     encode_times(spans, base_s, out);
-    encode_powers(spans, out);
+    encode_powers(spans, out)
 }
 
 fn encode_times(spans: &[Span], base_s: i64, out: &mut Vec<u8>) {
@@ -210,7 +212,8 @@ pub(super) fn packable(min: i64, width: u32) -> bool {
             .is_some_and(|max| min >= 0 && max < MAX_EXACT_INT)
 }
 
-fn encode_powers(spans: &[Span], out: &mut Vec<u8>) {
+/// Whether the column went in as decimals (tag 1).
+fn encode_powers(spans: &[Span], out: &mut Vec<u8>) -> bool {
     let packed =
         decimal_form(spans).and_then(|(exponent, ints)| Some((exponent, packing(&ints)?, ints)));
     let Some((exponent, (min, width), ints)) = packed else {
@@ -218,7 +221,7 @@ fn encode_powers(spans: &[Span], out: &mut Vec<u8>) {
         for span in spans {
             out.extend_from_slice(&span.power_kw.to_le_bytes());
         }
-        return;
+        return false;
     };
     out.push(POWER_DECIMAL);
     out.push(exponent);
@@ -229,6 +232,7 @@ fn encode_powers(spans: &[Span], out: &mut Vec<u8>) {
         writer.put((value - min) as u64, width);
     }
     writer.finish();
+    true
 }
 
 /// Decodes span columns written by [`encode_spans`] with the same `base_s`,

@@ -21,6 +21,9 @@ pub enum StorageError {
         offset: u64,
         what: String,
     },
+    /// A file of a format version this build does not read (written by a
+    /// newer powerd, most likely): nothing is changed.
+    Unsupported { path: PathBuf, what: String },
     /// The engine has shut down, or a previous I/O failure stopped the log.
     Closed,
     /// A batch broke the engine's input contract (unsorted, overlapping,
@@ -56,6 +59,26 @@ impl StorageError {
             if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
     }
 
+    /// A format version outside `oldest..=newest`, as the one message
+    /// every file kind gives.
+    pub fn unsupported_version(
+        path: impl Into<PathBuf>,
+        noun: &str,
+        version: u32,
+        oldest: u32,
+        newest: u32,
+    ) -> Self {
+        let readable = if oldest == newest {
+            newest.to_string()
+        } else {
+            format!("{oldest} to {newest}")
+        };
+        StorageError::Unsupported {
+            path: path.into(),
+            what: format!("unsupported {noun} version {version} (this build reads {readable})"),
+        }
+    }
+
     pub fn corrupted(path: impl Into<PathBuf>, offset: u64, what: impl Into<String>) -> Self {
         StorageError::Corrupted {
             path: path.into(),
@@ -81,6 +104,10 @@ impl Clone for StorageError {
             StorageError::Corrupted { path, offset, what } => StorageError::Corrupted {
                 path: path.clone(),
                 offset: *offset,
+                what: what.clone(),
+            },
+            StorageError::Unsupported { path, what } => StorageError::Unsupported {
+                path: path.clone(),
                 what: what.clone(),
             },
             StorageError::Closed => StorageError::Closed,
@@ -109,6 +136,12 @@ impl fmt::Display for StorageError {
                     path.display()
                 )
             }
+            StorageError::Unsupported { path, what } => write!(
+                f,
+                "{}: {what}; it was written by a newer powerd (or not by powerd): open it \
+                 with that version; nothing was changed",
+                path.display()
+            ),
             StorageError::Closed => write!(f, "the storage engine is closed"),
             StorageError::InvalidBatch(what) => write!(f, "invalid write batch: {what}"),
             StorageError::Failed(what) => {

@@ -65,23 +65,22 @@ pub fn check(
     let _reserved = reader.u32();
     let number = reader.u64().unwrap_or(0);
     let crc = reader.u32().unwrap_or(0);
+    // The version before the CRC: a later version may lay out (and
+    // checksum) its header differently, and must be named as such.
+    if !(kind.oldest_readable..=kind.version).contains(&version) {
+        return Err(StorageError::unsupported_version(
+            path,
+            noun,
+            version,
+            kind.oldest_readable,
+            kind.version,
+        ));
+    }
     if crc32fast::hash(&header[..24]) != crc {
         return Err(StorageError::corrupted(
             path,
             24,
             format!("{noun} header CRC mismatch"),
-        ));
-    }
-    if !(kind.oldest_readable..=kind.version).contains(&version) {
-        let readable = if kind.oldest_readable == kind.version {
-            kind.version.to_string()
-        } else {
-            format!("{} to {}", kind.oldest_readable, kind.version)
-        };
-        return Err(StorageError::corrupted(
-            path,
-            8,
-            format!("unsupported {noun} version {version} (this build reads {readable})"),
         ));
     }
     if header[12..16] != [0; 4] || header[28..32] != [0; 4] {

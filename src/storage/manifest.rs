@@ -92,6 +92,20 @@ impl Manifest {
         let bad = |offset: usize, what: &str| {
             StorageError::corrupted(path, offset as u64, what.to_string())
         };
+        if bytes.len() >= 12 && bytes[0..8] == MANIFEST_MAGIC {
+            // The version before the length and the CRC, which a later
+            // version may lay out differently.
+            let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+            if version != MANIFEST_VERSION {
+                return Err(StorageError::unsupported_version(
+                    path,
+                    "manifest",
+                    version,
+                    MANIFEST_VERSION,
+                    MANIFEST_VERSION,
+                ));
+            }
+        }
         if bytes.len() < HEADER_LEN + BODY_FIXED_LEN + 4 {
             return Err(bad(0, "manifest is shorter than its fixed fields"));
         }

@@ -33,6 +33,7 @@ pub mod sim;
 pub mod timeline;
 
 pub use backup::{backup, BackupOptions, BackupReport, Progress as BackupProgress};
+pub use block::BLOCK_VERSION;
 pub use check::{check, check_with, CheckReport};
 pub use engine::{
     CommitCallback, Engine, EngineOptions, EngineStats, CHECKPOINT_DURATION_BOUNDS_MS,

@@ -128,9 +128,8 @@ pub fn parse_header(
             }
         }
         other => {
-            return Err(bad(
-                8,
-                format!("unsupported segment version {other} (this build reads 1 and 2)"),
+            return Err(StorageError::unsupported_version(
+                path, "segment", other, 1, 2,
             ))
         }
     };

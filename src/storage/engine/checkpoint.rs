@@ -32,6 +32,10 @@ pub(super) struct CheckpointJob {
     pub rollup: Option<super::super::rollup::Rollup>,
 }
 
+/// Bytes of older-version blocks one checkpoint rewrites in the current
+/// version (see storage-format.md, "Version changes").
+pub const UPGRADE_BYTES_PER_CHECKPOINT: u64 = 64 << 20;
+
 /// The checkpointer's inbox.
 #[derive(Default)]
 pub(super) struct Inbox {
@@ -237,7 +241,7 @@ fn run_checkpoint(
 
     // Compaction: blocks mostly made of replaced chunks are rewritten by
     // copying their live chunks (bytes and CRCs unchanged) into this block;
-    // a version 2 block's chunks are re-encoded from their spans.
+    // an older version's chunks are re-encoded from their spans.
     let mut live_bytes: HashMap<u64, u64> = HashMap::new();
     for location in next_manifest.chunks.values() {
         *live_bytes.entry(location.block).or_default() += u64::from(location.len);
@@ -249,7 +253,7 @@ fn run_checkpoint(
         .iter()
         .map(|(id, block)| (*id, Arc::clone(block)))
         .collect();
-    let sparse: BTreeSet<u64> = blocks
+    let mut sparse: BTreeSet<u64> = blocks
         .iter()
         .filter(|(id, block)| {
             let live = live_bytes.get(id).copied().unwrap_or(0) as f64;
@@ -257,6 +261,17 @@ fn run_checkpoint(
         })
         .map(|(id, _)| *id)
         .collect();
+    // The upgrade of an older directory: blocks of an older version are
+    // rewritten in the current one, oldest first, up to a budget per
+    // checkpoint, so a large directory converges over a few checkpoints
+    // without one of them holding gigabytes.
+    let mut budget = UPGRADE_BYTES_PER_CHECKPOINT;
+    for (id, block) in &blocks {
+        if block.is_legacy() && !sparse.contains(id) && budget > 0 {
+            budget = budget.saturating_sub(block.bytes().len() as u64);
+            sparse.insert(*id);
+        }
+    }
     for (&(ship, partition), location) in next_manifest.chunks.iter_mut() {
         if sparse.contains(&location.block) {
             let block = &blocks[&location.block];

@@ -112,6 +112,9 @@ pub struct EngineStats {
     /// The successful checkpoints' durations added up, in microseconds.
     pub checkpoint_micros_total: u64,
     pub block_files: usize,
+    /// Block files of an older format version than this build writes
+    /// (checkpoints rewrite them; `powerd upgrade` does it all at once).
+    pub older_block_files: usize,
     pub chunks: usize,
     /// Size of the rollup index file the last checkpoint wrote.
     pub rollup_file_bytes: u64,
@@ -409,6 +412,7 @@ impl Engine {
         let mut stats = state.stats.clone();
         stats.ships = count_ships(&state);
         stats.block_files = state.blocks.len();
+        stats.older_block_files = state.blocks.values().filter(|b| b.is_legacy()).count();
         stats.chunks = state.manifest.chunks.len();
         stats.rollup_index = state.rollup.is_some();
         stats
