@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use super::bucket_columns;
 use super::codec::{
-    decode_spans, decode_spans_window, encode_spans, put_i64, put_u32, put_u64, DecodeError, Reader,
+    decode_buckets_window, decode_spans, encode_spans, put_i64, put_u32, put_u64, DecodeError,
+    Reader,
 };
 use super::error::StorageError;
 use super::file_header::{self, FileKind, FILE_HEADER_LEN};
@@ -239,18 +240,15 @@ impl BlockFile {
         let spans_part = &bytes[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + span_bytes];
         if columns.is_empty() && self.version >= 4 {
             // No bucket columns: the buckets of the window from its spans.
-            let mut spans = Vec::new();
-            decode_spans_window(
+            return decode_buckets_window(
                 &mut Reader::new(spans_part),
                 partition_start(partition),
                 MAX_SPANS_PER_CHUNK,
-                start_bucket.saturating_mul(BUCKET_SECONDS),
-                end_bucket.saturating_mul(BUCKET_SECONDS),
-                &mut spans,
+                start_bucket,
+                end_bucket,
+                out,
             )
-            .map_err(|e| corrupted(e.0))?;
-            crate::model::spans_to_buckets(&spans, start_bucket, end_bucket, out);
-            return Ok(());
+            .map_err(|e| corrupted(e.0));
         }
         let first_out = out.len();
         let energies = bucket_columns::decode_window(

@@ -13,7 +13,7 @@
 //! never a timeline that breaks the engine's invariants. The exact layout is
 //! in storage-format.md ("Span columns").
 
-use crate::model::Span;
+use crate::model::{Span, BUCKET_SECONDS};
 
 /// Powers are tried as decimals with up to this many fraction digits.
 pub const MAX_DECIMAL_EXPONENT: u8 = crate::model::MAX_DECIMALS;
@@ -35,6 +35,7 @@ impl DecodeError {
 }
 
 /// A cursor over untrusted bytes; every read is bounds-checked.
+#[derive(Clone)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
     position: usize,
@@ -260,6 +261,107 @@ pub fn decode_spans_window(
     window_end_s: i64,
     out: &mut Vec<Span>,
 ) -> Result<(), DecodeError> {
+    let first = out.len();
+    let (count, first_index) =
+        decode_times_window(reader, base_s, max_spans, window_start_s, window_end_s, out)?;
+    decode_powers_range(reader, count, first_index, &mut out[first..])
+}
+
+/// The buckets in `[start_bucket, end_bucket)` of span columns written by
+/// [`encode_spans`] with the same `base_s`, appended to `out` in order.
+/// With decimal powers (tag 1) this is integer arithmetic on the stored
+/// integers `m` at exponent `e`, which is the one definition exactly
+/// (storage-format.md, "The data model on disk"): a bucket's energy is
+/// `floor((Σ m·s·10^(9−e) + 1800) / 3600)` nano-kWh over its pieces of `s`
+/// seconds; no power is converted or classified. Raw powers go through
+/// [`crate::model::spans_to_buckets`].
+pub fn decode_buckets_window(
+    reader: &mut Reader<'_>,
+    base_s: i64,
+    max_spans: usize,
+    start_bucket: i64,
+    end_bucket: i64,
+    out: &mut Vec<crate::model::Bucket>,
+) -> Result<(), DecodeError> {
+    let mut spans = Vec::new();
+    let (window_start_s, window_end_s) = (
+        start_bucket.saturating_mul(BUCKET_SECONDS),
+        end_bucket.saturating_mul(BUCKET_SECONDS),
+    );
+    let (count, first_index) = decode_times_window(
+        reader,
+        base_s,
+        max_spans,
+        window_start_s,
+        window_end_s,
+        &mut spans,
+    )?;
+    let mut peek = reader.clone();
+    let decimal = decimal_column(&mut peek, count)?.filter(|&(exponent, min, width, _)| {
+        // The definition's D(p) is the decimal at the largest exponent
+        // that gives back p. Below 2^51 nano-kW that is m·10^(9−e) itself
+        // (the argument at `model::decimal_of`); above, a longer decimal
+        // may also give back p, and the general way finds which.
+        let largest = i128::from(min) + (1i128 << width) - 1;
+        largest * 10i128.pow(u32::from(MAX_DECIMAL_EXPONENT - exponent)) < 1i128 << 51
+    });
+    let Some((exponent, min, width, column)) = decimal else {
+        decode_powers_range(reader, count, first_index, &mut spans)?;
+        crate::model::spans_to_buckets(&spans, start_bucket, end_bucket, out);
+        return Ok(());
+    };
+    *reader = peek;
+    let unit = 10i128.pow(u32::from(MAX_DECIMAL_EXPONENT - exponent));
+    let mut bits = BitReader::at_bit(column, first_index * width as usize);
+    // The bucket being summed: index, Σ m·s (in units of 10^-e kW·s), seconds.
+    let mut current: Option<(i64, i128, u32)> = None;
+    let flush = |bucket: Option<(i64, i128, u32)>, out: &mut Vec<crate::model::Bucket>| {
+        if let Some((index, sum, coverage_s)) = bucket.filter(|b| b.2 > 0) {
+            out.push(crate::model::Bucket {
+                index,
+                energy: (sum * unit + 1800) / 3600,
+                coverage_s,
+            });
+        }
+    };
+    for span in &spans {
+        let m = i128::from(min + bits.get(width) as i64);
+        let from = span.start_s.max(window_start_s);
+        let to = span.end_s.min(window_end_s);
+        let mut t = from;
+        while t < to {
+            let bucket = t.div_euclid(BUCKET_SECONDS);
+            let bucket_end = (bucket + 1) * BUCKET_SECONDS;
+            let seconds = bucket_end.min(to) - t;
+            match &mut current {
+                Some((index, sum, coverage_s)) if *index == bucket => {
+                    *sum += m * i128::from(seconds);
+                    *coverage_s += seconds as u32;
+                }
+                _ => {
+                    flush(current.take(), out);
+                    current = Some((bucket, m * i128::from(seconds), seconds as u32));
+                }
+            }
+            t += seconds;
+        }
+    }
+    flush(current, out);
+    Ok(())
+}
+
+/// The times of the spans intersecting `[window_start_s, window_end_s)`,
+/// appended to `out` with zero powers; returns the column's span count
+/// and the index of the first appended span in it. Leaves the reader at
+/// the power column.
+fn decode_times_window(
+    reader: &mut Reader<'_>,
+    base_s: i64,
+    max_spans: usize,
+    window_start_s: i64,
+    window_end_s: i64,
+    out: &mut Vec<Span>,
+) -> Result<(usize, usize), DecodeError> {
     let count = reader.varint()?;
     if count > max_spans as u64 {
         return Err(DecodeError::new(format!(
@@ -340,12 +442,43 @@ pub fn decode_spans_window(
             "runs cover fewer spans than the column count",
         ));
     }
-    decode_powers_range(
-        reader,
-        count as usize,
-        first_index.unwrap_or(0) as usize,
-        &mut out[first..],
-    )
+    Ok((count as usize, first_index.unwrap_or(0) as usize))
+}
+
+/// A decimal power column: exponent, minimum, bit width, packed values.
+type DecimalColumn<'a> = (u8, i64, u32, &'a [u8]);
+
+/// A decimal power column (the reader left after it); `None`, with the
+/// reader unmoved, for a raw column.
+fn decimal_column<'a>(
+    reader: &mut Reader<'a>,
+    count: usize,
+) -> Result<Option<DecimalColumn<'a>>, DecodeError> {
+    let mut peek = reader.clone();
+    if peek.u8()? != POWER_DECIMAL {
+        return Ok(None);
+    }
+    let exponent = peek.u8()?;
+    if exponent > MAX_DECIMAL_EXPONENT {
+        return Err(DecodeError::new(format!(
+            "decimal exponent {exponent} out of range"
+        )));
+    }
+    let min = peek.zigzag()?;
+    let width = u32::from(peek.u8()?);
+    if width > 53 {
+        return Err(DecodeError::new(format!("bit width {width} out of range")));
+    }
+    // Every value lies in [min, min + 2^width - 1]: checking both ends once
+    // proves them all non-negative and exact.
+    if !packable(min, width) {
+        return Err(DecodeError::new(format!(
+            "decimal powers from {min} over {width} bits are out of range"
+        )));
+    }
+    let column = peek.take((count * width as usize).div_ceil(8))?;
+    *reader = peek;
+    Ok(Some((exponent, min, width, column)))
 }
 
 /// Decodes the powers of spans `[skip, skip + spans.len())` of a column of
@@ -629,6 +762,46 @@ mod tests {
                     .filter(|s| s.end_s > lo && s.start_s < hi)
                     .collect();
                 assert_eq!(window, expected, "window [{lo}, {hi}) raw={raw}");
+            }
+        }
+    }
+
+    /// The integer path of [`decode_buckets_window`] is the one energy
+    /// definition: it equals `spans_to_buckets` on the decoded spans, for
+    /// every exponent, partial buckets, gaps, long spans and any window.
+    #[test]
+    fn buckets_from_decimal_columns_equal_the_definition() {
+        let mut rng = crate::storage::sim::SplitMix64(5);
+        for round in 0..300 {
+            let exponent = (round % 10) as u32;
+            let mut spans = Vec::new();
+            let mut t = -7_200 + rng.below(900) as i64;
+            for _ in 0..(1 + rng.below(60)) {
+                t += [0, 0, 0, 1, 300, 7][rng.below(6) as usize];
+                let length = [1, 7, 300, 300, 900, 900, 3600, 5400][rng.below(8) as usize];
+                let m = rng.below(1 << 40) as i64 >> rng.below(40);
+                spans.push(Span {
+                    start_s: t,
+                    end_s: t + length,
+                    power_kw: m as f64 / 10f64.powi(exponent as i32),
+                });
+                t += length;
+            }
+            if round % 7 == 0 {
+                spans[0].power_kw = std::f64::consts::PI; // a raw column
+            }
+            let mut bytes = Vec::new();
+            encode_spans(&spans, -3_600, &mut bytes);
+            for (lo, hi) in [(i64::MIN / 900, i64::MAX / 900), (-4, 3), (0, 1), (2, 40)] {
+                let mut got = Vec::new();
+                let mut reader = Reader::new(&bytes);
+                decode_buckets_window(&mut reader, -3_600, 10_000, lo, hi, &mut got).unwrap();
+                assert_eq!(reader.remaining(), 0);
+                let mut decoded = Vec::new();
+                decode_spans(&mut Reader::new(&bytes), -3_600, 10_000, &mut decoded).unwrap();
+                let mut expected = Vec::new();
+                crate::model::spans_to_buckets(&decoded, lo, hi, &mut expected);
+                assert_eq!(got, expected, "round {round}, window [{lo}, {hi})");
             }
         }
     }
