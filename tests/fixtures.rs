@@ -68,7 +68,8 @@ fn answers(fixture: &Path) -> (String, Vec<Answer>) {
     (made_by, answers)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies a directory tree (a fixture onto a scratch directory).
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("list") {
         let entry = entry.expect("entry");

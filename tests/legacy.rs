@@ -12,6 +12,7 @@ use std::path::Path;
 use powerd::model::{NanoKwh, ShipId};
 use powerd::storage::{Engine, EngineOptions};
 
+use crate::fixtures::copy_dir;
 use crate::util::TempDir;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy-v1");
@@ -44,19 +45,6 @@ fn expected() -> Expected {
         .collect();
     out.sort_by_key(|(ship, _)| *ship);
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("list") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 /// Every ship's buckets, fleet sums and the ranking, against the oracle.

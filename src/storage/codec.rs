@@ -489,6 +489,14 @@ fn decode_powers_range(
     skip: usize,
     spans: &mut [Span],
 ) -> Result<(), DecodeError> {
+    if let Some((exponent, min, width, column)) = decimal_column(reader, count)? {
+        let scale = 10f64.powi(i32::from(exponent));
+        let mut bits = BitReader::at_bit(column, skip * width as usize);
+        for span in spans.iter_mut() {
+            span.power_kw = (min + bits.get(width) as i64) as f64 / scale;
+        }
+        return Ok(());
+    }
     match reader.u8()? {
         POWER_RAW => {
             let column = reader.take(
@@ -500,33 +508,6 @@ fn decode_powers_range(
             for span in spans.iter_mut() {
                 span.power_kw = values.f64()?;
             }
-        }
-        POWER_DECIMAL => {
-            let exponent = reader.u8()?;
-            if exponent > MAX_DECIMAL_EXPONENT {
-                return Err(DecodeError::new(format!(
-                    "decimal exponent {exponent} out of range"
-                )));
-            }
-            let scale = 10f64.powi(i32::from(exponent));
-            let min = reader.zigzag()?;
-            let width = u32::from(reader.u8()?);
-            if width > 53 {
-                return Err(DecodeError::new(format!("bit width {width} out of range")));
-            }
-            // Every value lies in [min, min + 2^width - 1]: checking both
-            // ends once proves them all finite, non-negative and exact.
-            if !packable(min, width) {
-                return Err(DecodeError::new(format!(
-                    "decimal powers from {min} over {width} bits are out of range"
-                )));
-            }
-            let column = reader.take((count * width as usize).div_ceil(8))?;
-            let mut bits = BitReader::at_bit(column, skip * width as usize);
-            for span in spans.iter_mut() {
-                span.power_kw = (min + bits.get(width) as i64) as f64 / scale;
-            }
-            return Ok(());
         }
         tag => return Err(DecodeError::new(format!("unknown power column tag {tag}"))),
     }
