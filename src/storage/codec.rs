@@ -76,8 +76,18 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
+        match self.bytes.get(self.position) {
+            Some(&byte) => {
+                self.position += 1;
+                Ok(byte)
+            }
+            None => Err(DecodeError::new(format!(
+                "truncated: needed 1 more byte at {}",
+                self.position
+            ))),
+        }
     }
 
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
@@ -98,19 +108,35 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Most varints of a chunk (run lengths, counts, gaps) are one byte.
+        if let Some(&byte) = self.bytes.get(self.position) {
+            if byte < 0x80 {
+                self.position += 1;
+                return Ok(u64::from(byte));
+            }
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64, DecodeError> {
+        let rest = &self.bytes[self.position.min(self.bytes.len())..];
         let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
+        for (index, &byte) in rest.iter().take(10).enumerate() {
             let bits = u64::from(byte & 0x7f);
-            if shift == 63 && bits > 1 {
+            if index == 9 && bits > 1 {
                 return Err(DecodeError::new("varint overflows 64 bits"));
             }
-            value |= bits << shift;
+            value |= bits << (7 * index);
             if byte & 0x80 == 0 {
+                self.position += index + 1;
                 return Ok(value);
             }
         }
-        Err(DecodeError::new("varint longer than 10 bytes"))
+        Err(DecodeError::new(if rest.len() < 10 {
+            format!("truncated: a varint runs past the end at {}", self.position)
+        } else {
+            "varint longer than 10 bytes".to_owned()
+        }))
     }
 
     pub fn zigzag(&mut self) -> Result<i64, DecodeError> {
@@ -311,21 +337,23 @@ pub fn decode_buckets_window(
         return Ok(());
     };
     *reader = peek;
-    let unit = 10i128.pow(u32::from(MAX_DECIMAL_EXPONENT - exponent));
+    // Below 2^51 nano-kW (checked above), a bucket's Σ m·s·unit is below
+    // 900 · 2^51 < 2^61: 64-bit arithmetic is exact.
+    let unit = 10i64.pow(u32::from(MAX_DECIMAL_EXPONENT - exponent));
     let mut bits = BitReader::at_bit(column, first_index * width as usize);
     // The bucket being summed: index, Σ m·s (in units of 10^-e kW·s), seconds.
-    let mut current: Option<(i64, i128, u32)> = None;
-    let flush = |bucket: Option<(i64, i128, u32)>, out: &mut Vec<crate::model::Bucket>| {
+    let mut current: Option<(i64, i64, u32)> = None;
+    let flush = |bucket: Option<(i64, i64, u32)>, out: &mut Vec<crate::model::Bucket>| {
         if let Some((index, sum, coverage_s)) = bucket.filter(|b| b.2 > 0) {
             out.push(crate::model::Bucket {
                 index,
-                energy: (sum * unit + 1800) / 3600,
+                energy: crate::model::NanoKwh::from((sum * unit + 1800) / 3600),
                 coverage_s,
             });
         }
     };
     for span in &spans {
-        let m = i128::from(min + bits.get(width) as i64);
+        let m = min + bits.get(width) as i64;
         let from = span.start_s.max(window_start_s);
         let to = span.end_s.min(window_end_s);
         let mut t = from;
@@ -335,12 +363,12 @@ pub fn decode_buckets_window(
             let seconds = bucket_end.min(to) - t;
             match &mut current {
                 Some((index, sum, coverage_s)) if *index == bucket => {
-                    *sum += m * i128::from(seconds);
+                    *sum += m * seconds;
                     *coverage_s += seconds as u32;
                 }
                 _ => {
                     flush(current.take(), out);
-                    current = Some((bucket, m * i128::from(seconds), seconds as u32));
+                    current = Some((bucket, m * seconds, seconds as u32));
                 }
             }
             t += seconds;
