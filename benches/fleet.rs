@@ -1,7 +1,9 @@
 //! Fleet-scale benchmark of the rollup index. Run with
 //! `cargo bench --bench fleet` (add `-- --quick` for 1,000 ships, and
 //! `--keep` to leave the data directory behind for a look, `--cost-only`
-//! to measure only what keeping the index costs ingest).
+//! to measure only what keeping the index costs ingest, `--skip-cost` to
+//! skip that, `--days N` for N days instead of 30: `-- --days 365
+//! --skip-cost` is the year of 10,000 ships, 350 M buckets, about 5 minutes).
 //!
 //! 1. What keeping the index costs: the same ingest (1,000 ships × 30 days,
 //!    one ship-day per write) with the index on and off, alternating rounds.
@@ -27,7 +29,20 @@ use powerd::model::{Span, BUCKET_SECONDS};
 use powerd::query;
 use powerd::storage::{Engine, EngineOptions};
 
-const DAYS: i64 = 30;
+/// Days of the main data set: 30, or `--days N` (365 for the year of
+/// issue 14's scale table).
+fn days() -> i64 {
+    static DAYS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *DAYS.get_or_init(|| {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter()
+            .position(|a| a == "--days")
+            .and_then(|i| args.get(i + 1)?.parse().ok())
+            .unwrap_or(30)
+    })
+}
+/// Days of the ingest-cost rounds.
+const COST_DAYS: i64 = 30;
 const DAY_S: i64 = 86_400;
 /// 2026-01-05T00:00:00Z, a Monday.
 const EPOCH_S: i64 = 1_767_571_200;
@@ -40,12 +55,15 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).expect("bench directory");
     println!(
-        "powerd fleet benchmark: {ships} ships × {DAYS} days, data in {}",
+        "powerd fleet benchmark: {ships} ships × {} days, data in {}",
+        days(),
         root.display()
     );
 
     let mut table: Vec<[String; 4]> = Vec::new();
-    index_cost(&root, if quick { 300 } else { 2_000 }, &mut table);
+    if !std::env::args().any(|a| a == "--skip-cost") {
+        index_cost(&root, if quick { 300 } else { 2_000 }, &mut table);
+    }
     if std::env::args().any(|a| a == "--cost-only") {
         print_table(&table);
         return;
@@ -54,12 +72,12 @@ fn main() {
     let data_dir = root.join("data");
     let engine = Engine::open(&data_dir, EngineOptions::default()).expect("open");
     let started = Instant::now();
-    ingest(&engine, ships);
+    ingest(&engine, ships, days());
     let seconds = started.elapsed().as_secs_f64();
     engine.checkpoint().expect("checkpoint");
-    let buckets = ships as f64 * DAYS as f64 * 96.0;
+    let buckets = ships as f64 * days() as f64 * 96.0;
     table.push([
-        format!("ingest {ships} ships × {DAYS} days, index on"),
+        format!("ingest {ships} ships × {} days, index on", days()),
         format!("{:.0} buckets/s", buckets / seconds),
         format!("{:.1} s", seconds),
         String::new(),
@@ -151,7 +169,7 @@ fn print_table(table: &[[String; 4]]) {
 fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
     let mut rates: [Vec<f64>; 2] = Default::default();
     let mut cpu_us: [Vec<f64>; 2] = Default::default();
-    let writes = (ships * DAYS as u64) as f64;
+    let writes = (ships * COST_DAYS as u64) as f64;
     for round in 0..10 {
         let on = round % 2 == 0;
         let dir = root.join(format!("cost-{round}"));
@@ -164,7 +182,7 @@ fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
         )
         .expect("open");
         let (started, cpu) = (Instant::now(), cpu_seconds());
-        ingest(&engine, ships);
+        ingest(&engine, ships, COST_DAYS);
         engine.close().expect("close");
         rates[usize::from(on)].push(writes * 96.0 / started.elapsed().as_secs_f64());
         cpu_us[usize::from(on)].push((cpu_seconds() - cpu) / writes * 1e6);
@@ -178,7 +196,9 @@ fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
     let (on, off) = (median(&mut rates[1]), median(&mut rates[0]));
     let (cpu_on, cpu_off) = (median(&mut cpu_us[1]), median(&mut cpu_us[0]));
     table.push([
-        format!("ingest {ships} ships × {DAYS} days, index on vs off (incl. final checkpoint)"),
+        format!(
+            "ingest {ships} ships × {COST_DAYS} days, index on vs off (incl. final checkpoint)"
+        ),
         format!("{on:.0} vs {off:.0} buckets/s"),
         format!("{:+.1}% throughput", 100.0 * (on / off - 1.0)),
         format!(
@@ -222,9 +242,9 @@ fn round_all(rates: &[f64]) -> Vec<u64> {
 /// Every ship reports each day's 96 fifteen-minute kW readings (meter
 /// values with three decimals), day after day; `WRITERS` threads share
 /// the ships.
-fn ingest(engine: &Engine, ships: u64) {
+fn ingest(engine: &Engine, ships: u64, days: i64) {
     let next = AtomicUsize::new(0);
-    let total = ships as usize * DAYS as usize;
+    let total = ships as usize * days as usize;
     std::thread::scope(|scope| {
         for _ in 0..WRITERS {
             scope.spawn(|| loop {
@@ -376,16 +396,16 @@ fn queries() -> Vec<Question> {
     };
     vec![
         q(
-            "fleet, 30 days, step 15m",
+            "fleet, all days, step 15m",
             Kind::Fleet { step: 1 },
             day(0),
-            day(DAYS),
+            day(days()),
         ),
         q(
-            "fleet, 30 days, step 1d",
+            "fleet, all days, step 1d",
             Kind::Fleet { step: 96 },
             day(0),
-            day(DAYS),
+            day(days()),
         ),
         q(
             "fleet, 1 day, step 15m",
@@ -400,10 +420,10 @@ fn queries() -> Vec<Question> {
             day(13),
         ),
         q(
-            "top-10, 30 days",
+            "top-10, all days",
             Kind::Top { count: 10 },
             day(0),
-            day(DAYS),
+            day(days()),
         ),
         q(
             "top-10, 3 d 7 h from 05:15",
@@ -471,4 +491,24 @@ async fn over_http(data_dir: &Path, queries: &[Question], table: &mut Vec<[Strin
         String::new(),
         String::new(),
     ]);
+    drop(client);
+    let mut server = server;
+    server.terminate();
+    // A cold start: the page cache emptied (needs root; says so if not).
+    let _ = std::process::Command::new("sync").status();
+    let cold = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
+    let started = Instant::now();
+    let server = Server::start(&binary, data_dir);
+    wait_healthy(server.address).await;
+    table.push([
+        if cold {
+            "restart with the page cache dropped, to /health".into()
+        } else {
+            "restart again (page cache NOT dropped: not root), to /health".into()
+        },
+        ms(started.elapsed()),
+        String::new(),
+        String::new(),
+    ]);
+    drop(server);
 }
