@@ -62,9 +62,53 @@ struct Day {
     ships: [u32; SLOTS],
     hour_ships: [u32; 24],
     day_ships: u32,
-    /// Per ship number; missing entries at the end are zero.
-    totals: Vec<NanoKwh>,
-    masks: Vec<u128>,
+    /// Per ship number: the day's total and bucket mask.
+    cells: Column<DayCell>,
+}
+
+/// One ship's day in a [`Day`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct DayCell {
+    mask: u128,
+    total: NanoKwh,
+}
+
+/// Values per dense ship number, for the numbers from `base` on: a day or
+/// a group holds the range of numbers that wrote in it, not every number
+/// below the highest, so the index grows with the data, not with the
+/// highest ship number times the days (a fleet whose ships come and go
+/// over a year). Numbers outside the range hold nothing.
+#[derive(Clone, Debug, Default)]
+struct Column<T> {
+    base: usize,
+    values: Vec<T>,
+}
+
+impl<T: Copy + Default> Column<T> {
+    /// The value of `number`, made room for (at either end) if needed.
+    fn slot(&mut self, number: usize) -> &mut T {
+        if self.values.is_empty() {
+            self.base = number;
+        } else if number < self.base {
+            let missing = self.base - number;
+            self.values
+                .splice(0..0, std::iter::repeat_n(T::default(), missing));
+            self.base = number;
+        }
+        let index = number - self.base;
+        if index >= self.values.len() {
+            self.values.resize(index + 1, T::default());
+        }
+        &mut self.values[index]
+    }
+
+    /// `(number, value)` for every number held, ascending.
+    fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
+        self.values
+            .iter()
+            .enumerate()
+            .map(move |(index, value)| (self.base + index, value))
+    }
 }
 
 impl Day {
@@ -98,8 +142,7 @@ impl Day {
             ships: [0; SLOTS],
             hour_ships: [0; 24],
             day_ships: 0,
-            totals: Vec::new(),
-            masks: Vec::new(),
+            cells: Column::default(),
         })
     }
 }
@@ -107,8 +150,13 @@ impl Day {
 /// One 32-day group: per ship number, the energy and the days with data.
 #[derive(Clone, Debug, Default)]
 struct Group {
-    totals: Vec<NanoKwh>,
-    days_with_data: Vec<u8>,
+    cells: Column<GroupCell>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct GroupCell {
+    total: NanoKwh,
+    days_with_data: u8,
 }
 
 /// Per ship number.
@@ -277,10 +325,6 @@ impl Rollup {
     /// Applies `changes` (all in `day`, ascending) for ship `number`.
     fn apply_day(&mut self, number: usize, day: i64, changes: &[Change]) {
         let entry = self.days.entry(day).or_insert_with(Day::empty);
-        if entry.totals.len() <= number {
-            entry.totals.resize(number + 1, 0);
-            entry.masks.resize(number + 1, 0);
-        }
         // Sums first, in one tight loop; the counts follow from the masks
         // before and after, without a branch per bucket.
         let day_first = day * BUCKETS_PER_DAY;
@@ -297,11 +341,12 @@ impl Rollup {
                 cleared |= 1u128 << slot;
             }
         }
-        let old = entry.masks[number];
+        let cell = entry.cells.slot(number);
+        let old = cell.mask;
         // Writes never remove coverage; clearing is kept for symmetry.
         let new = (old | set) & !(cleared & !set);
-        entry.masks[number] = new;
-        entry.totals[number] = entry.totals[number].wrapping_add(delta_total);
+        cell.mask = new;
+        cell.total = cell.total.wrapping_add(delta_total);
         entry.count_ships(old, new);
         self.ships[number].include(day, new);
         self.add_to_group(
@@ -317,13 +362,9 @@ impl Rollup {
             .groups
             .entry(day.div_euclid(DAYS_PER_GROUP))
             .or_default();
-        if group.totals.len() <= number {
-            group.totals.resize(number + 1, 0);
-            group.days_with_data.resize(number + 1, 0);
-        }
-        group.totals[number] = group.totals[number].wrapping_add(delta);
-        let days = &mut group.days_with_data[number];
-        *days = days.wrapping_add_signed(days_delta);
+        let cell = group.cells.slot(number);
+        cell.total = cell.total.wrapping_add(delta);
+        cell.days_with_data = cell.days_with_data.wrapping_add_signed(days_delta);
     }
 
     /// Loads one ship's day as the index file stores it. The fleet sums
@@ -331,12 +372,7 @@ impl Rollup {
     fn set_day(&mut self, number: usize, ship_day: ShipDay) {
         let ShipDay { day, mask, total } = ship_day;
         let entry = self.days.entry(day).or_insert_with(Day::empty);
-        if entry.totals.len() <= number {
-            entry.totals.resize(number + 1, 0);
-            entry.masks.resize(number + 1, 0);
-        }
-        entry.totals[number] = total;
-        entry.masks[number] = mask;
+        *entry.cells.slot(number) = DayCell { mask, total };
         entry.count_ships(0, mask);
         self.ships[number].include(day, mask);
         self.add_to_group(number, day, total, 1);
@@ -429,8 +465,8 @@ impl Rollup {
                 let days = from.div_euclid(BUCKETS_PER_DAY)..=(to - 1).div_euclid(BUCKETS_PER_DAY);
                 for (&day, entry) in self.days.range(days) {
                     let inside = slot_mask(day, from, to);
-                    for (seen, &mask) in seen.iter_mut().zip(&entry.masks) {
-                        *seen |= mask & inside != 0;
+                    for (number, cell) in entry.cells.iter() {
+                        seen[number] |= cell.mask & inside != 0;
                     }
                 }
                 seen.iter().filter(|&&s| s).count() as u32
@@ -477,7 +513,7 @@ impl Rollup {
                 continue;
             };
             let inside = slot_mask(from.div_euclid(BUCKETS_PER_DAY), from, to);
-            for (number, (&mask, &total)) in day.masks.iter().zip(&day.totals).enumerate() {
+            for (number, &DayCell { mask, total }) in day.cells.iter() {
                 if mask & inside == 0 {
                     continue;
                 }
@@ -552,22 +588,25 @@ impl Rollup {
     /// `low`, and marks ships with data there: group columns for the groups
     /// inside, day columns at the ragged ends.
     fn add_whole_days(&self, first_day: i64, end_day: i64, low: &mut [NanoKwh], flags: &mut [u8]) {
-        let add = |low: &mut [NanoKwh],
-                   flags: &mut [u8],
-                   totals: &[NanoKwh],
-                   has: &dyn Fn(usize) -> bool| {
-            for (number, (low, &total)) in low.iter_mut().zip(totals).enumerate() {
-                *low = low.wrapping_add(total);
-                if has(number) {
-                    flags[number] |= 1;
-                }
+        // Streaming adds over a column's contiguous range of numbers.
+        fn add<T>(
+            low: &mut [NanoKwh],
+            flags: &mut [u8],
+            column: &Column<T>,
+            total: impl Fn(&T) -> NanoKwh,
+            has: impl Fn(&T) -> bool,
+        ) {
+            let (low, flags) = (&mut low[column.base..], &mut flags[column.base..]);
+            for ((low, flag), value) in low.iter_mut().zip(flags.iter_mut()).zip(&column.values) {
+                *low = low.wrapping_add(total(value));
+                *flag |= u8::from(has(value));
             }
-        };
+        }
         let first_group = ceil_div(first_day, DAYS_PER_GROUP);
         let end_group = end_day.div_euclid(DAYS_PER_GROUP);
         let mut days = |from: i64, to: i64| {
             for (_, day) in self.days.range(from..to) {
-                add(low, flags, &day.totals, &|n| day.masks[n] != 0);
+                add(low, flags, &day.cells, |c| c.total, |c| c.mask != 0);
             }
         };
         if first_group >= end_group {
@@ -577,7 +616,13 @@ impl Rollup {
         days(first_day, first_group * DAYS_PER_GROUP);
         days(end_group * DAYS_PER_GROUP, end_day);
         for (_, group) in self.groups.range(first_group..end_group) {
-            add(low, flags, &group.totals, &|n| group.days_with_data[n] > 0);
+            add(
+                low,
+                flags,
+                &group.cells,
+                |c| c.total,
+                |c| c.days_with_data > 0,
+            );
         }
     }
 
@@ -586,7 +631,7 @@ impl Rollup {
     pub fn ship_days(&self) -> Vec<(ShipId, Vec<ShipDay>)> {
         let mut by_number: Vec<Vec<ShipDay>> = vec![Vec::new(); self.ships.len()];
         for (&day, entry) in &self.days {
-            for (number, (&mask, &total)) in entry.masks.iter().zip(&entry.totals).enumerate() {
+            for (number, &DayCell { mask, total }) in entry.cells.iter() {
                 if mask != 0 {
                     by_number[number].push(ShipDay { day, mask, total });
                 }
@@ -790,6 +835,36 @@ mod tests {
         add(&mut rollup, 2, &day(1, 2.0));
         add(&mut rollup, 2, &[bucket(2 * 96 + 5, 0.5, 300)]);
         rollup
+    }
+
+    /// Ships that each write one day of their own (a fleet whose ships
+    /// come and go) cost one cell a day each, not one per ship number
+    /// below them: the index grows with the data.
+    #[test]
+    fn days_hold_only_the_ships_that_wrote_in_them() {
+        let mut rollup = Rollup::new();
+        let ships = 500u64;
+        for ship in 0..ships {
+            let day = ship as i64;
+            let buckets = [bucket(day * BUCKETS_PER_DAY + 3, 1.0, 900)];
+            rollup.apply(ship * 1_000_003, &BucketChanges::between(&[], &buckets));
+        }
+        let day_cells: usize = rollup.days.values().map(|d| d.cells.values.len()).sum();
+        let group_cells: usize = rollup.groups.values().map(|g| g.cells.values.len()).sum();
+        assert_eq!(day_cells, ships as usize);
+        // A group spans 32 days: at most the 32 ships of its days.
+        assert!(group_cells <= ships as usize, "{group_cells} group cells");
+        // And a ship written out of order (a lower number later) still
+        // lands in its place, with the rest where they were.
+        let early = [bucket(7 * BUCKETS_PER_DAY, 2.0, 900)];
+        rollup.apply(0, &BucketChanges::between(&[], &early));
+        let top = rollup
+            .top_users(7 * BUCKETS_PER_DAY, 8 * BUCKETS_PER_DAY, 3, |_, _, _| {
+                Ok::<_, ()>(0)
+            })
+            .unwrap();
+        assert_eq!(top[0], (0, nano(2.0)));
+        assert_eq!(top[1], (7 * 1_000_003, nano(1.0)));
     }
 
     #[test]
