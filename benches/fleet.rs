@@ -485,11 +485,15 @@ async fn over_http(data_dir: &Path, queries: &[Question], table: &mut Vec<[Strin
             String::new(),
         ]);
     }
+    let (anon, mapped) = common::rss_split_kib(server.child.id());
     table.push([
         "resident memory of powerd after the queries".into(),
         format!("{:.0} MiB", server.rss_kib() as f64 / 1024.0),
-        String::new(),
-        String::new(),
+        format!("{:.0} MiB its own", anon as f64 / 1024.0),
+        format!(
+            "{:.0} MiB mapped file pages (reclaimable)",
+            mapped as f64 / 1024.0
+        ),
     ]);
     drop(client);
     let mut server = server;

@@ -179,6 +179,20 @@ pub async fn wait_healthy(address: SocketAddr) {
     assert_eq!(status, 200);
 }
 
+/// Resident KiB of `pid` that are its own (`RssAnon`) and that are pages
+/// of mapped files (`RssFile`: the block files, reclaimable by the kernel).
+pub fn rss_split_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
+}
+
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
