@@ -311,6 +311,12 @@ fn an_interrupted_backup_is_refused_by_serve_and_check() {
     let said = String::from_utf8_lossy(&checked.stdout);
     assert_eq!(checked.status.code(), Some(1), "{said}");
     assert!(said.contains("is an incomplete backup"), "{said}");
+    // Nor backed up as if it were whole.
+    let copy = run_backup(&dest, &dir.path().join("copy-of-copy"), &[]);
+    let said = String::from_utf8_lossy(&copy.stderr);
+    assert_eq!(copy.status.code(), Some(1), "{said}");
+    assert!(said.contains("is an incomplete backup"), "{said}");
+    assert!(!dir.path().join("copy-of-copy").exists());
     // Nor is it backed up over.
     let again = run_backup(&source, &dest, &[]);
     assert!(!again.status.success());

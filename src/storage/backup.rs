@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::error::StorageError;
 use super::io::{LockMode, Mapped, OpenMode, Vfs};
-use super::layout::Layout;
+use super::layout::{Layout, BACKUP_MARKER};
 use super::manifest::Manifest;
 use super::segment::{parse_header, scan_segment, Role, ScanEnd};
 
@@ -116,6 +116,15 @@ pub fn backup(
     }
     let from = Layout::new(source);
     let to = Layout::new(dest);
+    // A copy of an unfinished backup would look finished.
+    if vfs
+        .list(source)
+        .is_ok_and(|names| names.iter().any(|n| n == BACKUP_MARKER))
+    {
+        return Err(StorageError::IncompleteBackup {
+            marker: from.backup_marker(),
+        });
+    }
     prepare_destination(vfs, &to)?;
 
     // Without a server, keep one from starting (and changing files) while
