@@ -467,6 +467,27 @@ pub fn for_each_bucket(
     spans: &[Span],
     first_bucket: i64,
     end_bucket: i64,
+    emit: impl FnMut(Bucket),
+) {
+    for_each_bucket_with(
+        spans,
+        |_, span| Power::of(span.power_kw),
+        first_bucket,
+        end_bucket,
+        emit,
+    );
+}
+
+/// [`for_each_bucket`] with span `i`'s power read by `power(i, span)`
+/// (only for the spans inside the window): for a reader that holds the
+/// decimal a power was sent as (a block's decimal column) and need not
+/// recover it from the `f64`. `power` must give what [`Power::of`] would.
+#[inline]
+pub fn for_each_bucket_with(
+    spans: &[Span],
+    mut power: impl FnMut(usize, &Span) -> Power,
+    first_bucket: i64,
+    end_bucket: i64,
     mut emit: impl FnMut(Bucket),
 ) {
     let window_start = first_bucket.saturating_mul(BUCKET_SECONDS);
@@ -476,13 +497,13 @@ pub fn for_each_bucket(
     let mut open: Option<i64> = None;
     let mut energy = EnergySum::default();
     let mut coverage = 0i64;
-    for span in spans {
+    for (index, span) in spans.iter().enumerate() {
         let mut start = span.start_s.max(window_start);
         let end = span.end_s.min(window_end);
         if start >= end {
             continue;
         }
-        let power = Power::of(span.power_kw);
+        let power = power(index, span);
         // The common case: the span lies inside the bucket being filled.
         if let Some(bucket) = open {
             if start >= bucket * BUCKET_SECONDS && end <= (bucket + 1) * BUCKET_SECONDS {

@@ -294,13 +294,10 @@ pub fn decode_spans_window(
 }
 
 /// The buckets in `[start_bucket, end_bucket)` of span columns written by
-/// [`encode_spans`] with the same `base_s`, appended to `out` in order.
-/// With decimal powers (tag 1) this is integer arithmetic on the stored
-/// integers `m` at exponent `e`, which is the one definition exactly
-/// (storage-format.md, "The data model on disk"): a bucket's energy is
-/// `floor((Σ m·s·10^(9−e) + 1800) / 3600)` nano-kWh over its pieces of `s`
-/// seconds; no power is converted or classified. Raw powers go through
-/// [`crate::model::spans_to_buckets`].
+/// [`encode_spans`] with the same `base_s`, appended to `out` in order, by
+/// the one definition ([`crate::model::for_each_bucket`]). A decimal column
+/// (tag 1) hands over its powers as the decimals they were stored as, so
+/// no `f64` is made or classified.
 pub fn decode_buckets_window(
     reader: &mut Reader<'_>,
     base_s: i64,
@@ -310,16 +307,12 @@ pub fn decode_buckets_window(
     out: &mut Vec<crate::model::Bucket>,
 ) -> Result<(), DecodeError> {
     let mut spans = Vec::new();
-    let (window_start_s, window_end_s) = (
-        start_bucket.saturating_mul(BUCKET_SECONDS),
-        end_bucket.saturating_mul(BUCKET_SECONDS),
-    );
     let (count, first_index) = decode_times_window(
         reader,
         base_s,
         max_spans,
-        window_start_s,
-        window_end_s,
+        start_bucket.saturating_mul(BUCKET_SECONDS),
+        end_bucket.saturating_mul(BUCKET_SECONDS),
         &mut spans,
     )?;
     let mut peek = reader.clone();
@@ -327,7 +320,7 @@ pub fn decode_buckets_window(
         // The definition's D(p) is the decimal at the largest exponent
         // that gives back p. Below 2^51 nano-kW that is m·10^(9−e) itself
         // (the argument at `model::decimal_of`); above, a longer decimal
-        // may also give back p, and the general way finds which.
+        // may also give back p, and `Power::of` finds which.
         let largest = i128::from(min) + (1i128 << width) - 1;
         largest * 10i128.pow(u32::from(MAX_DECIMAL_EXPONENT - exponent)) < 1i128 << 51
     });
@@ -337,44 +330,19 @@ pub fn decode_buckets_window(
         return Ok(());
     };
     *reader = peek;
-    // Below 2^51 nano-kW (checked above), a bucket's Σ m·s·unit is below
-    // 900 · 2^51 < 2^61: 64-bit arithmetic is exact.
-    let unit = 10i64.pow(u32::from(MAX_DECIMAL_EXPONENT - exponent));
-    let mut bits = BitReader::at_bit(column, first_index * width as usize);
-    // The bucket being summed: index, Σ m·s (in units of 10^-e kW·s), seconds.
-    let mut current: Option<(i64, i64, u32)> = None;
-    let flush = |bucket: Option<(i64, i64, u32)>, out: &mut Vec<crate::model::Bucket>| {
-        if let Some((index, sum, coverage_s)) = bucket.filter(|b| b.2 > 0) {
-            out.push(crate::model::Bucket {
-                index,
-                energy: crate::model::NanoKwh::from((sum * unit + 1800) / 3600),
-                coverage_s,
-            });
-        }
-    };
-    for span in &spans {
-        let m = min + bits.get(width) as i64;
-        let from = span.start_s.max(window_start_s);
-        let to = span.end_s.min(window_end_s);
-        let mut t = from;
-        while t < to {
-            let bucket = t.div_euclid(BUCKET_SECONDS);
-            let bucket_end = (bucket + 1) * BUCKET_SECONDS;
-            let seconds = bucket_end.min(to) - t;
-            match &mut current {
-                Some((index, sum, coverage_s)) if *index == bucket => {
-                    *sum += m * seconds;
-                    *coverage_s += seconds as u32;
-                }
-                _ => {
-                    flush(current.take(), out);
-                    current = Some((bucket, m * seconds, seconds as u32));
-                }
-            }
-            t += seconds;
-        }
-    }
-    flush(current, out);
+    let unit = 10i128.pow(u32::from(MAX_DECIMAL_EXPONENT - exponent));
+    let width_bits = width as usize;
+    crate::model::for_each_bucket_with(
+        &spans,
+        |index, _| {
+            let m = min
+                + BitReader::at_bit(column, (first_index + index) * width_bits).get(width) as i64;
+            crate::model::Power::Decimal(i128::from(m) * unit)
+        },
+        start_bucket,
+        end_bucket,
+        |bucket| out.push(bucket),
+    );
     Ok(())
 }
 
