@@ -32,14 +32,17 @@
 //!
 //! Must never know: HTTP, JSON, the CLI. Progress goes to a callback.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::error::StorageError;
+use super::fsutil::sync_dir;
 use super::io::{LockMode, Mapped, OpenMode, Vfs};
-use super::layout::{Layout, BACKUP_MARKER};
+use super::layout::Layout;
+use super::log::scan_segments;
 use super::manifest::Manifest;
-use super::segment::{parse_header, scan_segment, Role, ScanEnd};
+use super::segment::{scan_segment, Role, ScanEnd};
 
 /// Bytes written between syncs of a file being copied.
 pub const SYNC_EVERY: usize = 8 << 20;
@@ -117,24 +120,17 @@ pub fn backup(
     let from = Layout::new(source);
     let to = Layout::new(dest);
     // A copy of an unfinished backup would look finished.
-    if vfs
-        .list(source)
-        .is_ok_and(|names| names.iter().any(|n| n == BACKUP_MARKER))
-    {
-        return Err(StorageError::IncompleteBackup {
-            marker: from.backup_marker(),
-        });
-    }
+    from.refuse_unfinished_backup(vfs)?;
     prepare_destination(vfs, &to)?;
 
     // Without a server, keep one from starting (and changing files) while
     // this copies; with one, the snapshot protocol is all it takes.
-    let _lock = match vfs.lock(&from.lock(), LockMode::Shared) {
+    let lock = match vfs.lock(&from.lock(), LockMode::Shared) {
         Ok(guard) => Some(guard),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
         Err(e) => return Err(StorageError::io(from.lock(), "lock", e)),
     };
-    let alongside_server = _lock.is_none();
+    let alongside_server = lock.is_none();
 
     let (snapshot, attempts) = take_snapshot(vfs, &from)?;
     let mut files: Vec<(PathBuf, &[u8])> = Vec::new();
@@ -343,35 +339,16 @@ fn cut_newest(from: &Layout, segments: &mut [(u64, Vec<u8>)]) -> Result<(), Stor
     Ok(())
 }
 
-/// Reads the copied log as recovery will (each segment by its role) and
-/// counts its records: a copy whose log would not replay is never
-/// declared complete.
+/// Reads the copied log as recovery will (each segment by its role, with
+/// the same code) and counts its records: a copy whose log would not
+/// replay is never declared complete.
 fn count_records(from: &Layout, segments: &[(u64, Vec<u8>)]) -> Result<u64, StorageError> {
-    let mut records = 0u64;
-    for (position, (sequence, bytes)) in segments.iter().enumerate() {
-        let role = match segments.get(position + 1) {
-            None => Role::Newest,
-            Some((next, next_bytes)) => {
-                let header = parse_header(&from.segment(*next), next_bytes, *next)?;
-                if header.version >= 2 {
-                    Role::EndsAt(header.previous_end)
-                } else {
-                    Role::Older
-                }
-            }
-        };
-        scan_segment(
-            &from.segment(*sequence),
-            bytes,
-            *sequence,
-            role,
-            |_, _, _| {
-                records += 1;
-                Ok(())
-            },
-        )?;
-    }
-    Ok(records)
+    let sequences: Vec<u64> = segments.iter().map(|(sequence, _)| *sequence).collect();
+    let copy_of = |sequence: u64| {
+        let (_, bytes) = &segments[sequences.partition_point(|&s| s < sequence)];
+        Ok(Cow::Borrowed(bytes.as_slice()))
+    };
+    Ok(scan_segments(from, &sequences, copy_of, |_, _, _, _| Ok(()))?.records)
 }
 
 struct Copier<'a> {
@@ -424,9 +401,4 @@ impl Copier<'_> {
         self.progress.elapsed = self.started.elapsed();
         (self.report)(&self.progress);
     }
-}
-
-fn sync_dir(vfs: &dyn Vfs, dir: &Path) -> Result<(), StorageError> {
-    vfs.sync_dir(dir)
-        .map_err(|e| StorageError::io(dir, "sync directory", e))
 }

@@ -71,6 +71,17 @@ impl Layout {
         self.dir.join(BACKUP_MARKER)
     }
 
+    /// Refuses a directory an unfinished backup left (it may lack any
+    /// file): what `serve`, `check` and `backup` say of it.
+    pub fn refuse_unfinished_backup(&self, vfs: &dyn Vfs) -> Result<(), StorageError> {
+        if list(vfs, &self.dir)?.iter().any(|n| n == BACKUP_MARKER) {
+            return Err(StorageError::IncompleteBackup {
+                marker: self.backup_marker(),
+            });
+        }
+        Ok(())
+    }
+
     /// Sequence numbers of the segment files, ascending.
     pub fn list_segments(&self, vfs: &dyn Vfs) -> Result<Vec<u64>, StorageError> {
         list_numbered(vfs, &self.log_dir, SEGMENT_SUFFIX)
@@ -148,11 +159,7 @@ impl Survey {
     /// directory cannot be listed or the manifest cannot be read; missing
     /// files are [`Survey::problems`].
     pub fn take(vfs: &dyn Vfs, layout: &Layout) -> Result<Survey, StorageError> {
-        if list(vfs, &layout.dir)?.iter().any(|n| n == BACKUP_MARKER) {
-            return Err(StorageError::IncompleteBackup {
-                marker: layout.backup_marker(),
-            });
-        }
+        layout.refuse_unfinished_backup(vfs)?;
         let (manifest, manifest_present) = match Manifest::load(vfs, &layout.manifest())? {
             Some(manifest) => (manifest, true),
             None => (Manifest::empty(), false),

@@ -3,6 +3,8 @@
 //! Recovery replays through [`scan_log`] and `powerd check` verifies
 //! through it, so the two apply the same rules with the same code.
 
+use std::borrow::Cow;
+
 use super::error::StorageError;
 use super::io::Vfs;
 use super::layout::Layout;
@@ -45,15 +47,27 @@ pub fn scan_log(
     vfs: &dyn Vfs,
     layout: &Layout,
     live: &[u64],
-    mut visit: impl FnMut(u64, u64, u8, &[u8]) -> Result<(), StorageError>,
+    visit: impl FnMut(u64, u64, u8, &[u8]) -> Result<(), StorageError>,
 ) -> Result<LogScan, StorageError> {
-    let mut scan = LogScan::default();
     let read = |sequence: u64| {
         let path = layout.segment(sequence);
         vfs.read(&path)
+            .map(Cow::Owned)
             .map_err(|e| StorageError::io(&path, "read", e))
     };
-    let mut next_bytes: Option<Vec<u8>> = None;
+    scan_segments(layout, live, read, visit)
+}
+
+/// [`scan_log`] over segment bytes that `read` gives (from the files, or
+/// copies already in memory, as a backup holds them).
+pub fn scan_segments<'a>(
+    layout: &Layout,
+    live: &[u64],
+    mut read: impl FnMut(u64) -> Result<Cow<'a, [u8]>, StorageError>,
+    mut visit: impl FnMut(u64, u64, u8, &[u8]) -> Result<(), StorageError>,
+) -> Result<LogScan, StorageError> {
+    let mut scan = LogScan::default();
+    let mut next_bytes: Option<Cow<'a, [u8]>> = None;
     for (position, &sequence) in live.iter().enumerate() {
         let path = layout.segment(sequence);
         let bytes = match next_bytes.take() {
