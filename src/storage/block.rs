@@ -25,8 +25,13 @@ use super::io::{Mapped, OpenMode, Vfs};
 use crate::model::{Bucket, ShipId, Span, BUCKET_SECONDS};
 
 pub const BLOCK_MAGIC: [u8; 8] = *b"PWRDBLK\0";
-/// Version 3: bucket energies are nano-kWh by the exact definition.
+/// The version this build writes (storage-format.md, "Version changes").
 pub const BLOCK_VERSION: u32 = 4;
+/// From version 3 stored bucket energies are nano-kWh by the exact
+/// definition; before, float kWh that are never served.
+const EXACT_ENERGIES_VERSION: u32 = 3;
+/// From version 4 a chunk with decimal powers has no bucket columns.
+const DERIVED_BUCKETS_VERSION: u32 = 4;
 /// Version 2 blocks still open; their float bucket energies are never
 /// served (the buckets are recomputed from the spans on read), and
 /// compaction rewrites their chunks in the current version.
@@ -199,7 +204,7 @@ impl BlockFile {
     /// Whether the chunks' stored bucket energies predate the exact
     /// definition (version 2): they are never served.
     fn old_energies(&self) -> bool {
-        self.version < 3
+        self.version < EXACT_ENERGIES_VERSION
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -238,7 +243,7 @@ impl BlockFile {
             .get(CHUNK_HEADER_LEN + span_bytes..)
             .ok_or_else(|| corrupted("span columns overrun the chunk".into()))?;
         let spans_part = &bytes[CHUNK_HEADER_LEN..CHUNK_HEADER_LEN + span_bytes];
-        if columns.is_empty() && self.version >= 4 {
+        if columns.is_empty() && self.version >= DERIVED_BUCKETS_VERSION {
             // No bucket columns: the buckets of the window from its spans.
             return decode_buckets_window(
                 &mut Reader::new(spans_part),
@@ -465,13 +470,13 @@ pub fn walk_block(
     bytes: &[u8],
 ) -> Result<Vec<(u64, ChunkHeader)>, StorageError> {
     let version = check_block_header(path, id, bytes)?;
-    let legacy = version < 3;
+    let legacy = version < EXACT_ENERGIES_VERSION;
     let mut out = Vec::new();
     let mut offset = BLOCK_HEADER_LEN;
     while offset < bytes.len() {
         let header = parse_chunk(&bytes[offset..], legacy)
             .map_err(|e| StorageError::corrupted(path, offset as u64, e.0))?;
-        if version < 4 && header.span_bytes == header.payload_len {
+        if version < DERIVED_BUCKETS_VERSION && header.span_bytes == header.payload_len {
             return Err(StorageError::corrupted(
                 path,
                 offset as u64,
