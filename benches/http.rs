@@ -178,14 +178,9 @@ async fn run(settings: Settings) {
     };
     let ships = settings.ships;
     let days = settings.days;
-    // The box is shared and noisy, so the two servers take turns in short
-    // rounds and the ratio is the median of the rounds' ratios: a burst of
-    // outside load then spoils one round, not the comparison.
+    // The ratio is the median of the rounds' ratios (see `take_turns`).
     let mut baseline = Baseline::start(sample_body.len());
     let round_seconds = settings.get_seconds / GET_ROUNDS as f64;
-    let (mut powerd_latencies, mut baseline_latencies) = (Vec::new(), Vec::new());
-    let (mut powerd_total, mut baseline_total) = (0.0, 0.0);
-    let mut ratios = Vec::new();
     // Every request line is rendered before the clock starts, so the load
     // generator spends the same per request on both servers.
     let day_paths: Arc<Vec<String>> = Arc::new(
@@ -196,36 +191,27 @@ async fn run(settings: Settings) {
             })
             .collect(),
     );
-    let baseline_paths = Arc::new(vec!["/data".to_string()]);
-    for _ in 0..GET_ROUNDS {
-        let (powerd_rps, latencies) = drive_gets(
-            server.address,
-            settings.get_connections,
-            round_seconds,
-            Arc::clone(&day_paths),
-            None,
-        )
-        .await;
-        powerd_latencies.extend(latencies);
-        let (baseline_rps, latencies) = drive_gets(
-            baseline.address,
-            settings.get_connections,
-            round_seconds,
-            Arc::clone(&baseline_paths),
-            None,
-        )
-        .await;
-        baseline_latencies.extend(latencies);
-        ratios.push(powerd_rps / baseline_rps);
-        powerd_total += powerd_rps;
-        baseline_total += baseline_rps;
-    }
+    let powerd_side = Side {
+        address: server.address,
+        paths: Arc::clone(&day_paths),
+        token: None,
+    };
+    let baseline_side = Side {
+        address: baseline.address,
+        paths: Arc::new(vec!["/data".to_string()]),
+        token: None,
+    };
+    let mut turns = take_turns(
+        &powerd_side,
+        &baseline_side,
+        settings.get_connections,
+        round_seconds,
+    )
+    .await;
     baseline.stop();
-    ratios.sort_by(f64::total_cmp);
-    let ratio_median = ratios[ratios.len() / 2];
-    let ratio_text: Vec<String> = ratios.iter().map(|r| format!("{:.0}", r * 100.0)).collect();
-    let powerd_rps = powerd_total / GET_ROUNDS as f64;
-    let baseline_rps = baseline_total / GET_ROUNDS as f64;
+    let (powerd_rps, baseline_rps) = turns.mean_rps();
+    let (ratio_median, ratio_text) = turns.ratios(|(powerd, baseline)| powerd / baseline);
+    let (mut powerd_latencies, mut baseline_latencies) = std::mem::take(&mut turns.latencies);
     rows.push((
         format!(
             "(b) GET 1 ship × 1 day (96 buckets, {} B), {} conns",
@@ -233,9 +219,8 @@ async fn run(settings: Settings) {
             settings.get_connections
         ),
         format!(
-            "{powerd_rps:.0} req/s = {:.0}% of baseline (median of rounds: {})",
+            "{powerd_rps:.0} req/s = {:.0}% of baseline (median of rounds: {ratio_text})",
             100.0 * ratio_median,
-            ratio_text.join("/")
         ),
         format!(
             "p50 {} p99 {}",
@@ -381,44 +366,35 @@ async fn run(settings: Settings) {
         &auth_dir,
         &["--auth-file", auth_file.to_str().expect("a UTF-8 path")],
     );
-    let (mut off_total, mut on_total, mut ratios) = (0.0, 0.0, Vec::new());
-    let mut on_latencies = Vec::new();
-    for _ in 0..GET_ROUNDS {
-        let (off_rps, _) = drive_gets(
-            open.address,
-            settings.get_connections,
-            round_seconds,
-            Arc::clone(&day_paths),
-            None,
-        )
-        .await;
-        let (on_rps, latencies) = drive_gets(
-            guarded.address,
-            settings.get_connections,
-            round_seconds,
-            Arc::clone(&day_paths),
-            Some(Arc::clone(&reader)),
-        )
-        .await;
-        on_latencies.extend(latencies);
-        ratios.push(on_rps / off_rps);
-        off_total += off_rps;
-        on_total += on_rps;
-    }
+    // Tokens off first in each round, then on.
+    let mut turns = take_turns(
+        &Side {
+            address: open.address,
+            paths: Arc::clone(&day_paths),
+            token: None,
+        },
+        &Side {
+            address: guarded.address,
+            paths: Arc::clone(&day_paths),
+            token: Some(Arc::clone(&reader)),
+        },
+        settings.get_connections,
+        round_seconds,
+    )
+    .await;
     drop((open, guarded));
-    ratios.sort_by(f64::total_cmp);
-    let ratio_text: Vec<String> = ratios.iter().map(|r| format!("{:.0}", r * 100.0)).collect();
+    let (off_rps, on_rps) = turns.mean_rps();
+    let (ratio_median, ratio_text) = turns.ratios(|(off, on)| on / off);
+    let mut on_latencies = std::mem::take(&mut turns.latencies.1);
     rows.push((
         format!(
             "(e) GET 1 ship × 1 day with a token (10,001 in the file), {} conns",
             settings.get_connections
         ),
         format!(
-            "{:.0} req/s = {:.0}% of tokens off, {:.0} req/s (median of rounds: {})",
-            on_total / GET_ROUNDS as f64,
-            100.0 * ratios[ratios.len() / 2],
-            off_total / GET_ROUNDS as f64,
-            ratio_text.join("/")
+            "{on_rps:.0} req/s = {:.0}% of tokens off, {off_rps:.0} req/s (median of rounds: \
+             {ratio_text})",
+            100.0 * ratio_median,
         ),
         format!(
             "p50 {} p99 {}",
@@ -620,22 +596,71 @@ fn push_u64(out: &mut Vec<u8>, mut value: u64) {
     out.extend_from_slice(&digits[position..]);
 }
 
-/// `token`: sent as `Authorization: Bearer` with every request.
-async fn drive_gets(
+/// One side of a comparison: a server, the requests to send it, the
+/// token to send with them.
+struct Side {
     address: SocketAddr,
-    connections: usize,
-    seconds: f64,
     paths: Arc<Vec<String>>,
     token: Option<Arc<str>>,
-) -> (f64, Vec<Duration>) {
+}
+
+/// Two servers driven in turns, first then second, for `GET_ROUNDS` short
+/// rounds: the box is shared and noisy, so a burst of outside load spoils
+/// one round, not the comparison.
+struct Turns {
+    /// Requests/s of (first, second) per round.
+    rps: Vec<(f64, f64)>,
+    latencies: (Vec<Duration>, Vec<Duration>),
+}
+
+impl Turns {
+    /// Requests/s of (first, second), averaged over the rounds.
+    fn mean_rps(&self) -> (f64, f64) {
+        let rounds = self.rps.len() as f64;
+        let (a, b) = self
+            .rps
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        (a / rounds, b / rounds)
+    }
+
+    /// `ratio` of each round's pair: the median, and every round in
+    /// percent, ascending (`61/62/65/65/69`).
+    fn ratios(&self, ratio: impl Fn((f64, f64)) -> f64) -> (f64, String) {
+        let mut ratios: Vec<f64> = self.rps.iter().map(|&pair| ratio(pair)).collect();
+        ratios.sort_by(f64::total_cmp);
+        let text: Vec<String> = ratios.iter().map(|r| format!("{:.0}", r * 100.0)).collect();
+        (ratios[ratios.len() / 2], text.join("/"))
+    }
+}
+
+async fn take_turns(first: &Side, second: &Side, connections: usize, seconds: f64) -> Turns {
+    let mut turns = Turns {
+        rps: Vec::new(),
+        latencies: (Vec::new(), Vec::new()),
+    };
+    for _ in 0..GET_ROUNDS {
+        let (a, latencies) = drive_gets(first, connections, seconds).await;
+        turns.latencies.0.extend(latencies);
+        let (b, latencies) = drive_gets(second, connections, seconds).await;
+        turns.latencies.1.extend(latencies);
+        turns.rps.push((a, b));
+    }
+    turns
+}
+
+/// GETs of `side`'s paths from `connections` connections for `seconds`:
+/// requests/s and every latency.
+async fn drive_gets(side: &Side, connections: usize, seconds: f64) -> (f64, Vec<Duration>) {
+    let address = side.address;
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let counter = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let counter = Arc::clone(&counter);
-        let paths = Arc::clone(&paths);
-        let token = token.clone();
+        let paths = Arc::clone(&side.paths);
+        let token = side.token.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect(address).await;
             if let Some(token) = token {
