@@ -176,6 +176,17 @@ fn chromium() -> PathBuf {
     );
 }
 
+/// How every test runs Chromium: headless, as root (no sandbox), no GPU,
+/// no first-run or extension work, a desktop-sized window.
+const HEADLESS: [&str; 6] = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-extensions",
+    "--window-size=1400,1200",
+];
+
 /// What Chromium made of a page: the DOM after scripts ran, and the
 /// console messages it logged.
 struct Page {
@@ -190,13 +201,8 @@ impl Page {
         let profile = TempDir::new("chromium");
         std::fs::create_dir_all(profile.path()).expect("create the profile directory");
         let mut child = Command::new(chromium())
+            .args(HEADLESS)
             .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-extensions",
-                "--window-size=1400,1200",
                 "--virtual-time-budget=15000",
                 "--enable-logging=stderr",
                 "--v=0",
@@ -368,15 +374,8 @@ impl Browser {
         let profile = TempDir::new("chromium-cdp");
         std::fs::create_dir_all(profile.path()).expect("create the profile directory");
         let mut child = Command::new(chromium())
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-extensions",
-                "--window-size=1400,1200",
-                "--remote-debugging-port=0",
-            ])
+            .args(HEADLESS)
+            .arg("--remote-debugging-port=0")
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdin(Stdio::null())
