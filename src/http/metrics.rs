@@ -178,6 +178,11 @@ impl Route {
     pub(crate) fn template(self) -> &'static str {
         route_name(self.0)
     }
+
+    /// The API endpoint this route is, if it is one.
+    pub(crate) fn endpoint(self) -> Option<&'static super::endpoints::Endpoint> {
+        ENDPOINTS.get(self.0)
+    }
 }
 
 fn method_slot(method: &Method) -> usize {

@@ -12,9 +12,9 @@ use hyper::{Method, Request, StatusCode};
 use tokio::sync::oneshot;
 
 use super::body;
-use super::endpoints::{Handler, Scope, ENDPOINTS};
+use super::endpoints::{Handler, Scope};
 use super::error::{self, ApiError, HttpResponse};
-use super::metrics::Refusal;
+use super::metrics::{Refusal, Route};
 use super::params::{ceil_bucket, window_order_error, Query};
 use super::state::{blocking, AppState};
 use crate::auth::{AuthFile, Token, WriteScope};
@@ -33,9 +33,15 @@ const END_BUCKET: i64 = i64::MAX / BUCKET_SECONDS;
 /// headers alone: no body is read, and unknown paths and wrong methods get
 /// 401 too, before a scope is checked. Never fails: errors become JSON
 /// error responses.
-pub(crate) async fn handle(request: Request<Incoming>, state: Arc<AppState>) -> HttpResponse {
+/// `route`: what the request's path was already found to be (for the
+/// metrics).
+pub(crate) async fn handle(
+    request: Request<Incoming>,
+    state: Arc<AppState>,
+    route: Route,
+) -> HttpResponse {
     let mut token_name = None;
-    let result = match admit(&request, &state, &mut token_name) {
+    let result = match admit(&request, &state, route, &mut token_name) {
         Ok(Admitted::Asset(asset)) => Ok(super::dashboard::serve(&request, asset)),
         Ok(Admitted::Endpoint { handler, writes }) => {
             dispatch(handler, request, &state, writes.as_ref()).await
@@ -66,14 +72,14 @@ enum Admitted {
 fn admit(
     request: &Request<Incoming>,
     state: &AppState,
+    route: Route,
     token_name: &mut Option<String>,
 ) -> Result<Admitted, ApiError> {
-    let path = request.uri().path();
     let method = request.method();
-    let asset = super::dashboard::find(path);
-    let endpoint = match asset {
+    let endpoint = route.endpoint();
+    let asset = match endpoint {
         Some(_) => None,
-        None => ENDPOINTS.iter().find(|endpoint| endpoint.path == path),
+        None => super::dashboard::find(request.uri().path()),
     };
     let route = endpoint.and_then(|e| e.methods.iter().find(|(m, _, _)| m == method));
     let scope = match (asset, route) {

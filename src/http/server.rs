@@ -217,13 +217,14 @@ async fn serve_http<S>(
             let method = request.method().clone();
             let path = request.uri().path().to_owned();
             let route = Route::of(&path);
-            let response = match CatchPanic::new(routes::handle(request, Arc::clone(&app))).await {
-                Ok(response) => response,
-                Err(panic) => {
-                    error!(%peer, %method, %path, %panic, "request handler panicked");
-                    error::response(ApiError::Panic)
-                }
-            };
+            let response =
+                match CatchPanic::new(routes::handle(request, Arc::clone(&app), route)).await {
+                    Ok(response) => response,
+                    Err(panic) => {
+                        error!(%peer, %method, %path, %panic, "request handler panicked");
+                        error::response(ApiError::Panic)
+                    }
+                };
             let elapsed = started.elapsed();
             let status = response.status().as_u16();
             app.metrics.record(route, &method, status, elapsed);
