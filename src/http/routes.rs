@@ -28,7 +28,7 @@ use crate::wire::{self, FieldError};
 const FIRST_BUCKET: i64 = i64::MIN / BUCKET_SECONDS;
 const END_BUCKET: i64 = i64::MAX / BUCKET_SECONDS;
 
-/// Routes one request by [`ENDPOINTS`] (and the dashboard's assets).
+/// Routes one request by [`super::endpoints::ENDPOINTS`] (and the dashboard's assets).
 /// With tokens (`--auth-file`), authentication comes first and from the
 /// headers alone: no body is read, and unknown paths and wrong methods get
 /// 401 too, before a scope is checked. Never fails: errors become JSON
