@@ -11,7 +11,9 @@
 //!    written through the engine, a checkpoint, then bytes on disk.
 //! 3. Fleet and top-N questions in-process, from the index and by the
 //!    brute-force scan of every ship's buckets (the baseline), and through
-//!    HTTP from the real binary restarted on the same directory.
+//!    HTTP from the real binary restarted on the same directory (response
+//!    cache off: these are per-query costs); then a week more of every ship
+//!    written through its `POST /data`, and a restart with a cold cache.
 //!
 //! Latencies are medians and 99th percentiles of sequential requests (one
 //! keep-alive connection for HTTP), so they are per-query costs, not
@@ -132,7 +134,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(over_http(&data_dir, &queries, &mut table));
+    runtime.block_on(over_http(&data_dir, ships, &queries, &mut table));
 
     print_table(&table);
     if std::env::args().any(|a| a == "--keep") {
@@ -445,10 +447,18 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, Duration) {
     (percentile(&mut times, 0.5), percentile(&mut times, 0.99))
 }
 
-async fn over_http(data_dir: &Path, queries: &[Question], table: &mut Vec<[String; 4]>) {
+async fn over_http(
+    data_dir: &Path,
+    ships: u64,
+    queries: &[Question],
+    table: &mut Vec<[String; 4]>,
+) {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_powerd"));
+    // Per-query costs: the response cache off, or every repeat of a ship's
+    // year would be a cache hit.
+    const NO_CACHE: &[&str] = &["--response-cache-mib", "0"];
     let started = Instant::now();
-    let server = Server::start(&binary, data_dir);
+    let server = Server::start_with(&binary, data_dir, NO_CACHE);
     wait_healthy(server.address).await;
     table.push([
         "restart of powerd on this directory, to /health".into(),
@@ -496,13 +506,14 @@ async fn over_http(data_dir: &Path, queries: &[Question], table: &mut Vec<[Strin
         ),
     ]);
     drop(client);
+    ingest_over_http(&server, ships, table).await;
     let mut server = server;
     server.terminate();
     // A cold start: the page cache emptied (needs root; says so if not).
     let _ = std::process::Command::new("sync").status();
     let cold = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
     let started = Instant::now();
-    let server = Server::start(&binary, data_dir);
+    let server = Server::start_with(&binary, data_dir, NO_CACHE);
     wait_healthy(server.address).await;
     table.push([
         if cold {
@@ -515,4 +526,66 @@ async fn over_http(data_dir: &Path, queries: &[Question], table: &mut Vec<[Strin
         String::new(),
     ]);
     drop(server);
+}
+
+/// Days [`ingest_over_http`] adds after the stored ones.
+const HTTP_INGEST_DAYS: i64 = 7;
+
+/// Writes one more week of every ship through the real binary's `POST
+/// /data` (one ship-day of 96 fifteen-minute kW readings per request, 8
+/// keep-alive connections, durable acknowledgements) into the directory
+/// as it stands, and reports buckets/s.
+async fn ingest_over_http(server: &Server, ships: u64, table: &mut Vec<[String; 4]>) {
+    const CONNECTIONS: usize = 8;
+    let posts = ships * HTTP_INGEST_DAYS as u64;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (next, address) = (Arc::clone(&next), server.address);
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(address).await;
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as u64;
+                if n >= posts {
+                    break;
+                }
+                let (ship, day) = (n % ships, days() + (n / ships) as i64);
+                let (status, body) = client
+                    .request("POST", "/data", Some(&day_post(ship, day)))
+                    .await;
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("an ingest connection");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    table.push([
+        format!(
+            "ingest over HTTP, {HTTP_INGEST_DAYS} more days of every ship, {CONNECTIONS} conns"
+        ),
+        format!("{:.2} M buckets/s", (posts * 96) as f64 / seconds / 1e6),
+        format!("{:.0} POST/s", posts as f64 / seconds),
+        String::new(),
+    ]);
+}
+
+/// `ship_day(ship, day)` as a `POST /data` body: kW readings with an
+/// explicit 15-minute interval.
+fn day_post(ship: u64, day: i64) -> Vec<u8> {
+    let mut body = format!(r#"{{"spaceship_id":{ship},"units":"kW","interval":"PT15M","data":["#);
+    for (i, span) in ship_day(ship, day).iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            r#"{{"datetime":"{}","value":{}}}"#,
+            timestamp(span.start_s),
+            span.power_kw
+        ));
+    }
+    body.push_str("]}");
+    body.into_bytes()
 }

@@ -13,7 +13,9 @@
 //! (e) (b)'s GETs with tokens on (`--auth-file` of 10,001 tokens) against
 //!     tokens off, on copies of the same data, in alternating rounds;
 //! (f) `powerd backup` of the whole directory while ingest goes on: its
-//!     duration and rate, and POST latency during it against before it.
+//!     duration and rate, and POST latency during it against before it;
+//! (g) (b) and (c) with the response cache off, so every GET decodes the
+//!     blocks and prints every bucket.
 //!
 //! The load generator is a small raw HTTP/1.1 client on a single-threaded
 //! tokio runtime, so it takes one core at most and leaves the other to the
@@ -247,29 +249,25 @@ async fn run(settings: Settings) {
         timestamp(EPOCH_S),
         timestamp(EPOCH_S + 365 * DAY_S)
     );
-    let mut client = Client::connect(server.address).await;
-    let mut year_latencies = Vec::new();
-    let mut year_bytes = 0;
-    for _ in 0..200 {
-        let t = Instant::now();
+    let year_bytes = {
+        let mut client = Client::connect(server.address).await;
         let (status, body) = client.request("GET", &year_path, None).await;
-        year_latencies.push(t.elapsed());
         assert_eq!(status, 200);
-        year_bytes = body.len();
-    }
+        body.len()
+    };
+    let (year_rps, mut year_latencies) = get_year(server.address, &year_path).await;
     rows.push((
         format!(
             "(c) GET 1 ship × 365 days (35,040 buckets, {:.1} MB), 1 conn",
             year_bytes as f64 / 1e6
         ),
-        format!("{:.0} req/s", 1.0 / mean(&year_latencies)),
+        format!("{year_rps:.0} req/s"),
         format!(
             "p50 {} p99 {}",
             ms(percentile(&mut year_latencies, 0.5)),
             ms(percentile(&mut year_latencies, 0.99))
         ),
     ));
-    drop(client);
 
     // (d) restart, memory, disk.
     let stored_buckets = (settings.ships * settings.days as u64 + 365) * 96;
@@ -498,6 +496,53 @@ async fn run(settings: Settings) {
     ));
     println!("backup said: {summary}");
     let _ = std::fs::remove_dir_all(&backup_dir);
+
+    // (g) (b) and (c) with the response cache off: what decoding the blocks
+    // and printing every bucket cost on each request.
+    let uncached = Server::start_with(&binary, &data_dir, &["--response-cache-mib", "0"]);
+    let mut baseline = Baseline::start(sample_body.len());
+    let mut turns = take_turns(
+        &Side {
+            address: uncached.address,
+            paths: Arc::clone(&day_paths),
+            token: None,
+        },
+        &Side {
+            address: baseline.address,
+            paths: Arc::new(vec!["/data".to_string()]),
+            token: None,
+        },
+        settings.get_connections,
+        round_seconds,
+    )
+    .await;
+    baseline.stop();
+    let (uncached_rps, _) = turns.mean_rps();
+    let (ratio_median, ratio_text) = turns.ratios(|(powerd, baseline)| powerd / baseline);
+    let mut uncached_latencies = std::mem::take(&mut turns.latencies.0);
+    rows.push((
+        "(g) (b) with the response cache off (--response-cache-mib 0)".into(),
+        format!(
+            "{uncached_rps:.0} req/s = {:.0}% of baseline (median of rounds: {ratio_text})",
+            100.0 * ratio_median,
+        ),
+        format!(
+            "p50 {} p99 {}",
+            ms(percentile(&mut uncached_latencies, 0.5)),
+            ms(percentile(&mut uncached_latencies, 0.99))
+        ),
+    ));
+    let (year_rps, mut year_latencies) = get_year(uncached.address, &year_path).await;
+    rows.push((
+        "    (c) with the response cache off".into(),
+        format!("{year_rps:.0} req/s"),
+        format!(
+            "p50 {} p99 {}",
+            ms(percentile(&mut year_latencies, 0.5)),
+            ms(percentile(&mut year_latencies, 0.99))
+        ),
+    ));
+    drop(uncached);
     let _ = std::fs::remove_dir_all(&data_dir);
 
     let widths = [
@@ -531,6 +576,19 @@ async fn run(settings: Settings) {
 /// Built from pre-rendered pieces with hand-written digits: the load
 /// generator shares the machine's two cores with the server, so every
 /// microsecond it spends formatting is taken from the thing measured.
+/// 200 GETs of `path` on one connection: requests/s and every latency.
+async fn get_year(address: SocketAddr, path: &str) -> (f64, Vec<Duration>) {
+    let mut client = Client::connect(address).await;
+    let mut latencies = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let (status, _) = client.request("GET", path, None).await;
+        latencies.push(t.elapsed());
+        assert_eq!(status, 200);
+    }
+    (1.0 / mean(&latencies), latencies)
+}
+
 fn day_body(ship: u64, day: i64) -> Vec<u8> {
     thread_local! {
         static PIECES: std::cell::RefCell<Option<(i64, Vec<Vec<u8>>)>> = const { std::cell::RefCell::new(None) };

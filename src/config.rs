@@ -50,6 +50,10 @@ pub const CHECKPOINT_LOG_BYTES_RANGE: std::ops::RangeInclusive<u64> =
 pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// Bounds of `--segment-bytes`: below 64 KiB the log would move on every
 /// few writes; above 256 MiB a spare takes seconds to prepare.
+/// Default budget of the response cache (`--response-cache-mib`).
+pub const DEFAULT_RESPONSE_CACHE_MIB: u64 = 256;
+/// Largest `--response-cache-mib`: 1 TiB is a typo, not a cache.
+pub const MAX_RESPONSE_CACHE_MIB: u64 = 64 * 1024;
 pub const SEGMENT_BYTES_RANGE: std::ops::RangeInclusive<u64> = 64 * 1024..=256 * 1024 * 1024;
 /// Log filter when `--log-level` is not given (tracing `EnvFilter` syntax).
 pub const DEFAULT_LOG_LEVEL: &str = "info";
@@ -67,6 +71,8 @@ pub struct ServerConfig {
     /// The certificate connections are served with (`--tls-cert`,
     /// `--tls-key`); `None`: plain HTTP.
     pub tls: Option<std::sync::Arc<crate::tls::Tls>>,
+    /// Bytes of finished `GET /data` answers kept for asking again; 0: off.
+    pub response_cache_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +85,7 @@ impl Default for ServerConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             auth: None,
             tls: None,
+            response_cache_bytes: (DEFAULT_RESPONSE_CACHE_MIB << 20) as usize,
         }
     }
 }
@@ -155,6 +162,10 @@ pub struct ServeFlags {
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
+    /// MiB of memory for finished `GET /data` answers, served again while
+    /// the ship has no new writes; 0 turns the cache off.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_RESPONSE_CACHE_MIB)]
+    pub response_cache_mib: u64,
 }
 
 impl ServeFlags {
@@ -194,6 +205,15 @@ impl ServeFlags {
                     self.checkpoint_log_bytes,
                     CHECKPOINT_LOG_BYTES_RANGE.start(),
                     CHECKPOINT_LOG_BYTES_RANGE.end()
+                ),
+            ));
+        }
+        if self.response_cache_mib > MAX_RESPONSE_CACHE_MIB {
+            return Err(ConfigError::new(
+                "--response-cache-mib",
+                format!(
+                    "{} is outside 0..={MAX_RESPONSE_CACHE_MIB}",
+                    self.response_cache_mib
                 ),
             ));
         }
@@ -255,6 +275,7 @@ impl ServeFlags {
                 shutdown_grace: seconds("--shutdown-grace", self.shutdown_grace)?,
                 auth: None,
                 tls: None,
+                response_cache_bytes: (self.response_cache_mib << 20) as usize,
             },
             log_level: self.log_level,
             checkpoint_log_bytes: self.checkpoint_log_bytes,
@@ -369,6 +390,10 @@ mod tests {
                 "--checkpoint-log-bytes",
             ),
             (&["--segment-bytes", "4096"][..], "--segment-bytes"),
+            (
+                &["--response-cache-mib", "65537"][..],
+                "--response-cache-mib",
+            ),
         ] {
             assert_eq!(parse(args).unwrap_err().flag, flag, "{args:?}");
         }

@@ -19,6 +19,17 @@ pub fn ship_buckets(
     engine.read_buckets(ship, start_bucket, end_bucket)
 }
 
+/// [`ship_buckets`] with the ship's version they are at least as new as
+/// ([`Engine::read_buckets_versioned`]), for caching what is made of them.
+pub fn ship_buckets_versioned(
+    engine: &Engine,
+    ship: ShipId,
+    start_bucket: i64,
+    end_bucket: i64,
+) -> Result<Option<(u64, Vec<Bucket>)>, StorageError> {
+    engine.read_buckets_versioned(ship, start_bucket, end_bucket)
+}
+
 pub use crate::storage::FleetInterval;
 
 /// The fleet's energy per interval of `step_buckets` buckets (aligned to

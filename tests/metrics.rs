@@ -570,3 +570,103 @@ fn one_log_line_per_request_at_info_none_at_warn() {
         "{warn}"
     );
 }
+
+/// The response cache: a repeated `GET /data` is served from it (the
+/// counters say so), a checkpoint keeps it valid, and any write to the ship
+/// makes the next answer fresh — in a run of overwrites, every answer is
+/// the data as written last.
+#[tokio::test]
+async fn the_response_cache_serves_again_and_never_stale() {
+    let server = start_server().await;
+    let day = "/data?spaceship_id=1&start=2018-08-24T00:00:00Z&end=2018-08-25T00:00:00Z";
+    // The same window written another way is the same question.
+    let same_day =
+        "/data?spaceship_id=1&start=2018-08-24T02:00:00%2B02:00&end=2018-08-25T00:00:00Z";
+    let mut values = [1.0f64; 96];
+    let readings: Vec<_> = (0..96)
+        .map(|i| {
+            (
+                format!("2018-08-24T{:02}:{:02}:00Z", i / 4, i % 4 * 15),
+                1.0,
+            )
+        })
+        .collect();
+    written(&server.post("/data", post_body(1, "kWh", &readings)).await);
+    written(&server.post("/data", post_body(2, "kWh", &readings)).await);
+
+    let first = server.get(day).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(server.get(day).await.body, first.body);
+    assert_eq!(server.get(same_day).await.body, first.body);
+    let m = scrape(&server).await;
+    assert_eq!(m.value("powerd_response_cache_misses_total", &[]), 1.0);
+    assert_eq!(m.value("powerd_response_cache_hits_total", &[]), 2.0);
+    assert_eq!(m.value("powerd_response_cache_entries", &[]), 1.0);
+    let bytes = m.value("powerd_response_cache_bytes", &[]);
+    assert!(bytes > first.body.len() as f64, "{bytes}");
+    assert_eq!(
+        m.value("powerd_response_cache_budget_bytes", &[]),
+        (256u64 << 20) as f64
+    );
+
+    // A checkpoint moves the data, it does not change it.
+    let engine = std::sync::Arc::clone(&server.engine);
+    tokio::task::spawn_blocking(move || engine.checkpoint())
+        .await
+        .unwrap()
+        .expect("the checkpoint succeeds");
+    assert_eq!(server.get(day).await.body, first.body);
+    let m = scrape(&server).await;
+    assert_eq!(m.value("powerd_response_cache_hits_total", &[]), 3.0);
+
+    // Overwrites, each read back at once: never the answer before it.
+    let mut seed = 7u64;
+    for round in 0..40 {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let bucket = (seed >> 33) as usize % 96;
+        let value = (round + 2) as f64 / 4.0;
+        values[bucket] = value;
+        let at = &readings[bucket].0;
+        written(
+            &server
+                .post("/data", post_body(1, "kWh", &[(at, value)]))
+                .await,
+        );
+        // Another ship's write leaves ship 1's answer cached.
+        written(
+            &server
+                .post("/data", post_body(2, "kWh", &[(at, value)]))
+                .await,
+        );
+        for path in [day, same_day] {
+            let reply = server.get(path).await;
+            let got: Vec<f64> = reply.json()["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item["value"].as_f64().unwrap())
+                .collect();
+            assert_eq!(got, values, "round {round}");
+        }
+    }
+    let m = scrape(&server).await;
+    // Per round: one miss after the write, then one hit.
+    assert_eq!(m.value("powerd_response_cache_misses_total", &[]), 41.0);
+    assert_eq!(m.value("powerd_response_cache_hits_total", &[]), 43.0);
+    server.stop().await;
+
+    // Off: the same answers, nothing kept.
+    let config = powerd::config::ServerConfig {
+        response_cache_bytes: 0,
+        ..Default::default()
+    };
+    let server = crate::util::start_server_with(config).await;
+    written(&server.post("/data", post_body(1, "kWh", &readings)).await);
+    let a = server.get(day).await;
+    assert_eq!(server.get(day).await.body, a.body);
+    let m = scrape(&server).await;
+    assert_eq!(m.value("powerd_response_cache_hits_total", &[]), 0.0);
+    assert_eq!(m.value("powerd_response_cache_entries", &[]), 0.0);
+    assert_eq!(m.value("powerd_response_cache_budget_bytes", &[]), 0.0);
+    server.stop().await;
+}

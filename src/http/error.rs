@@ -174,8 +174,8 @@ pub(crate) fn response(error: ApiError) -> HttpResponse {
 }
 
 /// A JSON response with `body`.
-pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> HttpResponse {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -26,6 +26,7 @@ use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Response, StatusCode};
 
+use super::cache::CacheStats;
 use super::endpoints::{Scope, ENDPOINTS};
 use super::error::{ApiError, HttpResponse};
 use super::state::{blocking, AppState};
@@ -310,9 +311,10 @@ impl Metrics {
     }
 
     /// The whole exposition. Blocking: it may walk the data directory.
-    pub(crate) fn render(&self, engine: &Engine) -> String {
+    pub(crate) fn render(&self, engine: &Engine, cache: &CacheStats) -> String {
         let mut out = String::with_capacity(8 << 10);
         self.render_http(&mut out);
+        render_cache(&mut out, cache);
         render_storage(&mut out, engine, self.dir_size.get(engine.data_dir()));
         family(
             &mut out,
@@ -719,12 +721,59 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
+/// The response cache's series.
+fn render_cache(out: &mut String, cache: &CacheStats) {
+    let series: [(&str, &str, &str, u64); 6] = [
+        (
+            "powerd_response_cache_hits_total",
+            "counter",
+            "GET /data answers served from the response cache.",
+            cache.hits,
+        ),
+        (
+            "powerd_response_cache_misses_total",
+            "counter",
+            "GET /data answers computed because the cache had none for the ship's current \
+             data (a write to a ship makes its cached answers stale).",
+            cache.misses,
+        ),
+        (
+            "powerd_response_cache_evictions_total",
+            "counter",
+            "Cached answers dropped to stay within --response-cache-mib.",
+            cache.evictions,
+        ),
+        (
+            "powerd_response_cache_entries",
+            "gauge",
+            "Answers in the response cache.",
+            cache.entries,
+        ),
+        (
+            "powerd_response_cache_bytes",
+            "gauge",
+            "Bytes the response cache holds, bodies and bookkeeping.",
+            cache.bytes,
+        ),
+        (
+            "powerd_response_cache_budget_bytes",
+            "gauge",
+            "The response cache's budget (--response-cache-mib); 0: off.",
+            cache.budget_bytes,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        family(out, name, kind, help);
+        sample(out, name, "", value);
+    }
+}
+
 /// `GET /metrics`: renders off the async workers (it may walk the data
 /// directory).
 pub(crate) async fn get_metrics(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
     let app = Arc::clone(state);
     let text = blocking("rendering the metrics", move || {
-        Ok(app.metrics.render(&app.engine))
+        Ok(app.metrics.render(&app.engine, &app.cache.stats()))
     })
     .await?;
     let mut response = Response::new(Full::new(Bytes::from(text)));

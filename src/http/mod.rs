@@ -3,7 +3,8 @@
 //!
 //! Owns: sockets and connections (`server`), per-connection idle tracking
 //! (`idle`), reading bodies under a size limit (`body`), query strings
-//! (`params`), endpoints (`routes`, and `forecast` for `GET /forecast`,
+//! (`params`), finished `GET /data` answers kept for asking again
+//! (`cache`), endpoints (`routes`, and `forecast` for `GET /forecast`,
 //! `ships` and `alerts` for the dashboard's questions, `dashboard` for the
 //! page itself), error bodies and status codes (`error`),
 //! keeping a panicking handler from taking its connection down (`panic`),
@@ -25,6 +26,7 @@
 
 mod alerts;
 mod body;
+mod cache;
 mod dashboard;
 mod endpoints;
 mod error;

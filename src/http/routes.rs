@@ -7,18 +7,19 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, StatusCode};
 use tokio::sync::oneshot;
 
 use super::body;
+use super::cache;
 use super::endpoints::{Handler, Scope};
 use super::error::{self, ApiError, HttpResponse};
 use super::metrics::{Refusal, Route};
 use super::params::{ceil_bucket, window_order_error, Query};
 use super::state::{blocking, AppState};
 use crate::auth::{AuthFile, Token, WriteScope};
-use crate::model::{bucket_of, NanoKwh, Reading, Span, BUCKET_SECONDS};
+use crate::model::{bucket_of, NanoKwh, Reading, ShipId, Span, BUCKET_SECONDS};
 use crate::normalise::{self, NormaliseError};
 use crate::storage::{Engine, StorageError};
 use crate::wire::{self, FieldError};
@@ -333,9 +334,28 @@ fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpRespons
     let start_s = query.timestamp("start")?;
     let end_s = query.timestamp("end")?;
     let (first_bucket, end_bucket) = bucket_window(start_s, end_s)?;
-    let buckets = crate::query::ship_buckets(&state.engine, ship, first_bucket, end_bucket)?
+    let key = cache::Key {
+        ship,
+        first_bucket,
+        end_bucket,
+    };
+    let version = state
+        .engine
+        .ship_version(ship)
         .ok_or(ApiError::UnknownShip(ship))?;
+    if let Some(body) = state.cache.get(&key, version) {
+        return Ok(error::json(StatusCode::OK, body));
+    }
+    let (version, buckets) =
+        crate::query::ship_buckets_versioned(&state.engine, ship, first_bucket, end_bucket)?
+            .ok_or(ApiError::UnknownShip(ship))?;
+    let body = Bytes::from(ship_data_body(ship, &buckets));
+    state.cache.insert(key, version, body.clone());
+    Ok(error::json(StatusCode::OK, body))
+}
 
+/// The body of a `GET /data` answer.
+fn ship_data_body(ship: ShipId, buckets: &[crate::model::Bucket]) -> Vec<u8> {
     // Built by hand: a year is 35,040 buckets, and this is the hot path.
     const BUCKET_JSON_BYTES: usize = 72;
     // Room for one more stack-assembled item, appended whole then trimmed.
@@ -346,7 +366,7 @@ fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpRespons
     let mut digits = itoa::Buffer::new();
     let mut timestamps = wire::TimestampWriter::default();
     let data_start = body.len();
-    for bucket in &buckets {
+    for bucket in buckets {
         let start_s = bucket.index * BUCKET_SECONDS;
         let Some(stamp) = timestamps.stamp(start_s) else {
             write_bucket_slowly(&mut body, bucket);
@@ -389,7 +409,7 @@ fn get_data(request: &Request<Incoming>, state: &AppState) -> Result<HttpRespons
         body.remove(data_start);
     }
     body.extend_from_slice(b"]}");
-    Ok(error::json(StatusCode::OK, body))
+    body
 }
 
 /// Most ships `GET /topusers` lists.

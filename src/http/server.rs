@@ -32,6 +32,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinError, JoinSet};
 use tracing::{debug, error, info, warn};
 
+use super::cache::ResponseCache;
 use super::error::{self, ApiError};
 use super::idle::{Activity, IdleIo};
 use super::metrics::{Metrics, Route};
@@ -69,6 +70,7 @@ pub async fn run(
             engine,
             config: config.clone(),
             metrics: Metrics::new(),
+            cache: ResponseCache::new(config.response_cache_bytes),
         }),
     });
     let limit = Arc::new(Semaphore::new(config.max_connections));

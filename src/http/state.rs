@@ -13,6 +13,7 @@ pub(crate) struct AppState {
     pub(crate) engine: Arc<Engine>,
     pub(crate) config: ServerConfig,
     pub(crate) metrics: super::metrics::Metrics,
+    pub(crate) cache: super::cache::ResponseCache,
 }
 
 /// Runs `work` (engine reads, a model fit) on the blocking pool, so the

@@ -341,16 +341,38 @@ impl Engine {
         start_bucket: i64,
         end_bucket: i64,
     ) -> Result<Option<Vec<Bucket>>, StorageError> {
+        Ok(self
+            .read_buckets_versioned(ship, start_bucket, end_bucket)?
+            .map(|(_, buckets)| buckets))
+    }
+
+    /// A number that changes whenever `ship`'s data may have changed, while
+    /// this engine is open (it starts again at a restart); `None` for a
+    /// ship never written. For a cache of what was computed from the data.
+    pub fn ship_version(&self, ship: ShipId) -> Option<u64> {
+        self.state().version(ship)
+    }
+
+    /// [`Engine::read_buckets`] with the ship's [`Engine::ship_version`]
+    /// read no later than the buckets: the buckets are at least as new as
+    /// the version says, so a cache keyed by it may miss needlessly but
+    /// never hands out data older than the current version.
+    pub fn read_buckets_versioned(
+        &self,
+        ship: ShipId,
+        start_bucket: i64,
+        end_bucket: i64,
+    ) -> Result<Option<(u64, Vec<Bucket>)>, StorageError> {
         let start_s = start_bucket.saturating_mul(BUCKET_SECONDS);
         let end_s = end_bucket.saturating_mul(BUCKET_SECONDS);
         let window = usize::try_from(end_bucket.saturating_sub(start_bucket)).unwrap_or(usize::MAX);
-        {
+        let version = {
             // Fast path: nothing in the memtables touches the window, so the
             // sealed chunks' bucket columns are the answer as they stand.
             let state = self.state();
-            if !state.knows(ship) {
+            let Some(version) = state.version(ship) else {
                 return Ok(None);
-            }
+            };
             let layers = [
                 state.frozen.as_ref().and_then(|f| f.get(&ship)),
                 state.active.get(&ship),
@@ -374,16 +396,19 @@ impl Engine {
                         )?;
                     }
                 }
-                return Ok(Some(out));
+                return Ok(Some((version, out)));
             }
-        }
+            version
+        };
+        // The version was read first: the spans read next are at least as
+        // new, never older than it says.
         let Some(spans) = self.read_spans(ship, start_s, end_s)? else {
             return Ok(None);
         };
         // Each span touches at least one bucket and usually few more.
         let mut out = Vec::with_capacity(window.min(spans.len().saturating_mul(4)));
         spans_to_buckets(&spans, start_bucket, end_bucket, &mut out);
-        Ok(Some(out))
+        Ok(Some((version, out)))
     }
 
     /// Runs a checkpoint now and waits for it: everything acknowledged so

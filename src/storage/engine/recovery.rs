@@ -73,6 +73,8 @@ pub(super) fn open(
         blocks,
         stats,
         rollup: None,
+        writes_applied: 0,
+        versions: HashMap::new(),
     };
     if options.rollup_index {
         state.rollup = Some(load_rollup(vfs, &layout, &state)?);
@@ -87,6 +89,9 @@ pub(super) fn open(
             Ok(())
         },
     )?;
+    // Versions tell readers what changed while this engine is open; what
+    // the log replayed was there before anyone could read.
+    state.versions = HashMap::new();
     if let Some(newest) = scan.newest() {
         if let ScanEnd::TornTail {
             valid_len,

@@ -37,9 +37,24 @@ pub(super) struct State {
     pub stats: EngineStats,
     /// The rollup index of everything above (blocks, frozen, active).
     pub rollup: Option<Rollup>,
+    /// Writes applied since the engine opened; numbers [`State::versions`].
+    pub writes_applied: u64,
+    /// Per ship written since the engine opened, the number of the last
+    /// write applied to it (absent: 0). What a ship's data was at version
+    /// `v` it still is while its version is `v`: checkpoints and upgrades
+    /// move data without changing it, so only writes count.
+    pub versions: HashMap<ShipId, u64>,
 }
 
 impl State {
+    /// See [`State::versions`]; `None` for a ship never written.
+    pub fn version(&self, ship: ShipId) -> Option<u64> {
+        match self.versions.get(&ship) {
+            Some(&version) => Some(version),
+            None => self.knows(ship).then_some(0),
+        }
+    }
+
     pub fn knows(&self, ship: ShipId) -> bool {
         self.chunks.contains_key(&ship)
             || self.active.contains_key(&ship)
@@ -88,6 +103,8 @@ impl State {
     /// buckets as they were), then the active memtable. `fresh` is the
     /// batch's change if the ship turns out to have no data where it writes.
     pub fn apply_write(&mut self, ship: ShipId, spans: &[Span], fresh: Option<&BucketChanges>) {
+        self.writes_applied += 1;
+        self.versions.insert(ship, self.writes_applied);
         if let (Some(rollup), Some(first), Some(last)) =
             (&mut self.rollup, spans.first(), spans.last())
         {
