@@ -14,6 +14,7 @@ mod fixtures;
 mod forecast;
 mod fuzz_replay;
 mod http;
+mod lake;
 mod legacy;
 mod lostfiles;
 mod metrics;
