@@ -457,7 +457,8 @@ fn export(
             .map_err(AppError::Lake)?;
     let _ = writeln!(
         err,
-        "export complete: node {node}, {} days checked, {} written, {} removed, {} rows,          {:.1} MiB in {:.2} s into {}",
+        "export complete: node {node}, {} days checked, {} written, {} removed, {} rows, \
+         {:.1} MiB in {:.2} s into {}",
         summary.days_checked,
         summary.days_written,
         summary.days_removed,
