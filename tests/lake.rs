@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::process::{day_body, timestamp, Client, Server, DAY_S};
-use crate::util::TempDir;
+use crate::util::{TempDir, Tmpfs};
 
 /// 2026-01-01T00:00:00Z
 const EPOCH_S: i64 = 1_767_225_600;
@@ -176,7 +176,10 @@ fn export_is_incremental_and_import_gives_every_answer_back() {
                 .display()
                 .to_string()
         })
-        .chain(["_powerd/a/state.json".to_string()])
+        .chain([
+            "_powerd/a/lock".to_string(),
+            "_powerd/a/state.json".to_string(),
+        ])
         .collect();
     expected.sort();
     assert_eq!(files(&lake), expected, "one file per day, nothing else");
@@ -346,4 +349,103 @@ fn bad_node_names_and_lakes_are_refused() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("lake"));
+}
+
+/// `GET /metrics`' value of `name` (no labels) on `address`.
+fn metric(address: std::net::SocketAddr, name: &str) -> f64 {
+    let mut client = Client::connect(address).unwrap();
+    let (_, body) = client.request("GET", "/metrics", b"").unwrap();
+    let text = String::from_utf8(body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name}"))
+        .parse()
+        .unwrap()
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A lake on a full disk: passes fail, are counted and logged, the server
+/// keeps taking writes and answering; once there is room the next pass
+/// catches up, and nothing half-written is left. A second exporter of the
+/// same node is refused; a lake emptied under the server is filled again.
+#[test]
+fn a_full_or_emptied_lake_is_not_an_outage() {
+    let dir = TempDir::new("lake-full");
+    let data = dir.path().join("data");
+    let tmpfs = Tmpfs::mount("lake-full", "8k");
+    let lake = tmpfs.0.join("lake");
+    let server = Server::start_with(
+        &data,
+        &[
+            "--lake",
+            lake.to_str().unwrap(),
+            "--node",
+            "n",
+            "--lake-every",
+            "1s",
+        ],
+    );
+    seed(server.address);
+    wait_until("a failed pass", || {
+        metric(server.address, "powerd_lake_failures_total") >= 1.0
+    });
+    // Still serving: a write and a read.
+    post(
+        server.address,
+        &format!(
+            r#"{{"spaceship_id":5,"units":"kWh","data":[{{"datetime":"{}","value":1.5}}]}}"#,
+            timestamp(EPOCH_S + 600)
+        ),
+    );
+    let original = answers(server.address);
+    // No temporary file outlives a failed write.
+    let leftovers: Vec<String> = files(&lake)
+        .into_iter()
+        .filter(|f| f.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Another exporter of node n into the same lake is refused.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let refused = powerd(&["export", "--data-dir"])
+        .arg(&elsewhere)
+        .arg("--to")
+        .arg(&lake)
+        .args(["--node", "n"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("another export of node n"), "{stderr}");
+
+    // Room again: the next passes write every day.
+    tmpfs.resize("64m");
+    let failures = metric(server.address, "powerd_lake_failures_total");
+    wait_until("every day exported", || {
+        (0..DAYS).all(|day| day_file(&lake, day, "n").is_file())
+            && metric(server.address, "powerd_lake_lag_seconds") < 3.0
+    });
+    assert!(metric(server.address, "powerd_lake_failures_total") <= failures + 1.0);
+
+    // The lake emptied under the server: filled again from the data.
+    std::fs::remove_dir_all(&lake).unwrap();
+    wait_until("every day exported again", || {
+        (0..DAYS).all(|day| day_file(&lake, day, "n").is_file())
+    });
+    server.terminate();
+    let rebuilt = dir.path().join("rebuilt");
+    import(&lake, "n", &rebuilt);
+    let server = Server::start(&rebuilt);
+    assert_eq!(answers(server.address), original);
 }

@@ -4,7 +4,8 @@
 //! The first pass of an [`Exporter`] looks at every day with data (and
 //! every day the lake or the state file has for the node); later passes
 //! only at the days written since the previous pass began
-//! ([`Engine::days_changed_since`]). Either way a day is rewritten only if
+//! ([`Engine::days_changed_since`]) and the days whose file is missing or
+//! not the size recorded. Either way a day is rewritten only if
 //! its rows' fingerprint differs from the one recorded, or its file is
 //! missing or of another size.
 
@@ -90,6 +91,9 @@ pub struct Exporter {
     /// the first pass.
     since: Option<u64>,
     status: Arc<LakeStatus>,
+    /// `LAKE/_powerd/<node>/lock`, held (flock) while this exporter lives:
+    /// two exporters of one node would write the same files.
+    _lock: File,
 }
 
 impl Exporter {
@@ -97,6 +101,22 @@ impl Exporter {
     pub fn new(lake: &Path, node: NodeName) -> Result<Exporter, LakeError> {
         std::fs::create_dir_all(lake).map_err(|e| LakeError::io(lake, "create", e))?;
         let state = State::load(lake, &node)?;
+        let lock_path = State::dir(lake, &node).join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| LakeError::io(&lock_path, "open", e))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(LakeError::io(
+                &lock_path,
+                "lock",
+                std::io::Error::other(format!(
+                    "another export of node {node} into this lake is running ({e})"
+                )),
+            ));
+        }
         let status = LakeStatus::default();
         status.created_ms.store(now_ms(), Relaxed);
         Ok(Exporter {
@@ -105,6 +125,7 @@ impl Exporter {
             state,
             since: None,
             status: Arc::new(status),
+            _lock: lock,
         })
     }
 
@@ -157,7 +178,19 @@ impl Exporter {
         // Taken before any data is read: what is read is at least as new.
         let (number, changed) = engine.days_changed_since(self.since.unwrap_or(0));
         let days: Vec<i64> = match self.since {
-            Some(_) => changed,
+            // Plus any day whose file went missing or changed size under
+            // us: a stat per exported day, cheap next to reading a day.
+            Some(_) => {
+                let mut days = changed;
+                days.extend(self.state.days.iter().filter_map(|(&day, record)| {
+                    let path = day_dir(&self.lake, day).join(file_name(&self.node));
+                    let size = std::fs::metadata(&path).ok().map(|m| m.len());
+                    (size != Some(record.bytes)).then_some(day)
+                }));
+                days.sort_unstable();
+                days.dedup();
+                days
+            }
             None => {
                 self.remove_stale_temporaries()?;
                 let mut all = days_with_data(engine)?;

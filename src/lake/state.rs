@@ -84,6 +84,10 @@ impl State {
             "days": days,
         });
         let bytes = serde_json::to_vec_pretty(&text).unwrap_or_default();
+        // The lake may have been emptied under a running exporter.
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| LakeError::io(dir, "create", e))?;
+        }
         super::export::replace_file(&self.path, |file| {
             use std::io::Write;
             file.write_all(&bytes)
