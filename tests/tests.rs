@@ -22,6 +22,7 @@ mod openapi;
 mod powercut;
 mod process;
 mod rollup;
+mod shards;
 mod tls;
 mod tokens;
 mod util;
