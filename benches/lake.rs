@@ -20,12 +20,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use common::synthetic::{day_post, ingest};
-use common::{dir_bytes, Client, Server};
+use common::synthetic::{ingest, post_days};
+use common::{dir_bytes, Server};
 use powerd::storage::{Engine, EngineOptions};
 
 const DAYS: i64 = 30;
@@ -216,36 +214,4 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// POSTs every ship's `days` (one ship-day each) over 8 connections;
-/// buckets/s.
-async fn post_days(address: std::net::SocketAddr, ships: u64, days: std::ops::Range<i64>) -> f64 {
-    const CONNECTIONS: usize = 8;
-    let first_day = days.start;
-    let posts = ships * (days.end - days.start) as u64;
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let next = Arc::clone(&next);
-        tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(address).await;
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= posts {
-                    break;
-                }
-                let (ship, day) = (n % ships, first_day + (n / ships) as i64);
-                let (status, body) = client
-                    .request("POST", "/data", Some(&day_post(ship, day)))
-                    .await;
-                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("an ingest connection");
-    }
-    (posts * 96) as f64 / started.elapsed().as_secs_f64()
 }
