@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::synthetic::{ingest, post_days, DAY_S, EPOCH_S};
-use common::{dir_bytes, ms, percentile, rss_kib, timestamp, wait_healthy, Client, Server};
+use common::{
+    cpu_seconds, dir_bytes, ms, percentile, rss_kib, timestamp, wait_healthy, Client, Server,
+};
 use powerd::model::BUCKET_SECONDS;
 use powerd::query;
 use powerd::storage::{Engine, EngineOptions};
@@ -179,11 +181,11 @@ fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
             },
         )
         .expect("open");
-        let (started, cpu) = (Instant::now(), cpu_seconds());
+        let (started, cpu) = (Instant::now(), cpu_seconds("self"));
         ingest(&engine, ships, COST_DAYS);
         engine.close().expect("close");
         rates[usize::from(on)].push(writes * 96.0 / started.elapsed().as_secs_f64());
-        cpu_us[usize::from(on)].push((cpu_seconds() - cpu) / writes * 1e6);
+        cpu_us[usize::from(on)].push((cpu_seconds("self") - cpu) / writes * 1e6);
         drop(engine);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -215,21 +217,6 @@ fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
 
 /// User + system CPU seconds of this process so far (`/proc/self/stat`,
 /// in clock ticks of 1/100 s).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the line.
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn round_all(rates: &[f64]) -> Vec<u64> {
     rates
         .iter()
