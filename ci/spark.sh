@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYSPARK_VERSION=4.1.1
+PYSPARK_VERSION=4.3.0
 ROOT=$(pwd)
 case "${CARGO_TARGET_DIR:-target}" in
     /*) TARGET_DIR=$CARGO_TARGET_DIR ;;

@@ -251,6 +251,13 @@ def run(spark, args, start_s, end_s, log):
             if row["first"] is not None:
                 stored = (row["first"], row["last"] + BUCKET_S)
     if not empty:
+        wanted = [
+            day
+            for day in dates
+            if (first_s is None or day >= utc_date(first_s))
+            and (end_bucket_s is None or day <= utc_date(end_bucket_s - 1))
+        ]
+        log(f"the window needs {len(wanted)} of them" + (f": {wanted[0]} to {wanted[-1]}" if wanted else ""))
         window = buckets
         if first_s is not None:
             window = window.where(F.col("date") >= F.lit(utc_date(first_s))).where(
@@ -306,7 +313,45 @@ def render(step, shown_start, shown_end, fleet_rows, top_rows):
     return document
 
 
+class JvmStderr:
+    """sys.stderr for a driver started by spark-submit.
+
+    spark-submit runs the Python driver with its stderr merged into its
+    stdout (PythonRunner's redirectErrorStream), so anything Python writes
+    to stderr — our log lines, warnings, a traceback — would land in the
+    JSON on stdout. This writes to the JVM's own stderr instead, through
+    the py4j gateway spark-submit already opened; should that fail (the
+    gateway gone at exit), to the real stderr.
+    """
+
+    def __init__(self, err, fallback):
+        self._err, self._fallback = err, fallback
+
+    def write(self, text):
+        try:
+            self._err.print(text)
+            self._err.flush()
+        except Exception:
+            self._fallback.write(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+
+def keep_stderr_off_stdout():
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return  # plain python: stderr is stderr
+    from pyspark.java_gateway import launch_gateway
+
+    sys.stderr = JvmStderr(launch_gateway().jvm.System.err, sys.stderr)
+
+
 def main(argv):
+    keep_stderr_off_stdout()
     try:
         args, start_s, end_s = parse_args(argv)
     except UsageError as why:
