@@ -8,8 +8,9 @@
 //! (b) `buckets.csv`: the same fleet's buckets, one kWh reading per bucket
 //!     (`"interval": "PT15M"`).
 //!
-//! Then a year of one ship over HTTP (p50), which compressed blocks must
-//! not slow down. `cargo bench --bench storage` (1,000 ships × 30 days; the
+//! Each also exported to a Parquet lake (`powerd export`): its bytes per
+//! bucket. Then a year of one ship over HTTP (p50, the response cache
+//! off), which compressed blocks must not slow down. `cargo bench --bench storage` (1,000 ships × 30 days; the
 //! generator's output is cached under the target directory), `-- --quick`
 //! for 100 ships × 30 days.
 
@@ -85,12 +86,30 @@ fn main() {
         server.terminate();
         let bytes = dir_bytes(&dir);
         let files = listing(&dir);
+        let lake = dir.with_extension("lake");
+        let _ = std::fs::remove_dir_all(&lake);
+        let exported = Command::new(&binary)
+            .args(["export", "--node", "bench", "--data-dir"])
+            .arg(&dir)
+            .arg("--to")
+            .arg(&lake)
+            .output()
+            .expect("powerd export runs");
+        assert!(exported.status.success(), "{exported:?}");
+        let lake_bytes = parquet_bytes(&lake);
+        let _ = std::fs::remove_dir_all(&lake);
         rows.push((
             format!("{name}, {} POSTs", bodies.len()),
-            format!("{:.2} B/bucket", bytes as f64 / buckets as f64),
             format!(
-                "{:.1} MiB for {buckets} buckets; {:.0} buckets/s in; {files}",
+                "{:.2} B/bucket; in the lake {:.2} B/bucket",
+                bytes as f64 / buckets as f64,
+                lake_bytes as f64 / buckets as f64
+            ),
+            format!(
+                "{:.1} MiB for {buckets} buckets ({:.1} MiB of Parquet after `powerd export`); \
+                 {:.0} buckets/s in; {files}",
                 bytes as f64 / 1048576.0,
+                lake_bytes as f64 / 1048576.0,
                 buckets as f64 / elapsed.as_secs_f64()
             ),
         ));
@@ -122,7 +141,8 @@ fn main() {
         .collect();
     runtime.block_on(post_all(server.address, &year));
     server.terminate();
-    let server = Server::start(&binary, &dir);
+    // The response cache off: each GET decodes the year.
+    let server = Server::start_with(&binary, &dir, &["--response-cache-mib", "0"]);
     let path = format!(
         "/data?spaceship_id=7&start={}&end={}",
         timestamp(start_s),
@@ -217,4 +237,21 @@ fn listing(dir: &Path) -> String {
         file("ROLLUP"),
         file("MANIFEST")
     )
+}
+
+/// Bytes of every `.parquet` file under `dir` (one level of `date=` folders).
+fn parquet_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for day in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for file in std::fs::read_dir(day.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if file.path().extension().is_some_and(|e| e == "parquet") {
+                total += file.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    total
 }

@@ -73,6 +73,8 @@ pub struct ServerConfig {
     pub tls: Option<std::sync::Arc<crate::tls::Tls>>,
     /// Bytes of finished `GET /data` answers kept for asking again; 0: off.
     pub response_cache_bytes: usize,
+    /// The continuous lake export's counters (`--lake`), for `/metrics`.
+    pub lake: Option<std::sync::Arc<crate::lake::LakeStatus>>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
             auth: None,
             tls: None,
             response_cache_bytes: (DEFAULT_RESPONSE_CACHE_MIB << 20) as usize,
+            lake: None,
         }
     }
 }
@@ -106,7 +109,21 @@ pub struct ServeConfig {
     pub auth_file: Option<PathBuf>,
     /// The PEM certificate chain and private key to serve TLS with.
     pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// Where and how often to export to a Parquet lake (`--lake`).
+    pub lake: Option<LakeConfig>,
 }
+
+/// `serve --lake LAKE [--node NAME] [--lake-every DURATION]`.
+#[derive(Clone, Debug)]
+pub struct LakeConfig {
+    pub dir: PathBuf,
+    pub node: crate::lake::NodeName,
+    /// Time between the starts of two export passes.
+    pub every: Duration,
+}
+
+/// Default `--lake-every`.
+pub const DEFAULT_LAKE_EVERY: &str = "60s";
 
 /// `powerd serve` flags as typed, before validation.
 #[derive(Clone, Debug, clap::Args)]
@@ -162,6 +179,16 @@ pub struct ServeFlags {
     /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
     #[arg(long, value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
+    /// Export the stored buckets continuously to this Parquet lake
+    /// (`LAKE/date=YYYY-MM-DD/<node>.parquet`), for Spark and other engines.
+    #[arg(long, value_name = "LAKE")]
+    pub lake: Option<PathBuf>,
+    /// This node's name in the lake (default: the host name).
+    #[arg(long, value_name = "NAME", requires = "lake")]
+    pub node: Option<String>,
+    /// Time between export passes: seconds, or a number with s, m or h.
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_LAKE_EVERY, requires = "lake")]
+    pub lake_every: String,
     /// MiB of memory for finished `GET /data` answers, served again while
     /// the ship has no new writes; 0 turns the cache off.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_RESPONSE_CACHE_MIB)]
@@ -264,7 +291,16 @@ impl ServeFlags {
                 format!("{:?} is not a log filter: {e}", self.log_level),
             ));
         }
+        let lake = match self.lake {
+            None => None,
+            Some(dir) => Some(LakeConfig {
+                node: node_name(self.node.as_deref())?,
+                every: duration("--lake-every", &self.lake_every)?,
+                dir,
+            }),
+        };
         Ok(ServeConfig {
+            lake,
             data_dir: self.data_dir,
             listen,
             server: ServerConfig {
@@ -276,6 +312,7 @@ impl ServeFlags {
                 auth: None,
                 tls: None,
                 response_cache_bytes: (self.response_cache_mib << 20) as usize,
+                lake: None,
             },
             log_level: self.log_level,
             checkpoint_log_bytes: self.checkpoint_log_bytes,
@@ -283,6 +320,37 @@ impl ServeFlags {
             auth_file: self.auth_file,
             tls_files,
         })
+    }
+}
+
+/// `--node`, or the host name when it is not given.
+pub fn node_name(flag: Option<&str>) -> Result<crate::lake::NodeName, ConfigError> {
+    match flag {
+        Some(name) => crate::lake::NodeName::parse(name).map_err(|e| ConfigError::new("--node", e)),
+        None => crate::lake::NodeName::from_host().map_err(|e| ConfigError::new("--node", e)),
+    }
+}
+
+/// `90`, `90s`, `5m` or `1h`: from one second to a day.
+fn duration(flag: &'static str, text: &str) -> Result<Duration, ConfigError> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if scale > 0 && (1..=86_400).contains(&(n * scale)) => {
+            Ok(Duration::from_secs(n * scale))
+        }
+        _ => Err(ConfigError::new(
+            flag,
+            format!("{text:?} is not a duration from 1s to 24h (like 30s, 5m or 1h)"),
+        )),
     }
 }
 
@@ -308,6 +376,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// A problem with `flag`, for commands that check their own flags.
+    pub fn new_public(flag: &'static str, message: impl Into<String>) -> Self {
+        ConfigError::new(flag, message)
+    }
+
     fn new(flag: &'static str, message: impl Into<String>) -> Self {
         ConfigError {
             flag,
@@ -393,6 +466,19 @@ mod tests {
             (
                 &["--response-cache-mib", "65537"][..],
                 "--response-cache-mib",
+            ),
+            (&["--lake", "/l", "--node", "../x"][..], "--node"),
+            (
+                &["--lake", "/l", "--node", "a", "--lake-every", "0s"][..],
+                "--lake-every",
+            ),
+            (
+                &["--lake", "/l", "--node", "a", "--lake-every", "2d"][..],
+                "--lake-every",
+            ),
+            (
+                &["--lake", "/l", "--node", "a", "--lake-every", "25h"][..],
+                "--lake-every",
             ),
         ] {
             assert_eq!(parse(args).unwrap_err().flag, flag, "{args:?}");

@@ -25,6 +25,7 @@ pub mod auth;
 pub mod config;
 pub mod forecast;
 pub mod http;
+pub mod lake;
 pub mod model;
 pub mod normalise;
 pub mod query;

@@ -56,6 +56,38 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+    /// Write the stored buckets to a Parquet lake, one file per node per
+    /// UTC day (LAKE/date=YYYY-MM-DD/NODE.parquet); only days that changed
+    /// since the last export are rewritten. Works while a server serves
+    /// the directory (it exports a snapshot) and while none does.
+    Export {
+        /// The data directory to export.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// The lake: a directory (created if missing).
+        #[arg(long, value_name = "LAKE")]
+        to: PathBuf,
+        /// This node's name in the lake (default: the host name).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// Where the snapshot of a served directory is copied first
+        /// (default: the system's temporary directory).
+        #[arg(long, value_name = "DIR")]
+        scratch: Option<PathBuf>,
+    },
+    /// Rebuild a node's buckets from a lake into a (stopped) data directory,
+    /// as kWh per bucket: the raw readings are not in the lake.
+    Import {
+        /// The lake to read.
+        #[arg(long, value_name = "LAKE")]
+        from: PathBuf,
+        /// The node whose files to read.
+        #[arg(long, value_name = "NAME")]
+        node: String,
+        /// The data directory to write (created if missing).
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
     /// Manage access tokens in an auth file (it keeps only their SHA-256).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -112,6 +144,7 @@ enum AppError {
         error: StorageError,
         marked: bool,
     },
+    Lake(powerd::lake::LakeError),
 }
 
 impl AppError {
@@ -124,7 +157,7 @@ impl AppError {
             }
             AppError::Auth(_) => ExitCode::FAILURE,
             AppError::Storage(_) | AppError::Io { .. } | AppError::Damaged(_) => ExitCode::FAILURE,
-            AppError::Backup { .. } => ExitCode::FAILURE,
+            AppError::Backup { .. } | AppError::Lake(_) => ExitCode::FAILURE,
         }
     }
 
@@ -142,6 +175,7 @@ impl fmt::Display for AppError {
             AppError::Io { what, source } => write!(f, "could not {what}: {source}"),
             AppError::Auth(e) => write!(f, "{e}"),
             AppError::Tls(e) => write!(f, "TLS: {e}"),
+            AppError::Lake(e) => write!(f, "lake: {e}"),
             AppError::Backup {
                 error,
                 marked: false,
@@ -173,6 +207,17 @@ fn main() -> ExitCode {
             max_rate,
         } => backup(data_dir, to, max_rate),
         Command::Upgrade { data_dir } => upgrade(data_dir),
+        Command::Export {
+            data_dir,
+            to,
+            node,
+            scratch,
+        } => export(data_dir, to, node, scratch),
+        Command::Import {
+            from,
+            node,
+            data_dir,
+        } => import(from, node, data_dir),
         Command::Token(command) => token(command),
     };
     match result {
@@ -239,6 +284,17 @@ fn serve(mut config: ServeConfig) -> Result<(), AppError> {
         )
         .map_err(AppError::Storage)?;
         let engine = Arc::new(engine);
+        // The lake's state is read before we listen: a lake that cannot
+        // be created or read stops the start, not the first pass.
+        let exporter = match &config.lake {
+            Some(lake) => {
+                let exporter = powerd::lake::Exporter::new(&lake.dir, lake.node.clone())
+                    .map_err(AppError::Lake)?;
+                config.server.lake = Some(exporter.status());
+                Some((exporter, lake.clone()))
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(AppError::io(format!("listen on {}", config.listen)))?;
@@ -265,11 +321,181 @@ fn serve(mut config: ServeConfig) -> Result<(), AppError> {
             data_dir.display()
         );
         info!(%address, data_dir = %data_dir.display(), "serving");
+        let exporting = match exporter {
+            Some((exporter, lake)) => Some(ContinuousExport::start(exporter, lake, &engine)?),
+            None => None,
+        };
         powerd::http::run(listener, Arc::clone(&engine), config.server, shutdown).await;
+        if let Some(exporting) = exporting {
+            exporting.stop();
+        }
         engine.close().map_err(AppError::Storage)?;
         info!("engine closed; bye");
         Ok(())
     })
+}
+
+/// `serve --lake`: export passes on a thread of their own, every
+/// `--lake-every` from the start of one to the start of the next (at once
+/// when a pass took longer), the first right away. A failed pass is logged
+/// and counted; the next one tries again.
+struct ContinuousExport {
+    stop: Arc<(
+        std::sync::atomic::AtomicBool,
+        std::sync::Mutex<()>,
+        std::sync::Condvar,
+    )>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ContinuousExport {
+    fn start(
+        mut exporter: powerd::lake::Exporter,
+        lake: powerd::config::LakeConfig,
+        engine: &Arc<Engine>,
+    ) -> Result<ContinuousExport, AppError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stop = Arc::new((
+            std::sync::atomic::AtomicBool::new(false),
+            std::sync::Mutex::new(()),
+            std::sync::Condvar::new(),
+        ));
+        let engine = Arc::clone(engine);
+        let signal = Arc::clone(&stop);
+        info!(
+            lake = %lake.dir.display(),
+            node = %lake.node,
+            every_s = lake.every.as_secs(),
+            "exporting to the lake"
+        );
+        let thread = std::thread::Builder::new()
+            .name("powerd-lake".into())
+            .spawn(move || {
+                let (stopping, lock, wake) = &*signal;
+                loop {
+                    let started = std::time::Instant::now();
+                    match exporter.pass(&engine, stopping, &mut |_| {}) {
+                        Ok(s) if s.days_written + s.days_removed > 0 => info!(
+                            days_checked = s.days_checked,
+                            days_written = s.days_written,
+                            days_removed = s.days_removed,
+                            rows = s.rows,
+                            bytes = s.bytes,
+                            seconds = s.seconds,
+                            "lake export pass"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(
+                            "lake export pass failed (the next one tries again): {e}"
+                        ),
+                    }
+                    let next = started + lake.every;
+                    let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    while !stopping.load(Relaxed) {
+                        let now = std::time::Instant::now();
+                        if now >= next {
+                            break;
+                        }
+                        guard = wake
+                            .wait_timeout(guard, next - now)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                    if stopping.load(Relaxed) {
+                        return;
+                    }
+                }
+            })
+            .map_err(AppError::io("start the lake export thread"))?;
+        Ok(ContinuousExport { stop, thread })
+    }
+
+    /// Stops between two days (a pass in progress keeps what it wrote).
+    fn stop(self) {
+        let (stopping, lock, wake) = &*self.stop;
+        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(lock.lock());
+        wake.notify_all();
+        if self.thread.join().is_err() {
+            tracing::error!("the lake export thread panicked");
+        }
+    }
+}
+
+/// `powerd export`: progress on stderr at most once a second, then a
+/// summary.
+fn export(
+    data_dir: PathBuf,
+    to: PathBuf,
+    node: Option<String>,
+    scratch: Option<PathBuf>,
+) -> Result<(), AppError> {
+    let node = powerd::config::node_name(node.as_deref()).map_err(AppError::Config)?;
+    let scratch = scratch.unwrap_or_else(std::env::temp_dir);
+    let mut err = std::io::stderr();
+    let mut last_line: Option<std::time::Instant> = None;
+    let mut show = |p: &powerd::lake::ExportProgress| {
+        let due = last_line.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if due {
+            last_line = Some(std::time::Instant::now());
+            let _ = writeln!(
+                std::io::stderr(),
+                "export: {}/{} days checked, {} written, {} rows, {:.1} MiB",
+                p.days_done,
+                p.days_total,
+                p.days_written,
+                p.rows,
+                p.bytes as f64 / 1048576.0
+            );
+        }
+    };
+    let mut note = |line: &str| {
+        let _ = writeln!(std::io::stderr(), "export: {line}");
+    };
+    let summary =
+        powerd::lake::export_snapshot(&data_dir, &to, node.clone(), &scratch, &mut show, &mut note)
+            .map_err(AppError::Lake)?;
+    let _ = writeln!(
+        err,
+        "export complete: node {node}, {} days checked, {} written, {} removed, {} rows, \
+         {:.1} MiB in {:.2} s into {}",
+        summary.days_checked,
+        summary.days_written,
+        summary.days_removed,
+        summary.rows,
+        summary.bytes as f64 / 1048576.0,
+        summary.seconds,
+        to.display()
+    );
+    Ok(())
+}
+
+/// `powerd import`: a node's day files into a stopped data directory.
+fn import(from: PathBuf, node: String, data_dir: PathBuf) -> Result<(), AppError> {
+    let node = powerd::lake::NodeName::parse(&node)
+        .map_err(|e| AppError::Config(ConfigError::new_public("--node", e)))?;
+    let engine = Engine::open(&data_dir, EngineOptions::default()).map_err(AppError::Storage)?;
+    let mut last_line: Option<std::time::Instant> = None;
+    let mut show = |done: usize, total: usize| {
+        let due = last_line.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if due || done == total {
+            last_line = Some(std::time::Instant::now());
+            let _ = writeln!(std::io::stderr(), "import: {done}/{total} days");
+        }
+    };
+    let result = powerd::lake::import(&engine, &from, &node, &mut show);
+    engine.close().map_err(AppError::Storage)?;
+    let summary = result.map_err(AppError::Lake)?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "import complete: node {node}, {} days, {} rows, {} ships in {:.2} s into {}",
+        summary.days,
+        summary.rows,
+        summary.ships,
+        summary.seconds,
+        data_dir.display()
+    );
+    Ok(())
 }
 
 /// SIGHUP re-reads the auth file and the TLS certificate (its default

@@ -459,6 +459,12 @@ async fn every_answer_matches_the_served_openapi_description() {
     ] {
         c.expect(s, M::POST, "/data", bad, 400).await;
     }
+    // The ship again in the query, for a sharding proxy: equal, or 400.
+    c.expect(s, M::POST, "/data?spaceship_id=3", with_interval, 200)
+        .await;
+    for query in ["/data?spaceship_id=4", "/data?spaceship_id=x"] {
+        c.expect(s, M::POST, query, with_interval, 400).await;
+    }
 
     // GET /data: complete and partial buckets, both spellings, errors.
     let ship_2 = c

@@ -6,6 +6,8 @@
 
 /// The forecast backtest protocol (also used by examples/forecast_backtest.rs).
 pub mod backtest;
+/// The synthetic fleet of the fleet and lake benchmarks.
+pub mod synthetic;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

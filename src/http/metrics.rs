@@ -311,10 +311,18 @@ impl Metrics {
     }
 
     /// The whole exposition. Blocking: it may walk the data directory.
-    pub(crate) fn render(&self, engine: &Engine, cache: &CacheStats) -> String {
+    pub(crate) fn render(
+        &self,
+        engine: &Engine,
+        cache: &CacheStats,
+        lake: Option<&crate::lake::LakeStatus>,
+    ) -> String {
         let mut out = String::with_capacity(8 << 10);
         self.render_http(&mut out);
         render_cache(&mut out, cache);
+        if let Some(lake) = lake {
+            render_lake(&mut out, lake);
+        }
         render_storage(&mut out, engine, self.dir_size.get(engine.data_dir()));
         family(
             &mut out,
@@ -768,12 +776,62 @@ fn render_cache(out: &mut String, cache: &CacheStats) {
     }
 }
 
+/// The continuous lake export's series (`serve --lake`).
+fn render_lake(out: &mut String, lake: &crate::lake::LakeStatus) {
+    let counters: [(&str, &str, &AtomicU64); 6] = [
+        (
+            "powerd_lake_passes_total",
+            "Export passes run (each looks at the days written since the previous one).",
+            &lake.passes,
+        ),
+        (
+            "powerd_lake_failures_total",
+            "Export passes that failed (logged; the next pass tries again).",
+            &lake.failures,
+        ),
+        (
+            "powerd_lake_files_written_total",
+            "Day files written to the lake (new or replaced).",
+            &lake.files_written,
+        ),
+        (
+            "powerd_lake_files_removed_total",
+            "Day files removed from the lake (no data left that day).",
+            &lake.files_removed,
+        ),
+        (
+            "powerd_lake_rows_written_total",
+            "Rows (buckets) in the day files written.",
+            &lake.rows_written,
+        ),
+        (
+            "powerd_lake_bytes_written_total",
+            "Bytes of the day files written.",
+            &lake.bytes_written,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help);
+        sample(out, name, "", value.load(Relaxed));
+    }
+    family(
+        out,
+        "powerd_lake_lag_seconds",
+        "gauge",
+        "How far the lake may be behind: seconds since the start of the last export pass \
+         that succeeded (every write acknowledged before it is in the lake).",
+    );
+    sample(out, "powerd_lake_lag_seconds", "", lake.lag_seconds());
+}
+
 /// `GET /metrics`: renders off the async workers (it may walk the data
 /// directory).
 pub(crate) async fn get_metrics(state: &Arc<AppState>) -> Result<HttpResponse, ApiError> {
     let app = Arc::clone(state);
     let text = blocking("rendering the metrics", move || {
-        Ok(app.metrics.render(&app.engine, &app.cache.stats()))
+        Ok(app
+            .metrics
+            .render(&app.engine, &app.cache.stats(), app.config.lake.as_deref()))
     })
     .await?;
     let mut response = Response::new(Full::new(Bytes::from(text)));

@@ -61,9 +61,15 @@ impl<'a> Query<'a> {
 
     /// A required ship id: ASCII digits only, within `u64`.
     pub(crate) fn ship_id(&self, name: &str) -> Result<ShipId, FieldError> {
-        let text = self
-            .text(name)?
-            .ok_or_else(|| FieldError::new(name, "is required"))?;
+        self.optional_ship_id(name)?
+            .ok_or_else(|| FieldError::new(name, "is required"))
+    }
+
+    /// An optional ship id, by [`Query::ship_id`]'s rules.
+    pub(crate) fn optional_ship_id(&self, name: &str) -> Result<Option<ShipId>, FieldError> {
+        let Some(text) = self.text(name)? else {
+            return Ok(None);
+        };
         // `u64::from_str` would also take a leading `+`.
         if !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FieldError::new(
@@ -72,6 +78,7 @@ impl<'a> Query<'a> {
             ));
         }
         text.parse()
+            .map(Some)
             .map_err(|_| FieldError::new(name, format!("{text} is too large for a ship id")))
     }
 
@@ -226,6 +233,25 @@ mod tests {
                 .ship_id("spaceship_id")
                 .unwrap_err();
             assert_eq!(error.field, "spaceship_id", "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_optional_ship_id_may_be_absent_but_not_malformed() {
+        let query = Query::parse(Some("spaceship_id=42"));
+        assert_eq!(query.optional_ship_id("spaceship_id"), Ok(Some(42)));
+        for absent in [None, Some("other=1"), Some("spaceship_id=")] {
+            let query = Query::parse(absent);
+            assert_eq!(
+                query.optional_ship_id("spaceship_id"),
+                Ok(None),
+                "{absent:?}"
+            );
+        }
+        for bad in ["spaceship_id=x", "spaceship_id=1&spaceship_id=1"] {
+            let query = Query::parse(Some(bad));
+            let optional = query.optional_ship_id("spaceship_id").unwrap_err();
+            assert_eq!(Err(optional), query.ship_id("spaceship_id"), "{bad}");
         }
     }
 

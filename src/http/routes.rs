@@ -222,13 +222,18 @@ fn openapi() -> HttpResponse {
 /// (and memory) that goes with them.
 const MAX_BUCKETS_PER_POST: u64 = 1_000_000;
 
-/// `POST /data`: parse, normalise, write, and answer once the engine says
-/// the write is durable. Nothing is written unless every reading is valid.
+/// `POST /data[?spaceship_id=]`: parse, normalise, write, and answer once
+/// the engine says the write is durable. Nothing is written unless every
+/// reading is valid, and a `spaceship_id` in the query is the body's.
 async fn post_data(
     request: Request<Incoming>,
     state: &AppState,
     writes: Option<&WriteScope>,
 ) -> Result<HttpResponse, ApiError> {
+    // A sharding proxy routes a write by this, not by the body it does not
+    // read (deploy/nginx-shards.conf): the two must name the same ship, or
+    // the ship would be stored on a node that does not own it.
+    let routed_as = Query::parse(request.uri().query()).optional_ship_id("spaceship_id")?;
     let bytes = body::read_limited(
         request,
         state.config.max_body_bytes,
@@ -237,6 +242,17 @@ async fn post_data(
     .await?;
     let post = wire::parse_post_body(&bytes)?;
     drop(bytes);
+    if let Some(routed) = routed_as.filter(|&ship| ship != post.spaceship_id) {
+        return Err(FieldError::new(
+            "spaceship_id",
+            format!(
+                "the query names ship {routed} but the body ship {}: they must be the same \
+                 (a proxy routes the write by the query); nothing was written",
+                post.spaceship_id
+            ),
+        )
+        .into());
+    }
     if writes.is_some_and(|scope| !scope.allows(post.spaceship_id)) {
         state.metrics.record_refusal(Refusal::Ship);
         return Err(ApiError::Forbidden {

@@ -353,6 +353,22 @@ impl Engine {
         self.state().version(ship)
     }
 
+    /// The UTC days (day numbers since the epoch, ascending) written to
+    /// after write number `since`, and the number of the last write applied
+    /// now, to pass as `since` next time (0 asks for every day written since
+    /// the engine opened). Data read after this call is at least as new as
+    /// the number returned.
+    pub fn days_changed_since(&self, since: u64) -> (u64, Vec<i64>) {
+        let state = self.state();
+        let days = state
+            .day_versions
+            .iter()
+            .filter(|&(_, &written)| written > since)
+            .map(|(&day, _)| day)
+            .collect();
+        (state.writes_applied, days)
+    }
+
     /// [`Engine::read_buckets`] with the ship's [`Engine::ship_version`]
     /// read no later than the buckets: the buckets are at least as new as
     /// the version says, so a cache keyed by it may miss needlessly but

@@ -75,6 +75,7 @@ pub(super) fn open(
         rollup: None,
         writes_applied: 0,
         versions: HashMap::new(),
+        day_versions: BTreeMap::new(),
     };
     if options.rollup_index {
         state.rollup = Some(load_rollup(vfs, &layout, &state)?);
@@ -92,6 +93,7 @@ pub(super) fn open(
     // Versions tell readers what changed while this engine is open; what
     // the log replayed was there before anyone could read.
     state.versions = HashMap::new();
+    state.day_versions = BTreeMap::new();
     if let Some(newest) = scan.newest() {
         if let ScanEnd::TornTail {
             valid_len,

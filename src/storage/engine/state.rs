@@ -15,7 +15,9 @@ use super::super::manifest::Manifest;
 use super::super::rollup::{BucketChanges, Rollup};
 use super::super::timeline::{overlay_spans, Timeline};
 use super::EngineStats;
-use crate::model::{bucket_of, spans_to_buckets, NanoKwh, ShipId, Span, BUCKET_SECONDS};
+use crate::model::{
+    bucket_of, spans_to_buckets, NanoKwh, ShipId, Span, BUCKET_SECONDS, SECONDS_PER_DAY,
+};
 
 /// A chunk as the read path sees it.
 #[derive(Clone)]
@@ -44,6 +46,9 @@ pub(super) struct State {
     /// `v` it still is while its version is `v`: checkpoints and upgrades
     /// move data without changing it, so only writes count.
     pub versions: HashMap<ShipId, u64>,
+    /// Per UTC day written since the engine opened, the number of the last
+    /// write applied to it: what an exporter must look at again.
+    pub day_versions: BTreeMap<i64, u64>,
 }
 
 impl State {
@@ -105,6 +110,15 @@ impl State {
     pub fn apply_write(&mut self, ship: ShipId, spans: &[Span], fresh: Option<&BucketChanges>) {
         self.writes_applied += 1;
         self.versions.insert(ship, self.writes_applied);
+        if let (Some(first), Some(last)) = (spans.first(), spans.last()) {
+            let (first_day, last_day) = (
+                first.start_s.div_euclid(SECONDS_PER_DAY),
+                (last.end_s - 1).div_euclid(SECONDS_PER_DAY),
+            );
+            for day in first_day..=last_day {
+                self.day_versions.insert(day, self.writes_applied);
+            }
+        }
         if let (Some(rollup), Some(first), Some(last)) =
             (&mut self.rollup, spans.first(), spans.last())
         {

@@ -1,0 +1,251 @@
+//! The Parquet lake: `cargo bench --bench lake` (`-- --quick` for 1,000
+//! ships). Prints a table:
+//!
+//! (a) `powerd export` of 10,000 ships × 30 days (28.8 M buckets, written
+//!     through the engine first) into an empty lake, with no server running:
+//!     seconds, buckets/s, bytes per bucket in the lake;
+//! (b) the same export again, nothing changed (what checking costs);
+//! (c) after one ship's overwrite of one past day: one file rewritten;
+//! (d) the same export while a server serves the directory (a snapshot
+//!     is copied first);
+//! (e) what continuous export (`serve --lake --lake-every 1s`) costs HTTP
+//!     ingest: the same POSTs (one ship-day each, 8 connections) to a
+//!     server with it and one without, alternating rounds, each its own
+//!     directory.
+//!
+//! Bytes per bucket of the fleet generator's data in the lake are in
+//! `cargo bench --bench storage`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::synthetic::{day_post, ingest};
+use common::{dir_bytes, Client, Server};
+use powerd::storage::{Engine, EngineOptions};
+
+const DAYS: i64 = 30;
+/// Alternating rounds of (e).
+const ROUNDS: usize = 4;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let ships: u64 = if quick { 1_000 } else { 10_000 };
+    let root = std::env::temp_dir().join(format!("powerd-bench-lake-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("bench directory");
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_powerd"));
+    let data = root.join("data");
+    let lake = root.join("lake");
+    let mut rows: Vec<[String; 3]> = Vec::new();
+
+    println!("writing {ships} ships × {DAYS} days through the engine ...");
+    {
+        let engine = Engine::open(&data, EngineOptions::default()).expect("open");
+        ingest(&engine, ships, DAYS);
+        engine.close().expect("close");
+    }
+    let buckets = ships * DAYS as u64 * 96;
+
+    let (seconds, summary) = export(&binary, &data, &lake);
+    let lake_bytes = parquet_bytes(&lake);
+    rows.push([
+        format!("(a) export {ships} ships × {DAYS} days, empty lake, no server"),
+        format!(
+            "{seconds:.2} s ({:.1} M buckets/s)",
+            buckets as f64 / seconds / 1e6
+        ),
+        format!(
+            "{:.2} B/bucket in the lake ({:.1} MiB of Parquet; the data directory: {:.2} \
+             B/bucket); {summary}",
+            lake_bytes as f64 / buckets as f64,
+            lake_bytes as f64 / 1048576.0,
+            dir_bytes(&data) as f64 / buckets as f64
+        ),
+    ]);
+    let (seconds, summary) = export(&binary, &data, &lake);
+    rows.push([
+        "(b) the same export again, nothing changed".into(),
+        format!("{seconds:.2} s"),
+        summary,
+    ]);
+    {
+        let engine = Engine::open(&data, EngineOptions::default()).expect("open");
+        let mut spans = common::synthetic::ship_day(7, 3);
+        for span in &mut spans {
+            span.power_kw += 1.0;
+        }
+        engine.write(7, spans).expect("write");
+        engine.close().expect("close");
+    }
+    let (seconds, summary) = export(&binary, &data, &lake);
+    rows.push([
+        "(c) after one ship overwrote one past day".into(),
+        format!("{seconds:.2} s"),
+        summary,
+    ]);
+    {
+        let server = Server::start(&binary, &data);
+        let _ = std::fs::remove_dir_all(&lake);
+        let (seconds, summary) = export(&binary, &data, &lake);
+        rows.push([
+            "(d) (a) while a server serves the directory".into(),
+            format!("{seconds:.2} s"),
+            summary,
+        ]);
+        drop(server);
+    }
+
+    // (e) ingest with and without continuous export.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ingest_ships = ships.min(1_000);
+    let days_per_round = 30;
+    let plain_dir = root.join("ingest-plain");
+    let lake_dir = root.join("ingest-lake");
+    let ingest_lake = root.join("ingest-lake-lake");
+    let plain = Server::start_with(&binary, &plain_dir, &[]);
+    let exporting = Server::start_with(
+        &binary,
+        &lake_dir,
+        &[
+            "--lake",
+            ingest_lake.to_str().expect("a UTF-8 path"),
+            "--node",
+            "bench",
+            "--lake-every",
+            "1s",
+        ],
+    );
+    let mut ratios = Vec::new();
+    let (mut plain_total, mut lake_total) = (0.0, 0.0);
+    for round in 0..ROUNDS as i64 {
+        let days = round * days_per_round..(round + 1) * days_per_round;
+        let without = runtime.block_on(post_days(plain.address, ingest_ships, days.clone()));
+        let with = runtime.block_on(post_days(exporting.address, ingest_ships, days));
+        plain_total += without;
+        lake_total += with;
+        ratios.push(with / without);
+    }
+    drop((plain, exporting));
+    ratios.sort_by(f64::total_cmp);
+    let text: Vec<String> = ratios.iter().map(|r| format!("{:.0}", r * 100.0)).collect();
+    rows.push([
+        format!(
+            "(e) HTTP ingest with `serve --lake --lake-every 1s`, {ingest_ships} ships × \
+             {days_per_round} days a round"
+        ),
+        format!(
+            "{:.0}% of ingest without it (median of rounds: {})",
+            ratios[ratios.len() / 2] * 100.0,
+            text.join("/")
+        ),
+        format!(
+            "{:.2} vs {:.2} M buckets/s over all rounds; lake files: {}",
+            lake_total / ROUNDS as f64 / 1e6,
+            plain_total / ROUNDS as f64 / 1e6,
+            count_parquet(&ingest_lake)
+        ),
+    ]);
+
+    println!();
+    println!("| measurement | result | notes |");
+    println!("|---|---|---|");
+    for [name, result, notes] in &rows {
+        println!("| {name} | {result} | {notes} |");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Runs `powerd export` (node `bench`): its seconds and its summary line.
+fn export(binary: &Path, data: &Path, lake: &Path) -> (f64, String) {
+    let started = Instant::now();
+    let output = Command::new(binary)
+        .args(["export", "--data-dir"])
+        .arg(data)
+        .arg("--to")
+        .arg(lake)
+        .args(["--node", "bench"])
+        .output()
+        .expect("powerd export runs");
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "export failed: {stderr}");
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("export complete"))
+        .unwrap_or_default()
+        .trim_start_matches("export complete: ")
+        .to_owned();
+    (seconds, summary)
+}
+
+/// Bytes of every `.parquet` file under `dir`.
+fn parquet_bytes(dir: &Path) -> u64 {
+    walk(dir)
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn count_parquet(dir: &Path) -> usize {
+    walk(dir).len()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// POSTs every ship's `days` (one ship-day each) over 8 connections;
+/// buckets/s.
+async fn post_days(address: std::net::SocketAddr, ships: u64, days: std::ops::Range<i64>) -> f64 {
+    const CONNECTIONS: usize = 8;
+    let first_day = days.start;
+    let posts = ships * (days.end - days.start) as u64;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let next = Arc::clone(&next);
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(address).await;
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= posts {
+                    break;
+                }
+                let (ship, day) = (n % ships, first_day + (n / ships) as i64);
+                let (status, body) = client
+                    .request("POST", "/data", Some(&day_post(ship, day)))
+                    .await;
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("an ingest connection");
+    }
+    (posts * 96) as f64 / started.elapsed().as_secs_f64()
+}
