@@ -40,6 +40,10 @@ SHIPS_B = [2 * i + 1 for i in range(0, 59)] + [2**63]
 TIED_TOP = (8, 7)  # the fleet's two biggest users, equal
 TIED_MID = (12, 14, 13)
 SILENT = 16  # data everywhere it has data, all of it zero
+# The two ids past 2^63 also have the biggest buckets: up to 2 million kWh
+# with 9 decimals (16 significant digits), where summing the doubles would
+# be off in the 9th decimal; only exact decimal sums pass.
+BIG = (2**64 - 1, 2**63)
 
 
 def stamp(t):
@@ -67,6 +71,11 @@ def readings(ship, rng):
         return [{"spaceship_id": ship, "units": "kW", "interval": "PT1H", "data": [
             {"datetime": stamp(DAY0 + timedelta(hours=h)), "value": 7 + h % 5}
             for h in range(24, 60)]}]
+    if ship in BIG:
+        return [{"spaceship_id": ship, "units": "kWh", "data": [
+            {"datetime": stamp(DAY0 + timedelta(days=1, minutes=15 * i)),
+             "value": round(rng.uniform(1e5, 2e6), 9)}
+            for i in range(2 * 96)]}]
     if ship == SILENT:
         return [{"spaceship_id": ship, "units": "kWh", "data": [
             {"datetime": stamp(DAY0 + timedelta(minutes=15 * i)), "value": 0}
@@ -104,7 +113,7 @@ def readings(ship, rng):
 
 def overwrites(ship, rng):
     """Phase 2: rewrite parts of what phase 1 wrote, and add a day."""
-    if ship in TIED_TOP or ship in TIED_MID or ship == SILENT:
+    if ship in TIED_TOP or ship in TIED_MID or ship in BIG or ship == SILENT:
         return []
     kind = ship % 5
     if kind == 0:
@@ -217,7 +226,7 @@ def normalise(value):
 def show(value):
     def default(x):
         if isinstance(x, decimal.Decimal):
-            return str(x)
+            return format(x.normalize(), "f")  # 4274.66763376, not ...760
         raise TypeError(x)
     return json.dumps(value, indent=1, default=default, sort_keys=True).splitlines()
 

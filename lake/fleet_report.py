@@ -26,7 +26,8 @@ The window follows the API:
   the stored range of the whole lake (first bucket, end of the last bucket),
   `null` when the lake holds nothing.
 - `start` after `end` is an error (exit 2, nothing on stdout), like the
-  API's 400; `start` equal to `end` is an empty window.
+  API's 400; `start` equal to `end` is an empty window. A LAKE that does not
+  exist is an error too (exit 2); an empty one answers with nothing stored.
 - `--step` defaults to `15m`, `--top` to 3. Unlike the API (1 to 1000),
   `--top` takes any N >= 1: no response size to bound here.
 
@@ -194,8 +195,14 @@ def stored_dates(spark, lake):
     """The UTC days that have at least one node file, from one listing."""
     jvm = spark.sparkContext._jvm
     hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    root = jvm.org.apache.hadoop.fs.Path(lake)
+    fs = root.getFileSystem(hadoop_conf)
+    # An empty lake is a lake with nothing stored; a missing one is a typo,
+    # not an empty answer.
+    if not fs.exists(root):
+        raise UsageError(f"the lake {lake} does not exist")
     pattern = jvm.org.apache.hadoop.fs.Path(lake + "/date=*/*.parquet")
-    statuses = pattern.getFileSystem(hadoop_conf).globStatus(pattern) or []
+    statuses = fs.globStatus(pattern) or []
     dates = set()
     for status in statuses:
         m = re.fullmatch(r"date=(\d{4}-\d{2}-\d{2})", status.getPath().getParent().getName())
@@ -376,6 +383,9 @@ def main(argv):
     spark.sparkContext.setLogLevel("WARN")
     try:
         document = run(spark, args, start_s, end_s, log)
+    except UsageError as why:
+        print(f"fleet_report.py: {why}", file=sys.stderr)
+        return 2
     finally:
         spark.stop()
     sys.stdout.write(document + "\n")
