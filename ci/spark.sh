@@ -34,6 +34,11 @@ if ! command -v java >/dev/null 2>&1; then
     echo "spark.sh: java is required (Java 17 or newer; Debian: apt-get install openjdk-17-jre-headless)" >&2
     exit 1
 fi
+JAVA_MAJOR=$(java -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -n1)
+if [ "${JAVA_MAJOR:-0}" -lt 17 ]; then
+    echo "spark.sh: Spark 4 needs Java 17 or newer; java here is: $(java -version 2>&1 | head -n1)" >&2
+    exit 1
+fi
 
 # --- pyspark, pinned, in its own virtualenv ----------------------------------
 if [ "$("$VENV/bin/python" -c 'import pyspark; print(pyspark.__version__)' 2>/dev/null)" != "$PYSPARK_VERSION" ]; then
@@ -70,6 +75,8 @@ cargo build --release --quiet --bin powerd
 POWERD="$TARGET_DIR/release/powerd"
 mkdir -p "$TARGET_DIR/spark-run"
 WORK=$(mktemp -d "$TARGET_DIR/spark-run/run.XXXXXX")
+# Spark's scratch (shuffle files, block managers) goes away with WORK too.
+export SPARK_LOCAL_DIRS="$WORK/spark-local"
 PIDS=()
 cleanup() {
     # Workers before the master (a worker kills its executors on the way out).
@@ -206,7 +213,7 @@ fi
 # Both workers ran executors of the jobs: a real cluster, not one machine's
 # worth of local mode.
 for n in 1 2; do
-    if ! ls "$WORK/worker$n" | grep -q '^app-'; then
+    if ! compgen -G "$WORK/worker$n/app-*" >/dev/null; then
         echo "spark.sh: worker $n ran no executor" >&2
         failures=$((failures + 1))
     fi

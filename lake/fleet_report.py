@@ -265,6 +265,9 @@ def run(spark, args, start_s, end_s, log):
             and (end_bucket_s is None or day <= utc_date(end_bucket_s - 1))
         ]
         log(f"the window needs {len(wanted)} of them" + (f": {wanted[0]} to {wanted[-1]}" if wanted else ""))
+        # No day of the window has a file: nothing to ask Spark.
+        empty = not wanted
+    if not empty:
         window = buckets
         if first_s is not None:
             window = window.where(F.col("date") >= F.lit(utc_date(first_s))).where(
