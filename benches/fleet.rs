@@ -22,12 +22,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::synthetic::{day_post, ingest, DAY_S, EPOCH_S};
-use common::{dir_bytes, ms, percentile, rss_kib, timestamp, wait_healthy, Client, Server};
+use common::synthetic::{ingest, post_days, DAY_S, EPOCH_S};
+use common::{
+    cpu_seconds, dir_bytes, ms, percentile, rss_kib, timestamp, wait_healthy, Client, Server,
+};
 use powerd::model::BUCKET_SECONDS;
 use powerd::query;
 use powerd::storage::{Engine, EngineOptions};
@@ -180,11 +181,11 @@ fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
             },
         )
         .expect("open");
-        let (started, cpu) = (Instant::now(), cpu_seconds());
+        let (started, cpu) = (Instant::now(), cpu_seconds("self"));
         ingest(&engine, ships, COST_DAYS);
         engine.close().expect("close");
         rates[usize::from(on)].push(writes * 96.0 / started.elapsed().as_secs_f64());
-        cpu_us[usize::from(on)].push((cpu_seconds() - cpu) / writes * 1e6);
+        cpu_us[usize::from(on)].push((cpu_seconds("self") - cpu) / writes * 1e6);
         drop(engine);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -216,21 +217,6 @@ fn index_cost(root: &Path, ships: u64, table: &mut Vec<[String; 4]>) {
 
 /// User + system CPU seconds of this process so far (`/proc/self/stat`,
 /// in clock ticks of 1/100 s).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the line.
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn round_all(rates: &[f64]) -> Vec<u64> {
     rates
         .iter()
@@ -482,38 +468,16 @@ const HTTP_INGEST_DAYS: i64 = 7;
 /// keep-alive connections, durable acknowledgements) into the directory
 /// as it stands, and reports buckets/s.
 async fn ingest_over_http(server: &Server, ships: u64, table: &mut Vec<[String; 4]>) {
-    const CONNECTIONS: usize = 8;
-    let posts = ships * HTTP_INGEST_DAYS as u64;
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (next, address) = (Arc::clone(&next), server.address);
-        tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(address).await;
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed) as u64;
-                if n >= posts {
-                    break;
-                }
-                let (ship, day) = (n % ships, days() + (n / ships) as i64);
-                let (status, body) = client
-                    .request("POST", "/data", Some(&day_post(ship, day)))
-                    .await;
-                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("an ingest connection");
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let rate = post_days(server.address, ships, days()..days() + HTTP_INGEST_DAYS).await;
+    let posts = ships * HTTP_INGEST_DAYS as u64;
     table.push([
+        format!("ingest over HTTP, {HTTP_INGEST_DAYS} more days of every ship, 8 conns"),
+        format!("{:.2} M buckets/s", rate / 1e6),
         format!(
-            "ingest over HTTP, {HTTP_INGEST_DAYS} more days of every ship, {CONNECTIONS} conns"
+            "{:.0} POST/s",
+            posts as f64 / started.elapsed().as_secs_f64()
         ),
-        format!("{:.2} M buckets/s", (posts * 96) as f64 / seconds / 1e6),
-        format!("{:.0} POST/s", posts as f64 / seconds),
         String::new(),
     ]);
 }

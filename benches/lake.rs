@@ -20,12 +20,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
-use common::synthetic::{day_post, ingest};
-use common::{dir_bytes, Client, Server};
+use common::synthetic::{ingest, post_days};
+use common::{cpu_seconds, dir_bytes, Server};
 use powerd::storage::{Engine, EngineOptions};
 
 const DAYS: i64 = 30;
@@ -125,6 +123,8 @@ fn main() {
     );
     let mut ratios = Vec::new();
     let (mut plain_total, mut lake_total) = (0.0, 0.0);
+    let cpu = |server: &Server| cpu_seconds(&server.child.id().to_string());
+    let (plain_cpu, lake_cpu) = (cpu(&plain), cpu(&exporting));
     for round in 0..ROUNDS as i64 {
         let days = round * days_per_round..(round + 1) * days_per_round;
         let without = runtime.block_on(post_days(plain.address, ingest_ships, days.clone()));
@@ -133,6 +133,9 @@ fn main() {
         lake_total += with;
         ratios.push(with / without);
     }
+    // Both got the same writes; the exporter's last pass may still run.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let (plain_cpu, lake_cpu) = (cpu(&plain) - plain_cpu, cpu(&exporting) - lake_cpu);
     drop((plain, exporting));
     ratios.sort_by(f64::total_cmp);
     let text: Vec<String> = ratios.iter().map(|r| format!("{:.0}", r * 100.0)).collect();
@@ -147,9 +150,11 @@ fn main() {
             text.join("/")
         ),
         format!(
-            "{:.2} vs {:.2} M buckets/s over all rounds; lake files: {}",
+            "{:.2} vs {:.2} M buckets/s over all rounds; server CPU for the same writes \
+             {lake_cpu:.1} s vs {plain_cpu:.1} s (+{:.0}%); lake files: {}",
             lake_total / ROUNDS as f64 / 1e6,
             plain_total / ROUNDS as f64 / 1e6,
+            (lake_cpu / plain_cpu - 1.0) * 100.0,
             count_parquet(&ingest_lake)
         ),
     ]);
@@ -216,36 +221,4 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// POSTs every ship's `days` (one ship-day each) over 8 connections;
-/// buckets/s.
-async fn post_days(address: std::net::SocketAddr, ships: u64, days: std::ops::Range<i64>) -> f64 {
-    const CONNECTIONS: usize = 8;
-    let first_day = days.start;
-    let posts = ships * (days.end - days.start) as u64;
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let next = Arc::clone(&next);
-        tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(address).await;
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= posts {
-                    break;
-                }
-                let (ship, day) = (n % ships, first_day + (n / ships) as i64);
-                let (status, body) = client
-                    .request("POST", "/data", Some(&day_post(ship, day)))
-                    .await;
-                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("an ingest connection");
-    }
-    (posts * 96) as f64 / started.elapsed().as_secs_f64()
 }

@@ -433,11 +433,9 @@ fn export(
     let node = powerd::config::node_name(node.as_deref()).map_err(AppError::Config)?;
     let scratch = scratch.unwrap_or_else(std::env::temp_dir);
     let mut err = std::io::stderr();
-    let mut last_line: Option<std::time::Instant> = None;
+    let mut due = once_a_second();
     let mut show = |p: &powerd::lake::ExportProgress| {
-        let due = last_line.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
-        if due {
-            last_line = Some(std::time::Instant::now());
+        if due(p.days_done == p.days_total) {
             let _ = writeln!(
                 std::io::stderr(),
                 "export: {}/{} days checked, {} written, {} rows, {:.1} MiB",
@@ -475,11 +473,9 @@ fn import(from: PathBuf, node: String, data_dir: PathBuf) -> Result<(), AppError
     let node = powerd::lake::NodeName::parse(&node)
         .map_err(|e| AppError::Config(ConfigError::new_public("--node", e)))?;
     let engine = Engine::open(&data_dir, EngineOptions::default()).map_err(AppError::Storage)?;
-    let mut last_line: Option<std::time::Instant> = None;
+    let mut due = once_a_second();
     let mut show = |done: usize, total: usize| {
-        let due = last_line.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
-        if due || done == total {
-            last_line = Some(std::time::Instant::now());
+        if due(done == total) {
             let _ = writeln!(std::io::stderr(), "import: {done}/{total} days");
         }
     };
@@ -614,15 +610,26 @@ fn token(command: TokenCommand) -> Result<(), AppError> {
     Ok(())
 }
 
+/// For progress lines: true at most once a second, and for the last one
+/// (`last`), so a long job says where it is without flooding stderr.
+fn once_a_second() -> impl FnMut(bool) -> bool {
+    let mut shown: Option<std::time::Instant> = None;
+    move |last| {
+        let due = last || shown.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if due {
+            shown = Some(std::time::Instant::now());
+        }
+        due
+    }
+}
+
 /// `powerd backup`: progress on stderr at most once a second, then a
 /// summary line saying which writes the copy holds.
 fn backup(data_dir: PathBuf, to: PathBuf, max_rate: Option<u64>) -> Result<(), AppError> {
     let mut err = std::io::stderr();
-    let mut last_line: Option<std::time::Instant> = None;
+    let mut due = once_a_second();
     let mut show = |p: &powerd::storage::BackupProgress| {
-        let due = last_line.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
-        if due || p.files_done == p.files_total {
-            last_line = Some(std::time::Instant::now());
+        if due(p.files_done == p.files_total) {
             let _ = writeln!(
                 err,
                 "backup: {}/{} files, {:.1}/{:.1} MiB, {:.1} s",

@@ -259,27 +259,8 @@ fn serve_exports_continuously() {
         &["--lake", lake_arg, "--node", "n1", "--lake-every", "1s"],
     );
     seed(server.address);
-    let metric = |name: &str| -> f64 {
-        let mut client = Client::connect(server.address).unwrap();
-        let (_, body) = client.request("GET", "/metrics", b"").unwrap();
-        let text = String::from_utf8(body).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name}"))
-            .parse()
-            .unwrap()
-    };
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let started = Instant::now();
-        while !done() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    wait_for("every day in the lake", &|| {
+    let metric = |name: &str| metric(server.address, name);
+    wait_until("every day in the lake", || {
         (0..DAYS).all(|day| day_file(&lake, day, "n1").is_file())
             && metric("powerd_lake_files_written_total") >= DAYS as f64
     });
@@ -294,7 +275,7 @@ fn serve_exports_continuously() {
             timestamp(EPOCH_S + 900)
         ),
     );
-    wait_for("the overwritten day exported again", &|| {
+    wait_until("the overwritten day exported again", || {
         std::fs::read(day_file(&lake, 0, "n1")).unwrap() != day0
     });
     std::thread::sleep(Duration::from_millis(1500));

@@ -2,6 +2,7 @@
 //! readings per ship-day, deterministic per (ship, day).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use powerd::model::{Span, BUCKET_SECONDS};
 use powerd::storage::Engine;
@@ -81,4 +82,40 @@ pub fn day_post(ship: u64, day: i64) -> Vec<u8> {
     }
     body.push_str("]}");
     body.into_bytes()
+}
+
+/// POSTs every ship's `days` (one ship-day each) over 8 connections;
+/// buckets/s.
+pub async fn post_days(
+    address: std::net::SocketAddr,
+    ships: u64,
+    days: std::ops::Range<i64>,
+) -> f64 {
+    const CONNECTIONS: usize = 8;
+    let first_day = days.start;
+    let posts = ships * (days.end - days.start) as u64;
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let next = std::sync::Arc::clone(&next);
+        tasks.push(tokio::spawn(async move {
+            let mut client = super::Client::connect(address).await;
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= posts {
+                    break;
+                }
+                let (ship, day) = (n % ships, first_day + (n / ships) as i64);
+                let (status, body) = client
+                    .request("POST", "/data", Some(&day_post(ship, day)))
+                    .await;
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("an ingest connection");
+    }
+    (posts * 96) as f64 / started.elapsed().as_secs_f64()
 }
