@@ -11,7 +11,9 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::commit::LogWriter;
-use super::state::{count_ships, read_chunk_window, ChunkRef, State};
+use super::state::{
+    count_ships, read_chunk_window, ChunkRef, ShipVersions, State, MAX_SHIP_VERSIONS,
+};
 use super::{EngineOptions, EngineStats};
 use crate::model::ShipId;
 use crate::storage::block::BlockFile;
@@ -74,7 +76,7 @@ pub(super) fn open(
         stats,
         rollup: None,
         writes_applied: 0,
-        versions: HashMap::new(),
+        versions: ShipVersions::new(MAX_SHIP_VERSIONS),
         day_versions: BTreeMap::new(),
     };
     if options.rollup_index {
@@ -92,7 +94,7 @@ pub(super) fn open(
     )?;
     // Versions tell readers what changed while this engine is open; what
     // the log replayed was there before anyone could read.
-    state.versions = HashMap::new();
+    state.versions = ShipVersions::new(MAX_SHIP_VERSIONS);
     state.day_versions = BTreeMap::new();
     if let Some(newest) = scan.newest() {
         if let ScanEnd::TornTail {

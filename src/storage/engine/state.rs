@@ -41,23 +41,57 @@ pub(super) struct State {
     pub rollup: Option<Rollup>,
     /// Writes applied since the engine opened; numbers [`State::versions`].
     pub writes_applied: u64,
-    /// Per ship written since the engine opened, the number of the last
-    /// write applied to it (absent: 0). What a ship's data was at version
-    /// `v` it still is while its version is `v`: checkpoints and upgrades
-    /// move data without changing it, so only writes count.
-    pub versions: HashMap<ShipId, u64>,
+    /// Each ship's version: what a ship's data was at version `v` it still
+    /// is while its version is `v` (checkpoints and upgrades move data
+    /// without changing it, so only writes count).
+    pub versions: ShipVersions,
     /// Per UTC day written since the engine opened, the number of the last
     /// write applied to it: what an exporter must look at again.
     pub day_versions: BTreeMap<i64, u64>,
 }
 
+/// Ships [`ShipVersions`] remembers at most (about 40 MiB).
+pub const MAX_SHIP_VERSIONS: usize = 1 << 20;
+
+/// Per ship written since the engine opened, the number of the last write
+/// applied to it; every other ship is at `floor`. When the map would pass
+/// its cap it is emptied and `floor` raised to the current write number:
+/// every ship then looks changed once (a cache keyed by versions misses
+/// once), and the memory stays bounded.
+#[derive(Debug)]
+pub struct ShipVersions {
+    map: HashMap<ShipId, u64>,
+    floor: u64,
+    cap: usize,
+}
+
+impl ShipVersions {
+    pub fn new(cap: usize) -> ShipVersions {
+        ShipVersions {
+            map: HashMap::new(),
+            floor: 0,
+            cap,
+        }
+    }
+
+    pub fn get(&self, ship: ShipId) -> u64 {
+        self.map.get(&ship).copied().unwrap_or(self.floor)
+    }
+
+    /// Write number `write` (above every earlier one) changed `ship`.
+    pub fn note(&mut self, ship: ShipId, write: u64) {
+        if self.map.len() >= self.cap && !self.map.contains_key(&ship) {
+            self.map = HashMap::new();
+            self.floor = write;
+        }
+        self.map.insert(ship, write);
+    }
+}
+
 impl State {
     /// See [`State::versions`]; `None` for a ship never written.
     pub fn version(&self, ship: ShipId) -> Option<u64> {
-        match self.versions.get(&ship) {
-            Some(&version) => Some(version),
-            None => self.knows(ship).then_some(0),
-        }
+        self.knows(ship).then(|| self.versions.get(ship))
     }
 
     pub fn knows(&self, ship: ShipId) -> bool {
@@ -109,7 +143,7 @@ impl State {
     /// batch's change if the ship turns out to have no data where it writes.
     pub fn apply_write(&mut self, ship: ShipId, spans: &[Span], fresh: Option<&BucketChanges>) {
         self.writes_applied += 1;
-        self.versions.insert(ship, self.writes_applied);
+        self.versions.note(ship, self.writes_applied);
         if let (Some(first), Some(last)) = (spans.first(), spans.last()) {
             let (first_day, last_day) = (
                 first.start_s.div_euclid(SECONDS_PER_DAY),
@@ -247,4 +281,29 @@ pub(super) fn read_chunk_window(
         out,
     )
     .map_err(|e| StorageError::corrupted(&chunk.block.path, chunk.location.offset, e.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ship_version_never_stays_the_same_across_a_write_even_past_the_cap() {
+        let mut versions = ShipVersions::new(3);
+        for write in 1..=50u64 {
+            let ship = write * 7 % 11;
+            let before: Vec<(ShipId, u64)> = (0..11).map(|s| (s, versions.get(s))).collect();
+            versions.note(ship, write);
+            assert_eq!(versions.get(ship), write);
+            for (other, old) in before {
+                // Another ship may look changed (a forced miss), never older.
+                assert!(versions.get(other) >= old);
+            }
+            assert!(versions.map.len() <= 3);
+        }
+        assert!(
+            versions.floor > 0,
+            "the cap was reached and the floor raised"
+        );
+    }
 }
