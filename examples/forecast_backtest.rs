@@ -22,7 +22,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use powerd::forecast::{forecast, Forecast, ForecastError, History, MAX_HORIZON_BUCKETS};
+use powerd::forecast::{
+    forecast, ComponentWeight, Forecast, ForecastError, History, MAX_HORIZON_BUCKETS,
+};
 use powerd::model::BUCKET_SECONDS;
 use powerd::wire::parse_timestamp;
 
@@ -108,6 +110,56 @@ impl Coverage {
     }
 }
 
+/// Each component's mean weight over the day-ahead forecasts of a series.
+#[derive(Default)]
+struct Shares {
+    level: Vec<(&'static str, f64)>,
+    shape: Vec<(&'static str, f64)>,
+    persistence: f64,
+    decay: f64,
+    n: usize,
+}
+
+impl Shares {
+    fn add(&mut self, f: &Forecast) {
+        let add = |acc: &mut Vec<(&'static str, f64)>, w: &[ComponentWeight]| {
+            for c in w {
+                match acc.iter_mut().find(|(name, _)| *name == c.name) {
+                    Some(slot) => slot.1 += c.weight,
+                    None => acc.push((c.name, c.weight)),
+                }
+            }
+        };
+        add(&mut self.level, &f.model.level_weights);
+        add(&mut self.shape, &f.model.shape_weights);
+        self.persistence += f.model.intraday_persistence.weight;
+        self.decay += f.model.intraday_persistence.decay_per_bucket;
+        self.n += 1;
+    }
+
+    fn print(&self, series: &str) {
+        let n = self.n.max(1) as f64;
+        let list = |acc: &[(&str, f64)]| {
+            acc.iter()
+                .map(|(name, w)| format!("{name} {:.2}", w / n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!();
+        println!(
+            "{series}: mean weights over its {} day-ahead forecasts",
+            self.n
+        );
+        println!("  level: {}", list(&self.level));
+        println!("  shape: {}", list(&self.shape));
+        println!(
+            "  intraday persistence: weight {:.2}, decay per bucket {:.3}",
+            self.persistence / n,
+            self.decay / n
+        );
+    }
+}
+
 /// One line of the summary: series, period, the model's and the best
 /// reference's MAPE and MASE, and the 1-day coverage.
 struct Row {
@@ -128,6 +180,7 @@ fn run(series: &Series, info: &SeriesInfo, verbose: bool, coverage: &mut Coverag
     );
     let mut rows = Vec::new();
     let mut times = Vec::new();
+    let mut shares = Shares::default();
     for period in periods(series.first_bucket, n, info.utc_offset_h) {
         let h0 = period.history_start;
         let first = series.first_bucket + h0 as i64;
@@ -139,6 +192,7 @@ fn run(series: &Series, info: &SeriesInfo, verbose: bool, coverage: &mut Coverag
             let started = Instant::now();
             let f = forecast(&history, origin_bucket, DAY).expect("forecast");
             times.push(started.elapsed());
+            shares.add(&f);
             scores.add(
                 &kwh[h0..],
                 o - h0,
@@ -175,6 +229,8 @@ fn run(series: &Series, info: &SeriesInfo, verbose: bool, coverage: &mut Coverag
             best: scores.best_reference(),
         });
     }
+
+    shares.print(info.name);
 
     // Fit + forecast with the whole year before the origin, day-ahead and
     // four weeks ahead.
@@ -258,14 +314,14 @@ fn ms(d: Duration) -> f64 {
 
 fn print_origin(f: &Forecast, actual: &[f64]) {
     let a: f64 = actual.iter().sum();
-    let weights = |w: &[powerd::forecast::ComponentWeight]| {
+    let weights = |w: &[ComponentWeight]| {
         w.iter()
             .map(|c| format!("{}={:.2}", c.name, c.weight))
             .collect::<Vec<_>>()
             .join(" ")
     };
     println!(
-        "  origin {}: actual {:.4e} predicted {:.4e} ({:+.1}%) interval [{:.4e}, {:.4e}]\n    level: {}\n    shape: {}",
+        "  origin {}: actual {:.4e} predicted {:.4e} ({:+.1}%) interval [{:.4e}, {:.4e}]\n    level: {}\n    shape: {}\n    persistence: {:?}",
         f.origin_bucket,
         a,
         f.total_kwh,
@@ -273,6 +329,7 @@ fn print_origin(f: &Forecast, actual: &[f64]) {
         f.interval.low_kwh,
         f.interval.high_kwh,
         weights(&f.model.level_weights),
-        weights(&f.model.shape_weights)
+        weights(&f.model.shape_weights),
+        f.model.intraday_persistence
     );
 }

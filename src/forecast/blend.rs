@@ -6,8 +6,8 @@ use std::ops::Range;
 use super::components::{Level, Shape, LEVELS, MAX_COMPONENT_LOOKBACK_DAYS, SHAPES};
 use super::history::{Grid, History};
 use super::{
-    ComponentWeight, Fallback, Forecast, ForecastError, Interval, ModelInfo, BUCKETS_PER_DAY,
-    INTERVAL_LEVEL, MAX_HORIZON_BUCKETS, MIN_HISTORY_BUCKETS,
+    ComponentWeight, Fallback, Forecast, ForecastError, Interval, IntradayPersistence, ModelInfo,
+    BUCKETS_PER_DAY, INTERVAL_LEVEL, MAX_HORIZON_BUCKETS, MIN_HISTORY_BUCKETS,
 };
 
 const DAY: usize = BUCKETS_PER_DAY;
@@ -160,6 +160,20 @@ pub(super) fn forecast(
     let level_w = val.level_weights(weight_set.clone());
     let shape_w = val.shape_weights(weight_set.clone());
 
+    // The intraday persistence: what the deviation of the last hour before
+    // an origin says about the next hours, learned from the blend's own
+    // day-ahead errors on the last weeks.
+    let residuals = Residuals::replay(&grid, &val, &level_w, &shape_w);
+    let persistence = residuals.persistence();
+    let carry = residuals.last_deviation();
+    let carried_total = |x: f64, len: usize| {
+        persistence.weight
+            * x
+            * (0..len)
+                .map(|i| persistence.decay_per_bucket.powi(i as i32))
+                .sum::<f64>()
+    };
+
     // Honest errors: at each recent past origin, the blend with the level
     // weights it would have learned then, from origins whose horizon had
     // ended by it.
@@ -176,7 +190,10 @@ pub(super) fn forecast(
         }
         // The shape only counts here through a partial last day; today's
         // shape weights stand in for the ones learned back then.
-        let predicted = val.blended_total(v, &val.level_weights(from..to), &shape_w);
+        let mut predicted = val.blended_total(v, &val.level_weights(from..to), &shape_w);
+        if let Some(x) = residuals.tail_mean(n_days - val.origins[v]) {
+            predicted += carried_total(x, val_horizon);
+        }
         if predicted > 0.0 {
             errors.push(actual / predicted - 1.0);
         }
@@ -201,9 +218,16 @@ pub(super) fn forecast(
             }
         }
     }
-    let values: Vec<f64> = (0..horizon)
+    let mut values: Vec<f64> = (0..horizon)
         .map(|i| (shape[i] * day_totals[i / DAY]).max(0.0))
         .collect();
+    if persistence.weight > 0.0 {
+        let mut k = persistence.weight * carry;
+        for v in values.iter_mut() {
+            *v = (*v + k).max(0.0);
+            k *= persistence.decay_per_bucket;
+        }
+    }
     let total: f64 = values.iter().sum();
 
     let n_errors = errors.len();
@@ -241,9 +265,154 @@ pub(super) fn forecast(
             interval_errors: n_errors,
             level_weights: named(val.levels.iter().map(|c| c.name()).collect(), &level_w),
             shape_weights: named(val.shapes.iter().map(|c| c.name()).collect(), &shape_w),
+            intraday_persistence: persistence,
             fallbacks,
         },
     })
+}
+
+/// Days of residuals the intraday persistence and the per-bucket intervals
+/// are learned from: the blend's day-ahead bucket errors on the last 28 days.
+const RESIDUAL_DAYS: usize = 28;
+/// The deviation carried forward is the mean residual of this many buckets
+/// just before the origin (an hour).
+const CARRY_BUCKETS: usize = 4;
+/// Per-bucket decays of the carried deviation the fit chooses among:
+/// half-lives from 15 minutes to a day.
+const CARRY_DECAYS: [f64; 7] = [0.5, 0.8, 0.9, 0.95, 0.97, 0.985, 0.993];
+
+/// The blend's day-ahead forecasts of the last [`RESIDUAL_DAYS`] (+ 1) days
+/// before the origin, replayed with today's weights, and their errors.
+struct Residuals {
+    /// `[j][slot]`: actual − forecast of day `n_days − 1 − j` from its own
+    /// midnight-of-the-grid origin; NaN where not observed or not forecast.
+    res: Vec<f64>,
+    days: usize,
+}
+
+impl Residuals {
+    fn replay(grid: &Grid, val: &Validation, level_w: &[f64], shape_w: &[f64]) -> Residuals {
+        let n = grid.n_days;
+        let days = (RESIDUAL_DAYS + 1).min(n);
+        let mut res = vec![f64::NAN; days * DAY];
+        let mut total = [0.0];
+        let mut curve = [0.0; DAY];
+        let mut shape = [0.0; DAY];
+        for j in 0..days {
+            let e = n - 1 - j;
+            let usable = |w: f64, ok: bool| w <= 0.0 || ok;
+            if !(val
+                .levels
+                .iter()
+                .zip(level_w)
+                .all(|(c, &w)| usable(w, c.available(e)))
+                && val
+                    .shapes
+                    .iter()
+                    .zip(shape_w)
+                    .all(|(c, &w)| usable(w, c.available(e))))
+            {
+                break;
+            }
+            let mut level = 0.0;
+            for (c, &w) in val.levels.iter().zip(level_w) {
+                if w > 0.0 {
+                    c.forecast(grid, e, &mut total);
+                    level += w * total[0];
+                }
+            }
+            shape.fill(0.0);
+            for (c, &w) in val.shapes.iter().zip(shape_w) {
+                if w > 0.0 {
+                    c.forecast(grid, e, 0..1, &mut curve);
+                    add_normalised(&mut shape, &curve, w);
+                }
+            }
+            let (truth, observed) = (grid.day(e), grid.day_observed(e));
+            for s in 0..DAY {
+                if observed[s] {
+                    res[j * DAY + s] = truth[s] - (shape[s] * level).max(0.0);
+                }
+            }
+        }
+        Residuals { res, days }
+    }
+
+    fn day(&self, j: usize) -> &[f64] {
+        &self.res[j * DAY..(j + 1) * DAY]
+    }
+
+    /// The mean observed residual of the last [`CARRY_BUCKETS`] of day `j`.
+    fn tail_mean(&self, j: usize) -> Option<f64> {
+        if j >= self.days {
+            return None;
+        }
+        let tail = &self.day(j)[DAY - CARRY_BUCKETS..];
+        let (sum, n) = tail
+            .iter()
+            .filter(|v| !v.is_nan())
+            .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+        (n > 0).then(|| sum / n as f64)
+    }
+
+    /// The deviation the forecast carries: the last hour before the origin.
+    fn last_deviation(&self) -> f64 {
+        if self.days == 0 {
+            return 0.0;
+        }
+        self.tail_mean(0).unwrap_or(0.0)
+    }
+
+    /// Least squares of each day's residuals on the previous day's last-hour
+    /// deviation × decay^slot, over the decays of [`CARRY_DECAYS`]; the
+    /// weight is kept in [0, 1], and zero when it does not reduce the
+    /// squared error by at least 1%.
+    fn persistence(&self) -> IntradayPersistence {
+        let pairs: Vec<(usize, f64)> = (0..self.days.saturating_sub(1))
+            .filter_map(|j| self.tail_mean(j + 1).map(|x| (j, x)))
+            .collect();
+        if pairs.len() < MIN_ORIGINS_FOR_WEIGHTS {
+            return IntradayPersistence::default();
+        }
+        let base: f64 = pairs
+            .iter()
+            .flat_map(|&(j, _)| self.day(j).iter().filter(|v| !v.is_nan()))
+            .map(|r| r * r)
+            .sum();
+        let mut best = (base, IntradayPersistence::default());
+        for decay in CARRY_DECAYS {
+            let (mut rg, mut gg) = (0.0, 0.0);
+            for &(j, x) in &pairs {
+                let mut g = x;
+                for &r in self.day(j) {
+                    if !r.is_nan() {
+                        rg += r * g;
+                        gg += g * g;
+                    }
+                    g *= decay;
+                }
+            }
+            if gg <= 0.0 {
+                continue;
+            }
+            let weight = (rg / gg).clamp(0.0, 1.0);
+            let sse = base - 2.0 * weight * rg + weight * weight * gg;
+            if sse < best.0 {
+                best = (
+                    sse,
+                    IntradayPersistence {
+                        weight,
+                        decay_per_bucket: decay,
+                    },
+                );
+            }
+        }
+        if best.0 < 0.99 * base {
+            best.1
+        } else {
+            IntradayPersistence::default()
+        }
+    }
 }
 
 /// [`ModelInfo::method`].

@@ -70,15 +70,21 @@ pub(crate) enum Shape {
     MeanRecentDays7,
     /// Mean curve of the last 28 days: smooth, for noisy ships.
     MeanRecentDays28,
+    /// The mean curve of the last 4 same weekdays, times the drift of the
+    /// daily profile per slot: the exponentially weighted mean curve of the
+    /// last 28 days (half-life 3 days) over their flat mean. Weekday habits
+    /// with a profile that follows slow drift (the season, daylight).
+    DriftAdjustedWeekdays,
 }
 
-pub(crate) const SHAPES: [Shape; 6] = [
+pub(crate) const SHAPES: [Shape; 7] = [
     Shape::Yesterday,
     Shape::SameDayLastWeek,
     Shape::MeanSameWeekdays4,
     Shape::EwSameWeekdays,
     Shape::MeanRecentDays7,
     Shape::MeanRecentDays28,
+    Shape::DriftAdjustedWeekdays,
 ];
 
 /// Days the trend + weekday regressions fit on.
@@ -163,6 +169,7 @@ impl Shape {
             Shape::EwSameWeekdays => "ew_same_weekdays",
             Shape::MeanRecentDays7 => "mean_7_days",
             Shape::MeanRecentDays28 => "mean_28_days",
+            Shape::DriftAdjustedWeekdays => "drift_adjusted_4_same_weekdays",
         }
     }
 
@@ -171,7 +178,9 @@ impl Shape {
             Shape::Yesterday => e >= 1,
             Shape::MeanRecentDays7 => e >= 2,
             Shape::SameDayLastWeek | Shape::EwSameWeekdays => e >= 7,
-            Shape::MeanSameWeekdays4 | Shape::MeanRecentDays28 => e >= 28,
+            Shape::MeanSameWeekdays4 | Shape::MeanRecentDays28 | Shape::DriftAdjustedWeekdays => {
+                e >= 28
+            }
         }
     }
 
@@ -187,10 +196,7 @@ impl Shape {
                 28
             });
             let (first, rest) = curves.split_at_mut(DAY);
-            first.fill(0.0);
-            for p in e - days..e {
-                add_scaled(first, grid.day(p), 1.0 / days as f64);
-            }
+            recent_mean_curve(grid, e, days, f64::INFINITY, first);
             // Weekday-blind: every lead is the same curve.
             for out in rest.chunks_exact_mut(DAY) {
                 out.copy_from_slice(first);
@@ -220,8 +226,80 @@ impl Shape {
                     }
                     out.iter_mut().for_each(|v| *v /= weight_sum);
                 }
+                Shape::DriftAdjustedWeekdays => {
+                    let mut flat = [0.0; DAY];
+                    let mut recent = [0.0; DAY];
+                    observed_mean_curve(grid, e, 28, f64::INFINITY, &mut flat);
+                    observed_mean_curve(grid, e, 28, DRIFT_HALF_LIFE_DAYS, &mut recent);
+                    let (fs, rs) = (flat.iter().sum::<f64>(), recent.iter().sum::<f64>());
+                    out.fill(0.0);
+                    for k in 0..4 {
+                        add_scaled(out, grid.day(same_weekday(e, lead, k)), 0.25);
+                    }
+                    if fs > 0.0 && rs > 0.0 {
+                        // The ratio of the normalised curves per slot,
+                        // bounded so a slot near zero cannot explode, and
+                        // averaged over the hour around it: drift is smooth
+                        // in the time of day, the noise of a few days is not.
+                        let ratio: Vec<f64> = flat
+                            .iter()
+                            .zip(&recent)
+                            .map(|(&f, &r)| {
+                                if f > 0.0 && r > 0.0 {
+                                    ((r / rs) / (f / fs)).clamp(0.5, 2.0)
+                                } else {
+                                    1.0
+                                }
+                            })
+                            .collect();
+                        for (s, o) in out.iter_mut().enumerate() {
+                            let window = (DAY + s - 2..=DAY + s + 2).map(|k| ratio[k % DAY]);
+                            *o *= window.sum::<f64>() / 5.0;
+                        }
+                    }
+                }
                 Shape::MeanRecentDays7 | Shape::MeanRecentDays28 => unreachable!("handled above"),
             }
+        }
+    }
+}
+
+/// Half-life of the recent profile [`Shape::DriftAdjustedWeekdays`] follows.
+const DRIFT_HALF_LIFE_DAYS: f64 = 3.0;
+
+/// The mean curve of the last `days` days before `e` (at most `e`), each
+/// weighted by 0.5^(age / half_life).
+fn recent_mean_curve(grid: &Grid, e: usize, days: usize, half_life: f64, out: &mut [f64]) {
+    let days = e.min(days);
+    out.fill(0.0);
+    let mut weight_sum = 0.0;
+    for p in e - days..e {
+        let w = 0.5f64.powf((e - 1 - p) as f64 / half_life);
+        add_scaled(out, grid.day(p), w);
+        weight_sum += w;
+    }
+    out.iter_mut().for_each(|v| *v /= weight_sum);
+}
+
+/// [`recent_mean_curve`] over observed cells only (a slot never observed
+/// is 0): imputed cells are filled from other weeks, which would pass for
+/// drift.
+fn observed_mean_curve(grid: &Grid, e: usize, days: usize, half_life: f64, out: &mut [f64]) {
+    let days = e.min(days);
+    let mut weight_sum = [0.0; DAY];
+    out.fill(0.0);
+    for p in e - days..e {
+        let w = 0.5f64.powf((e - 1 - p) as f64 / half_life);
+        for (s, (&v, &o)) in grid.day(p).iter().zip(grid.day_observed(p)).enumerate() {
+            if o {
+                out[s] += w * v;
+                weight_sum[s] += w;
+            }
+        }
+    }
+    for (o, w) in out.iter_mut().zip(weight_sum) {
+        if w > 0.0 {
+            *o /= w;
         }
     }
 }

@@ -22,7 +22,15 @@
 //!   exponential smoothing of the level with weekday factors;
 //! - shapes: yesterday; the same day last week; the mean of the last 4 same
 //!   weekdays and an exponentially weighted mean of 8; the mean of the last
-//!   7 and of the last 28 days.
+//!   7 and of the last 28 days; the mean of the last 4 same weekdays times
+//!   the profile's recent drift (an exponentially weighted recent profile,
+//!   half-life 3 days, over the flat 28-day one, smoothed over the hour);
+//! - intraday persistence: the last hour's deviation from the blend's own
+//!   day-ahead forecast of it, carried into the horizon with a weight and
+//!   a per-bucket decay learned by least squares on the blend's day-ahead
+//!   errors over the last 28 days (weight 0 unless it cuts the squared
+//!   error by 1%) — the level right before the origin carries into the
+//!   next hours on regular demand, not on a single noisy house.
 //!
 //! No single component is best everywhere — on the backtest series of
 //! `../shared/data` persistence wins on state-wide demand, trend + weekday
@@ -154,6 +162,9 @@ pub struct ModelInfo {
     pub level_weights: Vec<ComponentWeight>,
     /// Weights of the component forecasts in the within-day shape.
     pub shape_weights: Vec<ComponentWeight>,
+    /// The deviation of the last hour before the origin carried into the
+    /// horizon (weight 0 where it did not earn its place).
+    pub intraday_persistence: IntradayPersistence,
     /// Simplifications forced by short or stale history.
     pub fallbacks: Vec<Fallback>,
 }
@@ -163,6 +174,18 @@ pub struct ModelInfo {
 pub struct ComponentWeight {
     pub name: &'static str,
     pub weight: f64,
+}
+
+/// Intraday persistence: bucket `i` of the horizon (0 = the first) gains
+/// `weight × decay_per_bucket^i × d`, `d` the mean deviation of the last
+/// hour's observed buckets before the origin from the blend's day-ahead
+/// forecast of them. Both are learned by least squares on the blend's own
+/// day-ahead errors over the last 28 days; `weight` is 0 unless that cuts
+/// the squared error by at least 1%.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct IntradayPersistence {
+    pub weight: f64,
+    pub decay_per_bucket: f64,
 }
 
 /// A simplification the model made because the history did not allow better.

@@ -161,7 +161,11 @@ fn render(ship: u64, forecast: &Forecast, backtest: bool) -> Vec<u8> {
     write_weights(&mut body, &model.level_weights);
     body.extend_from_slice(br#","shape_weights":"#);
     write_weights(&mut body, &model.shape_weights);
-    body.extend_from_slice(br#","fallbacks":["#);
+    body.extend_from_slice(br#","intraday_persistence":{"weight":"#);
+    wire::write_number(&mut body, model.intraday_persistence.weight);
+    body.extend_from_slice(br#","decay_per_bucket":"#);
+    wire::write_number(&mut body, model.intraday_persistence.decay_per_bucket);
+    body.extend_from_slice(br#"},"fallbacks":["#);
     for (i, fallback) in model.fallbacks.iter().enumerate() {
         if i > 0 {
             body.push(b',');
