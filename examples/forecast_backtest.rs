@@ -98,10 +98,20 @@ fn load(path: &PathBuf, name: &str) -> Series {
 struct Coverage {
     /// (covered, windows) for 1-day, 7-day and 28-day totals.
     by_days: [(usize, usize); 3],
+    /// The same for the per-bucket intervals of those windows.
+    buckets: [(usize, usize); 3],
 }
 
 impl Coverage {
-    fn add(&mut self, k: usize, actual: f64, f: &Forecast) {
+    fn add(&mut self, k: usize, actual: &[f64], f: &Forecast) {
+        let b = &mut self.buckets[k];
+        for (i, a) in actual.iter().enumerate() {
+            b.1 += 1;
+            if (f.low_kwh[i]..=f.high_kwh[i]).contains(a) {
+                b.0 += 1;
+            }
+        }
+        let actual: f64 = actual.iter().sum();
         let c = &mut self.by_days[k];
         c.1 += 1;
         if (f.interval.low_kwh..=f.interval.high_kwh).contains(&actual) {
@@ -199,7 +209,7 @@ fn run(series: &Series, info: &SeriesInfo, verbose: bool, coverage: &mut Coverag
                 &f.values_kwh,
                 (f.interval.low_kwh, f.interval.high_kwh),
             );
-            coverage.add(0, kwh[o..o + DAY].iter().sum(), &f);
+            coverage.add(0, &kwh[o..o + DAY], &f);
             if verbose {
                 print_origin(&f, &kwh[o..o + DAY]);
             }
@@ -208,7 +218,7 @@ fn run(series: &Series, info: &SeriesInfo, verbose: bool, coverage: &mut Coverag
             for (c, days) in [(1, 7), (2, 28)] {
                 if k % days == 0 && o + days * DAY <= n {
                     let f = forecast(&history, origin_bucket, days * DAY).expect("forecast");
-                    coverage.add(c, kwh[o..o + days * DAY].iter().sum(), &f);
+                    coverage.add(c, &kwh[o..o + days * DAY], &f);
                 }
             }
         }
@@ -288,8 +298,10 @@ fn print_summary(rows: &[Row], coverage: &Coverage) {
     for (k, days) in [1, 7, 28].iter().enumerate() {
         let (c, w) = coverage.by_days[k];
         println!(
-            "pooled coverage of the 80% interval of {days}-day totals: {c}/{w} = {:.1}%",
-            100.0 * c as f64 / w.max(1) as f64
+            "pooled coverage of the 80% interval of {days}-day totals: {c}/{w} = {:.1}%; \
+             of their buckets' intervals: {:.1}%",
+            100.0 * c as f64 / w.max(1) as f64,
+            100.0 * coverage.buckets[k].0 as f64 / coverage.buckets[k].1.max(1) as f64
         );
     }
 }

@@ -70,6 +70,8 @@ struct Validation {
     shape_tail: Vec<f64>,
     /// `[u]`: the actual total over the horizon, NaN if too little observed.
     actual_horizon: Vec<f64>,
+    /// `[day]`: the grid's daily totals, NaN where too little observed.
+    day_totals_actual: Vec<f64>,
 }
 
 pub(super) fn forecast(
@@ -232,12 +234,44 @@ pub(super) fn forecast(
 
     let n_errors = errors.len();
     let interval = if n_errors >= MIN_ERRORS_FOR_INTERVAL {
-        conformal_interval(total, &mut errors)
+        let mut interval = conformal_interval(total, &mut errors);
+        if val_leads > 1 {
+            // Past windows of several days overlap and share their bias, so
+            // their ranked errors understate the next window's: the interval
+            // also spans ±1.28 root-mean-square errors (bias included).
+            let rms = (errors.iter().map(|e| e * e).sum::<f64>() / n_errors as f64).sqrt();
+            let z = 1.2816 * rms;
+            interval.low_kwh = interval.low_kwh.min((total * (1.0 - z)).max(0.0));
+            interval.high_kwh = interval.high_kwh.max(total * (1.0 + z));
+        }
+        interval
     } else {
         fallbacks.push(Fallback::IntervalFromDailySpread {
             past_errors: errors.len(),
         });
         spread_interval(total, &grid)
+    };
+
+    // Per-bucket intervals from the blend's own day-ahead bucket errors by
+    // time of day, widened for later days as its daily errors widen.
+    let (low, high) = match residuals.bucket_bands(persistence, &val.lead_error_scale(&level_w)) {
+        Some(bands) => values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let (lo, hi) = bands(i);
+                ((v + lo).clamp(0.0, v), (v + hi).max(v))
+            })
+            .unzip(),
+        None => {
+            fallbacks.push(Fallback::BucketIntervalsFromTotal);
+            let (lo, hi) = if total > 0.0 {
+                (interval.low_kwh / total, interval.high_kwh / total)
+            } else {
+                (1.0, 1.0)
+            };
+            values.iter().map(|&v| (v * lo, v * hi)).unzip()
+        }
     };
 
     let (partial_buckets_scaled, partial_buckets_dropped) = history.partial_counts(start, end);
@@ -251,6 +285,8 @@ pub(super) fn forecast(
     Ok(Forecast {
         origin_bucket: origin,
         values_kwh: values,
+        low_kwh: low,
+        high_kwh: high,
         total_kwh: total,
         interval,
         model: ModelInfo {
@@ -363,6 +399,53 @@ impl Residuals {
         self.tail_mean(0).unwrap_or(0.0)
     }
 
+    /// Per-bucket additive 80% bands, `bands(i)` = (low, high) offsets for
+    /// bucket `i` of the horizon: the conformal ranks of the residuals in
+    /// the bucket's hour of the day over the last days — the first day's
+    /// after the carried deviation is taken off, later days' without it,
+    /// times `lead_scale[day]`. `None` if an hour has too few residuals.
+    fn bucket_bands(
+        &self,
+        persistence: IntradayPersistence,
+        lead_scale: &[f64],
+    ) -> Option<impl Fn(usize) -> (f64, f64)> {
+        const HOURS: usize = DAY / 4;
+        let mut first: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
+        let mut later: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
+        for j in 0..self.days {
+            let x = self.tail_mean(j + 1);
+            let mut carried = persistence.weight * x.unwrap_or(0.0);
+            for (s, &r) in self.day(j).iter().enumerate() {
+                if !r.is_nan() {
+                    later[s / 4].push(r);
+                    if x.is_some() {
+                        first[s / 4].push(r - carried);
+                    }
+                }
+                carried *= persistence.decay_per_bucket;
+            }
+        }
+        let ranks = |errors: &mut Vec<f64>| -> Option<(f64, f64)> {
+            if errors.len() < MIN_ERRORS_FOR_INTERVAL {
+                return None;
+            }
+            let (lo, hi) = conformal_ranks(errors);
+            Some((lo.min(0.0), hi.max(0.0)))
+        };
+        let first: Vec<(f64, f64)> = first.iter_mut().map(ranks).collect::<Option<_>>()?;
+        let later: Vec<(f64, f64)> = later.iter_mut().map(ranks).collect::<Option<_>>()?;
+        let lead_scale = lead_scale.to_vec();
+        Some(move |i: usize| {
+            let (day, hour) = (i / DAY, (i % DAY) / 4);
+            if day == 0 {
+                first[hour]
+            } else {
+                let k = lead_scale[day.min(lead_scale.len() - 1)];
+                (later[hour].0 * k, later[hour].1 * k)
+            }
+        })
+    }
+
     /// Least squares of each day's residuals on the previous day's last-hour
     /// deviation × decay^slot, over the decays of [`CARRY_DECAYS`]; the
     /// weight is kept in [0, 1], and zero when it does not reduce the
@@ -452,6 +535,18 @@ fn validate(
         shape_loss: vec![0.0; nsu * ns],
         shape_tail: vec![1.0; nsu * ns],
         actual_horizon: vec![f64::NAN; nu],
+        day_totals_actual: grid
+            .totals
+            .iter()
+            .zip(&grid.observed_per_day)
+            .map(|(&t, &o)| {
+                if o as f64 >= MIN_OBSERVED_SHARE * DAY as f64 && t > 0.0 {
+                    t
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect(),
         origins,
         leads,
         levels,
@@ -579,6 +674,53 @@ impl Validation {
         w.iter().map(|x| x / sum).collect()
     }
 
+    /// Per lead day, how much wider the blend's daily errors are than the
+    /// first day's: the root-mean-square relative error of the blended
+    /// daily totals (weights `level_w`) at that lead over the validation
+    /// origins, over the first lead's, at least 1 (and 1 without data).
+    fn lead_error_scale(&self, level_w: &[f64]) -> Vec<f64> {
+        let (nl, leads) = (self.levels.len(), self.leads);
+        let mut sums = vec![(0.0, 0usize); leads];
+        for (u, &e) in self.origins.iter().enumerate() {
+            for (lead, sum) in sums.iter_mut().enumerate() {
+                let actual = self.day_totals_actual[e + lead];
+                if actual.is_nan() {
+                    continue;
+                }
+                let blended: f64 = level_w
+                    .iter()
+                    .enumerate()
+                    .map(|(li, w)| w * self.level_totals[(u * nl + li) * leads + lead])
+                    .sum();
+                if blended > 0.0 {
+                    sum.0 += (actual / blended - 1.0).powi(2);
+                    sum.1 += 1;
+                }
+            }
+        }
+        let rms: Vec<f64> = sums
+            .iter()
+            .map(|&(s, n)| {
+                if n > 0 {
+                    (s / n as f64).sqrt()
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let base = rms.first().copied().unwrap_or(f64::NAN);
+        rms.iter()
+            .map(|&r| {
+                let k = r / base;
+                if k.is_finite() {
+                    k.max(1.0)
+                } else {
+                    1.0
+                }
+            })
+            .collect()
+    }
+
     /// The blended forecast of the horizon's total at origin `u`.
     fn blended_total(&self, u: usize, level_w: &[f64], shape_w: &[f64]) -> f64 {
         let (nl, ns, leads) = (self.levels.len(), self.shapes.len(), self.leads);
@@ -703,18 +845,22 @@ fn solve_dense(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 /// smallest, which cover at least 80% if tomorrow's error is exchangeable
 /// with those past ones.
 fn conformal_interval(total: f64, errors: &mut [f64]) -> Interval {
-    errors.sort_by(f64::total_cmp);
-    let n = errors.len();
-    let tail = (1.0 - INTERVAL_LEVEL) / 2.0;
-    let lo_rank = (((n + 1) as f64 * tail).floor() as usize).clamp(1, n);
-    let hi_rank = (((n + 1) as f64 * (1.0 - tail)).ceil() as usize).clamp(1, n);
-    let lo = errors[lo_rank - 1];
-    let hi = errors[hi_rank - 1];
+    let (lo, hi) = conformal_ranks(errors);
     Interval {
         level: INTERVAL_LEVEL,
         low_kwh: (total * (1.0 + lo.min(0.0))).max(0.0),
         high_kwh: total * (1.0 + hi.max(0.0)),
     }
+}
+
+/// The ⌊(n+1)·10%⌋-th and ⌈(n+1)·90%⌉-th smallest of `errors` (sorted).
+fn conformal_ranks(errors: &mut [f64]) -> (f64, f64) {
+    errors.sort_by(f64::total_cmp);
+    let n = errors.len();
+    let tail = (1.0 - INTERVAL_LEVEL) / 2.0;
+    let lo_rank = (((n + 1) as f64 * tail).floor() as usize).clamp(1, n);
+    let hi_rank = (((n + 1) as f64 * (1.0 - tail)).ceil() as usize).clamp(1, n);
+    (errors[lo_rank - 1], errors[hi_rank - 1])
 }
 
 /// For when there are too few past errors: ±1.28 coefficients of variation

@@ -443,6 +443,15 @@ fn outputs_are_sane_for_every_history_length_and_horizon() {
                 );
                 let sum: f64 = f.values_kwh.iter().sum();
                 assert!((sum - f.total_kwh).abs() <= 1e-9 * sum, "{what}");
+                assert_eq!(f.low_kwh.len(), horizon, "{what}");
+                assert_eq!(f.high_kwh.len(), horizon, "{what}");
+                for i in 0..horizon {
+                    let (lo, v, hi) = (f.low_kwh[i], f.values_kwh[i], f.high_kwh[i]);
+                    assert!(
+                        0.0 <= lo && lo <= v && v <= hi && hi.is_finite(),
+                        "{what}, bucket {i}: {lo} {v} {hi}"
+                    );
+                }
                 let Interval {
                     low_kwh,
                     high_kwh,
@@ -509,4 +518,45 @@ fn the_deviation_before_the_origin_carries_into_the_next_hours() {
         with < 0.6 * without,
         "first two hours: |error| {with:.2} with the carry, {without:.2} for the bare pattern"
     );
+}
+
+#[test]
+fn bucket_intervals_follow_the_noise_by_time_of_day_and_cover_it() {
+    // Noise of ±0.2 kWh by night and ±3 kWh from 08:00 to 20:00: the
+    // per-bucket bands must be narrow at night, wide by day, and hold about
+    // 80% of the next day's buckets.
+    let days = 126;
+    let mut rng = Noise(5);
+    let kwh: Vec<f64> = (0..(days + 14) * DAY)
+        .map(|i| {
+            let slot = i % DAY;
+            let amplitude = if (32..80).contains(&slot) { 3.0 } else { 0.2 };
+            pattern(i) + amplitude * rng.next()
+        })
+        .collect();
+    let (mut covered, mut buckets) = (0, 0);
+    for day in days..days + 14 {
+        let origin = day * DAY;
+        let history = History::from_kwh(FIRST, &kwh[..origin]);
+        let f = forecast(&history, FIRST + origin as i64, DAY).unwrap();
+        assert!(
+            !has_fallback(&f, |x| *x == Fallback::BucketIntervalsFromTotal),
+            "{:?}",
+            f.model.fallbacks
+        );
+        let width = |i: usize| f.high_kwh[i] - f.low_kwh[i];
+        let night = (0..16).map(width).sum::<f64>() / 16.0;
+        let noon = (40..56).map(width).sum::<f64>() / 16.0;
+        // Uniform ±a noise has its 10-90% band 1.6a wide.
+        assert!(night < 1.0, "day {day}: night band {night}");
+        assert!((3.0..8.0).contains(&noon), "day {day}: noon band {noon}");
+        for i in 0..DAY {
+            buckets += 1;
+            if (f.low_kwh[i]..=f.high_kwh[i]).contains(&kwh[origin + i]) {
+                covered += 1;
+            }
+        }
+    }
+    let share = covered as f64 / buckets as f64;
+    assert!((0.7..0.9).contains(&share), "bucket coverage {share}");
 }
