@@ -29,6 +29,10 @@ const MIN_ORIGINS_FOR_WEIGHTS: usize = 3;
 /// The horizon is validated as asked only if the history leaves at least
 /// this many past origins for it; else a shorter horizon is validated.
 const MIN_ORIGINS_AT_HORIZON: usize = 7;
+/// With three weeks of past origins or more, a component is blended in
+/// only if it can be scored on this many: a component that needs four weeks
+/// must not cut a five-week history's validation to a week.
+const MIN_ORIGINS_PER_COMPONENT: usize = 14;
 /// Below this many past errors the conformal interval does not exist at 80%
 /// (its ranks need (n + 1) × 10% ≥ 1); the daily spread stands in.
 const MIN_ERRORS_FOR_INTERVAL: usize = 9;
@@ -139,10 +143,25 @@ pub(super) fn forecast(
         .collect();
     if origins.len() >= MIN_ORIGINS_FOR_WEIGHTS {
         // Keep the components that can be scored on enough origins, then
-        // the origins where all of them can.
-        let need = MIN_ORIGINS_FOR_WEIGHTS;
+        // the origins where all of them can. A component that joins late
+        // would cut the origins everything is weighed on (and the honest
+        // errors the interval needs) below two weeks: it waits, once the
+        // history gives three weeks of origins (before that, every
+        // component that can be scored at all is worth more than origins).
+        let need = if origins.len() >= 21 {
+            MIN_ORIGINS_PER_COMPONENT
+        } else {
+            MIN_ORIGINS_FOR_WEIGHTS
+        };
+        let before = levels.len() + shapes.len();
         levels.retain(|c| origins.iter().filter(|&&e| c.available(e)).count() >= need);
         shapes.retain(|c| origins.iter().filter(|&&e| c.available(e)).count() >= need);
+        let waiting = before - levels.len() - shapes.len();
+        if waiting > 0 {
+            fallbacks.push(Fallback::ComponentsAwaitingHistory {
+                components: waiting,
+            });
+        }
         origins.retain(|&e| {
             levels.iter().all(|c| c.available(e)) && shapes.iter().all(|c| c.available(e))
         });

@@ -92,7 +92,10 @@
 //! - under a week: only weekday-blind components (a daily profile);
 //! - under three weeks: no regressions or smoothing; components join as the
 //!   history covers what they need, and are blended only once they can be
-//!   scored at 3 past origins;
+//!   scored at 3 past origins — or, once the history gives three weeks of
+//!   past origins, at 14, so that a component needing four weeks does not
+//!   cut a five-week history's validation to a week (with 8–12 weeks every
+//!   component is weighed on 28 origins);
 //! - too few past origins for weights or interval: equal weights, and an
 //!   interval of ±1.28 coefficients of variation of the daily totals (at
 //!   least ±32%);
@@ -215,6 +218,10 @@ pub enum Fallback {
     /// Weights and interval learned at a shorter horizon than asked for,
     /// because the history is shorter than the horizon allows.
     ValidatedOnShorterHorizon { days: usize },
+    /// Components that need more history than the validation origins give
+    /// were left out, so that the rest are weighed on at least two weeks of
+    /// origins (they join as the history grows).
+    ComponentsAwaitingHistory { components: usize },
     /// Too few past bucket errors for per-bucket intervals: each bucket's
     /// interval is the total's, scaled to the bucket.
     BucketIntervalsFromTotal,
@@ -244,6 +251,11 @@ impl fmt::Display for Fallback {
                     "history too short to validate the full horizon: validated on {days} day(s)"
                 )
             }
+            Fallback::ComponentsAwaitingHistory { components } => write!(
+                f,
+                "{components} component(s) left out until the history lets them be validated \
+                 on enough past origins"
+            ),
             Fallback::BucketIntervalsFromTotal => write!(
                 f,
                 "too few past bucket errors: each bucket's interval is the total's, scaled"

@@ -560,3 +560,48 @@ fn bucket_intervals_follow_the_noise_by_time_of_day_and_cover_it() {
     let share = covered as f64 / buckets as f64;
     assert!((0.7..0.9).contains(&share), "bucket coverage {share}");
 }
+
+#[test]
+fn short_histories_are_still_validated_on_enough_origins() {
+    let kwh = series(120, 1.0);
+    let end = 120 * DAY;
+    let fit = |days: usize| {
+        let from = end - days * DAY;
+        let history = History::from_kwh(FIRST + from as i64, &kwh[from..]);
+        forecast(&history, FIRST + end as i64, DAY).unwrap()
+    };
+    let awaiting = |f: &Forecast| {
+        has_fallback(f, |x| {
+            matches!(x, Fallback::ComponentsAwaitingHistory { .. })
+        })
+    };
+    // Four and five weeks: the components that need four weeks of history
+    // wait, so the rest are weighed on two weeks or more of past origins
+    // and the interval has its own errors.
+    for days in [28, 35] {
+        let f = fit(days);
+        assert!(awaiting(&f), "{days} days: {:?}", f.model.fallbacks);
+        assert!(f.model.validation_origins >= 14, "{days} days");
+        assert!(f.model.interval_errors >= 9, "{days} days");
+        assert!(
+            !has_fallback(&f, |x| matches!(
+                x,
+                Fallback::IntervalFromDailySpread { .. }
+            )),
+            "{days} days: {:?}",
+            f.model.fallbacks
+        );
+    }
+    // Eight and twelve weeks: every component, on four weeks of origins.
+    for days in [56, 84] {
+        let f = fit(days);
+        assert!(
+            f.model.fallbacks.is_empty(),
+            "{days} days: {:?}",
+            f.model.fallbacks
+        );
+        assert_eq!(f.model.validation_origins, 28, "{days} days");
+        assert_eq!(f.model.level_weights.len(), 8, "{days} days");
+        assert!(f.model.interval_errors >= 25, "{days} days");
+    }
+}
