@@ -117,7 +117,8 @@ pub(super) fn forecast(
     if covered < MIN_HISTORY_BUCKETS {
         return Err(insufficient(covered));
     }
-    let grid = Grid::build(history, end, n_days);
+    let mut grid = Grid::build(history, end, n_days);
+    grid.seasonal = super::components::seasonal_snapshots(&grid);
     if n_days < 7 {
         fallbacks.push(Fallback::NoWeeklyStructure {
             history_days: n_days,

@@ -75,9 +75,14 @@ pub(crate) enum Shape {
     /// last 28 days (half-life 3 days) over their flat mean. Weekday habits
     /// with a profile that follows slow drift (the season, daylight).
     DriftAdjustedWeekdays,
+    /// The day's curve of the recursive daily + weekly decomposition (see
+    /// [`seasonal_snapshots`]). Its daily *total* is not a level component:
+    /// the stacking gave it a fifth of the weight on past origins, and the
+    /// backtest's daily MAPE got worse on most series and periods.
+    SeasonalDecomposition,
 }
 
-pub(crate) const SHAPES: [Shape; 7] = [
+pub(crate) const SHAPES: [Shape; 8] = [
     Shape::Yesterday,
     Shape::SameDayLastWeek,
     Shape::MeanSameWeekdays4,
@@ -85,6 +90,7 @@ pub(crate) const SHAPES: [Shape; 7] = [
     Shape::MeanRecentDays7,
     Shape::MeanRecentDays28,
     Shape::DriftAdjustedWeekdays,
+    Shape::SeasonalDecomposition,
 ];
 
 /// Days the trend + weekday regressions fit on.
@@ -170,6 +176,7 @@ impl Shape {
             Shape::MeanRecentDays7 => "mean_7_days",
             Shape::MeanRecentDays28 => "mean_28_days",
             Shape::DriftAdjustedWeekdays => "drift_adjusted_4_same_weekdays",
+            Shape::SeasonalDecomposition => "daily_weekly_decomposition",
         }
     }
 
@@ -181,6 +188,7 @@ impl Shape {
             Shape::MeanSameWeekdays4 | Shape::MeanRecentDays28 | Shape::DriftAdjustedWeekdays => {
                 e >= 28
             }
+            Shape::SeasonalDecomposition => e >= DECOMPOSITION_WARMUP_DAYS,
         }
     }
 
@@ -258,9 +266,78 @@ impl Shape {
                         }
                     }
                 }
+                Shape::SeasonalDecomposition => decomposition_curve(grid, e, lead, out),
                 Shape::MeanRecentDays7 | Shape::MeanRecentDays28 => unreachable!("handled above"),
             }
         }
+    }
+}
+
+/// Days the decomposition is initialised on before it forecasts.
+const DECOMPOSITION_WARMUP_DAYS: usize = 14;
+/// Per-update smoothing of the decomposition: the level at every bucket,
+/// the daily profile once a day per slot, the weekly once a week per slot.
+const DECOMPOSITION_ALPHA: f64 = 0.02;
+const DECOMPOSITION_GAMMA_DAY: f64 = 0.1;
+const DECOMPOSITION_GAMMA_WEEK: f64 = 0.2;
+const WEEK_SLOTS: usize = 7 * DAY;
+/// One snapshot: the level, the daily profile, the weekly profile.
+const SNAPSHOT: usize = 1 + DAY + WEEK_SLOTS;
+
+/// A recursive additive decomposition of the grid's buckets into a level, a
+/// daily and a weekly profile, `y = level + daily[t mod 96] + weekly[t mod
+/// 672] + remainder`, each updated smoothly bucket by bucket in one pass
+/// (exponential smoothing, like MSTL's seasonal components but without a
+/// refit): initialised on the first two weeks, its state is kept at every
+/// day boundary from then on, so a forecast from any past origin reads its
+/// snapshot instead of refitting. Snapshot `e − warm-up` holds the state
+/// after day `e − 1`.
+pub(crate) fn seasonal_snapshots(grid: &Grid) -> Vec<f64> {
+    let n = grid.n_days;
+    if n < DECOMPOSITION_WARMUP_DAYS {
+        return Vec::new();
+    }
+    let warm = DECOMPOSITION_WARMUP_DAYS * DAY;
+    let y = &grid.vals;
+    let mut level = y[..warm].iter().sum::<f64>() / warm as f64;
+    let mut daily = [0.0; DAY];
+    for (t, &v) in y[..warm].iter().enumerate() {
+        daily[t % DAY] += (v - level) / DECOMPOSITION_WARMUP_DAYS as f64;
+    }
+    let mut weekly = vec![0.0; WEEK_SLOTS];
+    let weeks = (DECOMPOSITION_WARMUP_DAYS / 7) as f64;
+    for (t, &v) in y[..warm].iter().enumerate() {
+        weekly[t % WEEK_SLOTS] += (v - level - daily[t % DAY]) / weeks;
+    }
+    let mut out = Vec::with_capacity((n - DECOMPOSITION_WARMUP_DAYS + 1) * SNAPSHOT);
+    let snapshot = |out: &mut Vec<f64>, level: f64, daily: &[f64], weekly: &[f64]| {
+        out.push(level);
+        out.extend_from_slice(daily);
+        out.extend_from_slice(weekly);
+    };
+    snapshot(&mut out, level, &daily, &weekly);
+    for (t, &v) in y.iter().enumerate().skip(warm) {
+        // An imputed cell is no news: the state carries over it.
+        if grid.observed[t] {
+            let (s, k) = (t % DAY, t % WEEK_SLOTS);
+            level += DECOMPOSITION_ALPHA * (v - daily[s] - weekly[k] - level);
+            daily[s] += DECOMPOSITION_GAMMA_DAY * (v - level - weekly[k] - daily[s]);
+            weekly[k] += DECOMPOSITION_GAMMA_WEEK * (v - level - daily[s] - weekly[k]);
+        }
+        if (t + 1) % DAY == 0 {
+            snapshot(&mut out, level, &daily, &weekly);
+        }
+    }
+    out
+}
+
+/// The decomposition's curve of day `e + lead` from its state at day `e`.
+fn decomposition_curve(grid: &Grid, e: usize, lead: usize, out: &mut [f64]) {
+    let state = &grid.seasonal[(e - DECOMPOSITION_WARMUP_DAYS) * SNAPSHOT..][..SNAPSHOT];
+    let (level, daily, weekly) = (state[0], &state[1..=DAY], &state[1 + DAY..]);
+    let first = (e + lead) * DAY;
+    for (s, o) in out.iter_mut().enumerate() {
+        *o = (level + daily[s] + weekly[(first + s) % WEEK_SLOTS]).max(0.0);
     }
 }
 

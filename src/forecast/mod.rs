@@ -25,6 +25,9 @@
 //!   7 and of the last 28 days; the mean of the last 4 same weekdays times
 //!   the profile's recent drift (an exponentially weighted recent profile,
 //!   half-life 3 days, over the flat 28-day one, smoothed over the hour);
+//!   the curve of a recursive daily + weekly decomposition (level, daily
+//!   and weekly profiles smoothed bucket by bucket in one pass, its state
+//!   kept at every day boundary so past origins read it without a refit);
 //! - intraday persistence: the last hour's deviation from the blend's own
 //!   day-ahead forecast of it, carried into the horizon with a weight and
 //!   a per-bucket decay learned by least squares on the blend's day-ahead
