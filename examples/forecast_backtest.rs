@@ -9,12 +9,22 @@
 //! daily total; the same for the README's three seasonal baselines, and the
 //! model's fit + forecast time.
 //!
+//! Besides the data README's test period (the last 28 days with all history)
+//! it runs the same 28 days with the series truncated to its last 12 weeks,
+//! and four more 28-day periods through the year (see
+//! [`protocol::periods`]); the references include the README's OLS (trend +
+//! time of day + weekday over 8 weeks), computed for every period with the
+//! same code. The summary gives every series x period, and the coverage of
+//! the 80% interval of 1-, 7- and 28-day totals pooled over all of them.
+//!
 //! `cargo run --release --example forecast_backtest` (add `-- --verbose` for
 //! the per-origin blend weights).
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use powerd::forecast::{forecast, Forecast, ForecastError, History, MAX_HORIZON_BUCKETS};
+use powerd::forecast::{
+    forecast, ComponentWeight, Forecast, ForecastError, History, MAX_HORIZON_BUCKETS,
+};
 use powerd::model::BUCKET_SECONDS;
 use powerd::wire::parse_timestamp;
 
@@ -23,7 +33,7 @@ use powerd::wire::parse_timestamp;
 #[allow(dead_code)]
 mod protocol;
 
-use protocol::{missing_data_message, test_origins, Scores, SeriesInfo, DAY, SERIES};
+use protocol::{missing_data_message, periods, Scores, SeriesInfo, DAY, SERIES};
 
 struct Series {
     first_bucket: i64,
@@ -37,10 +47,13 @@ fn main() {
         println!("{}", missing_data_message("forecast_backtest", &data));
         return;
     }
+    let mut rows = Vec::new();
+    let mut coverage = Coverage::default();
     for info in &SERIES {
         let series = load(&data.join(format!("{}.csv", info.name)), info.name);
-        run(&series, info, verbose);
+        rows.extend(run(&series, info, verbose, &mut coverage));
     }
+    print_summary(&rows, &coverage);
 }
 
 fn load(path: &PathBuf, name: &str) -> Series {
@@ -80,7 +93,93 @@ fn load(path: &PathBuf, name: &str) -> Series {
     Series { first_bucket, kwh }
 }
 
-fn run(series: &Series, info: &SeriesInfo, verbose: bool) {
+/// Interval coverage of window totals, pooled over series and periods.
+#[derive(Default)]
+struct Coverage {
+    /// (covered, windows) for 1-day, 7-day and 28-day totals.
+    by_days: [(usize, usize); 3],
+    /// The same for the per-bucket intervals of those windows.
+    buckets: [(usize, usize); 3],
+}
+
+impl Coverage {
+    fn add(&mut self, k: usize, actual: &[f64], f: &Forecast) {
+        let b = &mut self.buckets[k];
+        for (i, a) in actual.iter().enumerate() {
+            b.1 += 1;
+            if (f.low_kwh[i]..=f.high_kwh[i]).contains(a) {
+                b.0 += 1;
+            }
+        }
+        let actual: f64 = actual.iter().sum();
+        let c = &mut self.by_days[k];
+        c.1 += 1;
+        if (f.interval.low_kwh..=f.interval.high_kwh).contains(&actual) {
+            c.0 += 1;
+        }
+    }
+}
+
+/// Each component's mean weight over the day-ahead forecasts of a series.
+#[derive(Default)]
+struct Shares {
+    level: Vec<(&'static str, f64)>,
+    shape: Vec<(&'static str, f64)>,
+    persistence: f64,
+    decay: f64,
+    n: usize,
+}
+
+impl Shares {
+    fn add(&mut self, f: &Forecast) {
+        let add = |acc: &mut Vec<(&'static str, f64)>, w: &[ComponentWeight]| {
+            for c in w {
+                match acc.iter_mut().find(|(name, _)| *name == c.name) {
+                    Some(slot) => slot.1 += c.weight,
+                    None => acc.push((c.name, c.weight)),
+                }
+            }
+        };
+        add(&mut self.level, &f.model.level_weights);
+        add(&mut self.shape, &f.model.shape_weights);
+        self.persistence += f.model.intraday_persistence.weight;
+        self.decay += f.model.intraday_persistence.decay_per_bucket;
+        self.n += 1;
+    }
+
+    fn print(&self, series: &str) {
+        let n = self.n.max(1) as f64;
+        let list = |acc: &[(&str, f64)]| {
+            acc.iter()
+                .map(|(name, w)| format!("{name} {:.2}", w / n))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!();
+        println!(
+            "{series}: mean weights over its {} day-ahead forecasts",
+            self.n
+        );
+        println!("  level: {}", list(&self.level));
+        println!("  shape: {}", list(&self.shape));
+        println!(
+            "  intraday persistence: weight {:.2}, decay per bucket {:.3}",
+            self.persistence / n,
+            self.decay / n
+        );
+    }
+}
+
+/// One line of the summary: series, period, the model's and the best
+/// reference's MAPE and MASE, and the 1-day coverage.
+struct Row {
+    series: &'static str,
+    period: String,
+    model: (f64, f64, f64),
+    best: (f64, f64),
+}
+
+fn run(series: &Series, info: &SeriesInfo, verbose: bool, coverage: &mut Coverage) -> Vec<Row> {
     let kwh = &series.kwh;
     let n = kwh.len();
     let missing = kwh.iter().filter(|v| v.is_nan()).count();
@@ -89,27 +188,59 @@ fn run(series: &Series, info: &SeriesInfo, verbose: bool) {
         "{}: the baselines assume a complete series",
         info.name
     );
-    let origins = test_origins(series.first_bucket, n, info.utc_offset_h);
-
-    let mut scores = Scores::default();
+    let mut rows = Vec::new();
     let mut times = Vec::new();
-    for &o in &origins {
-        // Only the past goes in, so nothing after the origin can leak.
-        let history = History::from_kwh(series.first_bucket, &kwh[..o]);
-        let origin_bucket = series.first_bucket + o as i64;
-        let started = Instant::now();
-        let f = forecast(&history, origin_bucket, DAY).expect("forecast");
-        times.push(started.elapsed());
-        scores.add(
-            kwh,
-            o,
-            &f.values_kwh,
-            (f.interval.low_kwh, f.interval.high_kwh),
-        );
-        if verbose {
-            print_origin(&f, &kwh[o..o + DAY]);
+    let mut shares = Shares::default();
+    for period in periods(series.first_bucket, n, info.utc_offset_h) {
+        let h0 = period.history_start;
+        let first = series.first_bucket + h0 as i64;
+        let mut scores = Scores::default();
+        for (k, &o) in period.origins.iter().enumerate() {
+            // Only the past goes in, so nothing after the origin can leak.
+            let history = History::from_kwh(first, &kwh[h0..o]);
+            let origin_bucket = series.first_bucket + o as i64;
+            let started = Instant::now();
+            let f = forecast(&history, origin_bucket, DAY).expect("forecast");
+            times.push(started.elapsed());
+            shares.add(&f);
+            scores.add(
+                &kwh[h0..],
+                o - h0,
+                &f.values_kwh,
+                (f.interval.low_kwh, f.interval.high_kwh),
+            );
+            coverage.add(0, &kwh[o..o + DAY], &f);
+            if verbose {
+                print_origin(&f, &kwh[o..o + DAY]);
+            }
+            // Longer windows: the week from every 7th origin, and the 28 days
+            // from the first, where the series holds them.
+            for (c, days) in [(1, 7), (2, 28)] {
+                if k % days == 0 && o + days * DAY <= n {
+                    let f = forecast(&history, origin_bucket, days * DAY).expect("forecast");
+                    coverage.add(c, &kwh[o..o + days * DAY], &f);
+                }
+            }
         }
+        println!();
+        println!(
+            "{} / {} ({} test origins at local midnight, UTC{:+}, history from bucket {})",
+            info.name,
+            period.label,
+            period.origins.len(),
+            info.utc_offset_h,
+            h0
+        );
+        scores.print("powerd::forecast (blend)", info);
+        rows.push(Row {
+            series: info.name,
+            period: period.label,
+            model: scores.model.means(),
+            best: scores.best_reference(),
+        });
     }
+
+    shares.print(info.name);
 
     // Fit + forecast with the whole year before the origin, day-ahead and
     // four weeks ahead.
@@ -117,26 +248,62 @@ fn run(series: &Series, info: &SeriesInfo, verbose: bool) {
     let end = series.first_bucket + n as i64;
     let year_day = median_time(|| forecast(&full, end, DAY));
     let year_4w = median_time(|| forecast(&full, end, MAX_HORIZON_BUCKETS));
-
-    println!();
-    println!(
-        "{} ({} buckets, {} test origins at local midnight, UTC{:+})",
-        info.name,
-        n,
-        origins.len(),
-        info.utc_offset_h
-    );
-    scores.print("powerd::forecast (blend)", info);
     times.sort();
     println!(
-        "fit+forecast: p50 {:.2} ms, max {:.2} ms over the origins; with the full year ({} buckets, \
-         median of 11 runs): {:.2} ms for 1 day, {:.2} ms for 28 days ahead",
+        "{}: fit+forecast day-ahead p50 {:.2} ms, max {:.2} ms over all test origins; with the \
+         full year ({} buckets, median of 11 runs): {:.2} ms for 1 day, {:.2} ms for 28 days ahead",
+        info.name,
         ms(times[times.len() / 2]),
         ms(*times.last().expect("origins")),
         n,
         ms(year_day),
         ms(year_4w)
     );
+    rows
+}
+
+fn print_summary(rows: &[Row], coverage: &Coverage) {
+    println!();
+    println!(
+        "summary: model MAPE % / MASE (1-day 80% coverage) vs the best reference computed here"
+    );
+    println!(
+        "| {:<13} | {:<18} | {:>15} | {:>7} | {:>15} | {:>9} |",
+        "series", "period", "model", "cov", "best reference", "verdict"
+    );
+    println!(
+        "|{:-<15}|{:-<20}|{:->17}|{:->9}|{:->17}|{:->11}|",
+        "", "", "", "", "", ""
+    );
+    let mut met = 0;
+    for r in rows {
+        let ok = r.model.0 < r.best.0 && r.model.1 < r.best.1;
+        met += usize::from(ok);
+        println!(
+            "| {:<13} | {:<18} | {:>6.2} / {:.3} | {:>6.1}% | {:>6.2} / {:.3} | {:>9} |",
+            r.series,
+            r.period,
+            r.model.0,
+            r.model.1,
+            r.model.2 * 100.0,
+            r.best.0,
+            r.best.1,
+            if ok { "beats" } else { "MISSED" }
+        );
+    }
+    println!(
+        "{met} of {} series x periods below the best reference on both metrics",
+        rows.len()
+    );
+    for (k, days) in [1, 7, 28].iter().enumerate() {
+        let (c, w) = coverage.by_days[k];
+        println!(
+            "pooled coverage of the 80% interval of {days}-day totals: {c}/{w} = {:.1}%; \
+             of their buckets' intervals: {:.1}%",
+            100.0 * c as f64 / w.max(1) as f64,
+            100.0 * coverage.buckets[k].0 as f64 / coverage.buckets[k].1.max(1) as f64
+        );
+    }
 }
 
 /// The median of 11 timed runs: one number that a busy machine's outliers
@@ -159,14 +326,14 @@ fn ms(d: Duration) -> f64 {
 
 fn print_origin(f: &Forecast, actual: &[f64]) {
     let a: f64 = actual.iter().sum();
-    let weights = |w: &[powerd::forecast::ComponentWeight]| {
+    let weights = |w: &[ComponentWeight]| {
         w.iter()
             .map(|c| format!("{}={:.2}", c.name, c.weight))
             .collect::<Vec<_>>()
             .join(" ")
     };
     println!(
-        "  origin {}: actual {:.4e} predicted {:.4e} ({:+.1}%) interval [{:.4e}, {:.4e}]\n    level: {}\n    shape: {}",
+        "  origin {}: actual {:.4e} predicted {:.4e} ({:+.1}%) interval [{:.4e}, {:.4e}]\n    level: {}\n    shape: {}\n    persistence: {:?}",
         f.origin_bucket,
         a,
         f.total_kwh,
@@ -174,6 +341,7 @@ fn print_origin(f: &Forecast, actual: &[f64]) {
         f.interval.low_kwh,
         f.interval.high_kwh,
         weights(&f.model.level_weights),
-        weights(&f.model.shape_weights)
+        weights(&f.model.shape_weights),
+        f.model.intraday_persistence
     );
 }

@@ -84,11 +84,15 @@ fn curve(answer: &Value) -> Vec<(usize, f64)> {
         .iter()
         .map(|item| {
             let t = powerd::wire::parse_timestamp(item["datetime"].as_str().unwrap()).unwrap();
-            assert_eq!(item.as_object().unwrap().len(), 2, "{item}");
-            (
-                ((t - FIRST_S) / BUCKET_S) as usize,
-                item["value"].as_f64().expect("value"),
-            )
+            assert_eq!(item.as_object().unwrap().len(), 4, "{item}");
+            let value = item["value"].as_f64().expect("value");
+            // Each bucket's own 80% interval holds its expected value.
+            let (low, high) = (
+                item["low"].as_f64().unwrap(),
+                item["high"].as_f64().unwrap(),
+            );
+            assert!(0.0 <= low && low <= value && value <= high, "{item}");
+            (((t - FIRST_S) / BUCKET_S) as usize, value)
         })
         .collect();
     for pair in items.windows(2) {

@@ -89,6 +89,132 @@ pub fn test_origins(first_bucket: i64, n: usize, utc_offset_h: i64) -> Vec<usize
     origins[origins.len() - TEST_DAYS..].to_vec()
 }
 
+/// A 28-day test period of a series: `origins` (indices into the series,
+/// local midnights with a whole day after each) and where the history the
+/// model and the references may read begins (`history_start`: 0 for all of
+/// it, later for a truncated series).
+pub struct Period {
+    pub label: String,
+    pub history_start: usize,
+    pub origins: Vec<usize>,
+}
+
+/// Days from the series' start at which the extra test periods end: the ends
+/// of March, June, August and October of a 365-day year, so the model is
+/// tested in every season, not only in December.
+pub const EXTRA_PERIOD_ENDS: [(usize, &str); 4] = [
+    (90, "to day 90"),
+    (181, "to day 181"),
+    (243, "to day 243"),
+    (304, "to day 304"),
+];
+/// The truncated series keeps this many days: 8 weeks of history before its
+/// 28-day test period.
+pub const TRUNCATED_DAYS: usize = 84;
+
+/// Every test period of a series of `n` buckets: the last 28 days with all
+/// history (the data README's protocol), the same 28 days with only the last
+/// [`TRUNCATED_DAYS`] of the series, and the 28 days before each of
+/// [`EXTRA_PERIOD_ENDS`] with all history before them.
+pub fn periods(first_bucket: i64, n: usize, utc_offset_h: i64) -> Vec<Period> {
+    let whole = test_origins(first_bucket, n, utc_offset_h);
+    let mut out = vec![
+        Period {
+            label: "whole, last 28 d".into(),
+            history_start: 0,
+            origins: whole.clone(),
+        },
+        Period {
+            label: "last 12 weeks only".into(),
+            history_start: whole[0] - (TRUNCATED_DAYS - TEST_DAYS) * DAY,
+            origins: whole,
+        },
+    ];
+    for (end_day, label) in EXTRA_PERIOD_ENDS {
+        out.push(Period {
+            label: label.into(),
+            history_start: 0,
+            origins: test_origins(first_bucket, end_day * DAY, utc_offset_h),
+        });
+    }
+    out
+}
+
+/// The README's OLS reference: least squares of the buckets on trend +
+/// time-of-day + day-of-week dummies over the last 8 weeks before `o`,
+/// extrapolated over the next day.
+pub fn ols_reference(kwh: &[f64], o: usize) -> Vec<f64> {
+    const K: usize = 2 + (DAY - 1) + 6;
+    let from = o.saturating_sub(8 * WEEK);
+    // The nonzero features of bucket t: (index, value), at most four.
+    let features = |t: usize| {
+        let mut f = [(0usize, 1.0f64); 4];
+        let mut m = 1;
+        f[m] = (1, (t as f64 - o as f64) / WEEK as f64);
+        m += 1;
+        let slot = (t - from) % DAY;
+        if slot > 0 {
+            f[m] = (1 + slot, 1.0);
+            m += 1;
+        }
+        let dow = ((t - from) / DAY) % 7;
+        if dow > 0 {
+            f[m] = (1 + (DAY - 1) + dow, 1.0);
+            m += 1;
+        }
+        (f, m)
+    };
+    let mut a = vec![0.0; K * K];
+    let mut b = vec![0.0; K];
+    for (t, &y) in kwh.iter().enumerate().take(o).skip(from) {
+        let (f, m) = features(t);
+        for &(i, x) in &f[..m] {
+            b[i] += x * y;
+            for &(j, z) in &f[..m] {
+                a[i * K + j] += x * z;
+            }
+        }
+    }
+    for i in 1..K {
+        a[i * K + i] += 1e-9 * (1.0 + a[0]);
+    }
+    let beta = solve(a, b, K);
+    (o..o + DAY)
+        .map(|t| {
+            let (f, m) = features(t);
+            f[..m].iter().map(|&(i, x)| x * beta[i]).sum::<f64>()
+        })
+        .collect()
+}
+
+/// Gaussian elimination with partial pivoting on a row-major `k × k` system.
+fn solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Vec<f64> {
+    for col in 0..k {
+        let pivot = (col..k)
+            .max_by(|&i, &j| a[i * k + col].abs().total_cmp(&a[j * k + col].abs()))
+            .expect("rows");
+        for c in 0..k {
+            a.swap(col * k + c, pivot * k + c);
+        }
+        b.swap(col, pivot);
+        for row in col + 1..k {
+            let f = a[row * k + col] / a[col * k + col];
+            if f != 0.0 {
+                for c in col..k {
+                    a[row * k + c] -= f * a[col * k + c];
+                }
+                b[row] -= f * b[col];
+            }
+        }
+    }
+    let mut x = vec![0.0; k];
+    for row in (0..k).rev() {
+        let s: f64 = (row + 1..k).map(|c| a[row * k + c] * x[c]).sum();
+        x[row] = (b[row] - s) / a[row * k + row];
+    }
+    x
+}
+
 /// One method's errors, summed over the origins.
 #[derive(Default, Clone, Copy)]
 pub struct Score {
@@ -147,13 +273,14 @@ impl Score {
     }
 }
 
-/// The model's and the three baselines' scores on one series.
+/// The model's and the reference methods' scores on one series.
 #[derive(Default)]
 pub struct Scores {
     pub model: Score,
-    yesterday: Score,
-    last_week: Score,
-    mean4: Score,
+    pub yesterday: Score,
+    pub last_week: Score,
+    pub mean4: Score,
+    pub ols: Score,
 }
 
 impl Scores {
@@ -173,7 +300,19 @@ impl Scores {
         self.yesterday.add(actual, &yesterday, scale, None);
         self.last_week.add(actual, &last_week, scale, None);
         self.mean4.add(actual, &mean4, scale, None);
+        self.ols.add(actual, &ols_reference(kwh, o), scale, None);
         self.model.add(actual, predicted, scale, Some(interval));
+    }
+
+    /// The best MAPE and the best MASE among the references computed here
+    /// (each minimised separately, as in the data README's "best").
+    pub fn best_reference(&self) -> (f64, f64) {
+        [self.yesterday, self.last_week, self.mean4, self.ols]
+            .iter()
+            .map(|s| s.means())
+            .fold((f64::INFINITY, f64::INFINITY), |(a, b), (m, s, _)| {
+                (a.min(m), b.min(s))
+            })
     }
 
     /// The table and the verdict on the targets.
@@ -187,6 +326,7 @@ impl Scores {
         println!("{}", self.yesterday.row("yesterday's profile"));
         println!("{}", self.last_week.row("same day last week"));
         println!("{}", self.mean4.row("mean of last 4 same weekdays"));
+        println!("{}", self.ols.row("OLS trend+tod+dow, 8 weeks"));
         let (mape, mase, coverage) = self.model.means();
         let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
         println!(

@@ -6,8 +6,8 @@ use std::ops::Range;
 use super::components::{Level, Shape, LEVELS, MAX_COMPONENT_LOOKBACK_DAYS, SHAPES};
 use super::history::{Grid, History};
 use super::{
-    ComponentWeight, Fallback, Forecast, ForecastError, Interval, ModelInfo, BUCKETS_PER_DAY,
-    INTERVAL_LEVEL, MAX_HORIZON_BUCKETS, MIN_HISTORY_BUCKETS,
+    ComponentWeight, Fallback, Forecast, ForecastError, Interval, IntradayPersistence, ModelInfo,
+    BUCKETS_PER_DAY, INTERVAL_LEVEL, MAX_HORIZON_BUCKETS, MIN_HISTORY_BUCKETS,
 };
 
 const DAY: usize = BUCKETS_PER_DAY;
@@ -29,6 +29,10 @@ const MIN_ORIGINS_FOR_WEIGHTS: usize = 3;
 /// The horizon is validated as asked only if the history leaves at least
 /// this many past origins for it; else a shorter horizon is validated.
 const MIN_ORIGINS_AT_HORIZON: usize = 7;
+/// With three weeks of past origins or more, a component is blended in
+/// only if it can be scored on this many: a component that needs four weeks
+/// must not cut a five-week history's validation to a week.
+const MIN_ORIGINS_PER_COMPONENT: usize = 14;
 /// Below this many past errors the conformal interval does not exist at 80%
 /// (its ranks need (n + 1) × 10% ≥ 1); the daily spread stands in.
 const MIN_ERRORS_FOR_INTERVAL: usize = 9;
@@ -70,6 +74,8 @@ struct Validation {
     shape_tail: Vec<f64>,
     /// `[u]`: the actual total over the horizon, NaN if too little observed.
     actual_horizon: Vec<f64>,
+    /// `[day]`: the grid's daily totals, NaN where too little observed.
+    day_totals_actual: Vec<f64>,
 }
 
 pub(super) fn forecast(
@@ -111,7 +117,8 @@ pub(super) fn forecast(
     if covered < MIN_HISTORY_BUCKETS {
         return Err(insufficient(covered));
     }
-    let grid = Grid::build(history, end, n_days);
+    let mut grid = Grid::build(history, end, n_days);
+    grid.seasonal = super::components::seasonal_snapshots(&grid);
     if n_days < 7 {
         fallbacks.push(Fallback::NoWeeklyStructure {
             history_days: n_days,
@@ -137,10 +144,25 @@ pub(super) fn forecast(
         .collect();
     if origins.len() >= MIN_ORIGINS_FOR_WEIGHTS {
         // Keep the components that can be scored on enough origins, then
-        // the origins where all of them can.
-        let need = MIN_ORIGINS_FOR_WEIGHTS;
+        // the origins where all of them can. A component that joins late
+        // would cut the origins everything is weighed on (and the honest
+        // errors the interval needs) below two weeks: it waits, once the
+        // history gives three weeks of origins (before that, every
+        // component that can be scored at all is worth more than origins).
+        let need = if origins.len() >= 21 {
+            MIN_ORIGINS_PER_COMPONENT
+        } else {
+            MIN_ORIGINS_FOR_WEIGHTS
+        };
+        let before = levels.len() + shapes.len();
         levels.retain(|c| origins.iter().filter(|&&e| c.available(e)).count() >= need);
         shapes.retain(|c| origins.iter().filter(|&&e| c.available(e)).count() >= need);
+        let waiting = before - levels.len() - shapes.len();
+        if waiting > 0 {
+            fallbacks.push(Fallback::ComponentsAwaitingHistory {
+                components: waiting,
+            });
+        }
         origins.retain(|&e| {
             levels.iter().all(|c| c.available(e)) && shapes.iter().all(|c| c.available(e))
         });
@@ -160,6 +182,20 @@ pub(super) fn forecast(
     let level_w = val.level_weights(weight_set.clone());
     let shape_w = val.shape_weights(weight_set.clone());
 
+    // The intraday persistence: what the deviation of the last hour before
+    // an origin says about the next hours, learned from the blend's own
+    // day-ahead errors on the last weeks.
+    let residuals = Residuals::replay(&grid, &val, &level_w, &shape_w);
+    let persistence = residuals.persistence();
+    let carry = residuals.last_deviation();
+    let carried_total = |x: f64, len: usize| {
+        persistence.weight
+            * x
+            * (0..len)
+                .map(|i| persistence.decay_per_bucket.powi(i as i32))
+                .sum::<f64>()
+    };
+
     // Honest errors: at each recent past origin, the blend with the level
     // weights it would have learned then, from origins whose horizon had
     // ended by it.
@@ -176,7 +212,10 @@ pub(super) fn forecast(
         }
         // The shape only counts here through a partial last day; today's
         // shape weights stand in for the ones learned back then.
-        let predicted = val.blended_total(v, &val.level_weights(from..to), &shape_w);
+        let mut predicted = val.blended_total(v, &val.level_weights(from..to), &shape_w);
+        if let Some(x) = residuals.tail_mean(n_days - val.origins[v]) {
+            predicted += carried_total(x, val_horizon);
+        }
         if predicted > 0.0 {
             errors.push(actual / predicted - 1.0);
         }
@@ -201,19 +240,58 @@ pub(super) fn forecast(
             }
         }
     }
-    let values: Vec<f64> = (0..horizon)
+    let mut values: Vec<f64> = (0..horizon)
         .map(|i| (shape[i] * day_totals[i / DAY]).max(0.0))
         .collect();
+    if persistence.weight > 0.0 {
+        let mut k = persistence.weight * carry;
+        for v in values.iter_mut() {
+            *v = (*v + k).max(0.0);
+            k *= persistence.decay_per_bucket;
+        }
+    }
     let total: f64 = values.iter().sum();
 
     let n_errors = errors.len();
     let interval = if n_errors >= MIN_ERRORS_FOR_INTERVAL {
-        conformal_interval(total, &mut errors)
+        let mut interval = conformal_interval(total, &mut errors);
+        if val_leads > 1 {
+            // Past windows of several days overlap and share their bias, so
+            // their ranked errors understate the next window's: the interval
+            // also spans ±1.28 root-mean-square errors (bias included).
+            let rms = (errors.iter().map(|e| e * e).sum::<f64>() / n_errors as f64).sqrt();
+            let z = 1.2816 * rms;
+            interval.low_kwh = interval.low_kwh.min((total * (1.0 - z)).max(0.0));
+            interval.high_kwh = interval.high_kwh.max(total * (1.0 + z));
+        }
+        interval
     } else {
         fallbacks.push(Fallback::IntervalFromDailySpread {
             past_errors: errors.len(),
         });
         spread_interval(total, &grid)
+    };
+
+    // Per-bucket intervals from the blend's own day-ahead bucket errors by
+    // time of day, widened for later days as its daily errors widen.
+    let (low, high) = match residuals.bucket_bands(persistence, &val.lead_error_scale(&level_w)) {
+        Some(bands) => values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let (lo, hi) = bands(i);
+                ((v + lo).clamp(0.0, v), (v + hi).max(v))
+            })
+            .unzip(),
+        None => {
+            fallbacks.push(Fallback::BucketIntervalsFromTotal);
+            let (lo, hi) = if total > 0.0 {
+                (interval.low_kwh / total, interval.high_kwh / total)
+            } else {
+                (1.0, 1.0)
+            };
+            values.iter().map(|&v| (v * lo, v * hi)).unzip()
+        }
     };
 
     let (partial_buckets_scaled, partial_buckets_dropped) = history.partial_counts(start, end);
@@ -227,6 +305,8 @@ pub(super) fn forecast(
     Ok(Forecast {
         origin_bucket: origin,
         values_kwh: values,
+        low_kwh: low,
+        high_kwh: high,
         total_kwh: total,
         interval,
         model: ModelInfo {
@@ -241,9 +321,201 @@ pub(super) fn forecast(
             interval_errors: n_errors,
             level_weights: named(val.levels.iter().map(|c| c.name()).collect(), &level_w),
             shape_weights: named(val.shapes.iter().map(|c| c.name()).collect(), &shape_w),
+            intraday_persistence: persistence,
             fallbacks,
         },
     })
+}
+
+/// Days of residuals the intraday persistence and the per-bucket intervals
+/// are learned from: the blend's day-ahead bucket errors on the last 28 days.
+const RESIDUAL_DAYS: usize = 28;
+/// The deviation carried forward is the mean residual of this many buckets
+/// just before the origin (an hour).
+const CARRY_BUCKETS: usize = 4;
+/// Per-bucket decays of the carried deviation the fit chooses among:
+/// half-lives from 15 minutes to a day.
+const CARRY_DECAYS: [f64; 7] = [0.5, 0.8, 0.9, 0.95, 0.97, 0.985, 0.993];
+
+/// The blend's day-ahead forecasts of the last [`RESIDUAL_DAYS`] (+ 1) days
+/// before the origin, replayed with today's weights, and their errors.
+struct Residuals {
+    /// `[j][slot]`: actual − forecast of day `n_days − 1 − j` from its own
+    /// midnight-of-the-grid origin; NaN where not observed or not forecast.
+    res: Vec<f64>,
+    days: usize,
+}
+
+impl Residuals {
+    fn replay(grid: &Grid, val: &Validation, level_w: &[f64], shape_w: &[f64]) -> Residuals {
+        let n = grid.n_days;
+        let days = (RESIDUAL_DAYS + 1).min(n);
+        let mut res = vec![f64::NAN; days * DAY];
+        let mut total = [0.0];
+        let mut curve = [0.0; DAY];
+        let mut shape = [0.0; DAY];
+        for j in 0..days {
+            let e = n - 1 - j;
+            let usable = |w: f64, ok: bool| w <= 0.0 || ok;
+            if !(val
+                .levels
+                .iter()
+                .zip(level_w)
+                .all(|(c, &w)| usable(w, c.available(e)))
+                && val
+                    .shapes
+                    .iter()
+                    .zip(shape_w)
+                    .all(|(c, &w)| usable(w, c.available(e))))
+            {
+                break;
+            }
+            let mut level = 0.0;
+            for (c, &w) in val.levels.iter().zip(level_w) {
+                if w > 0.0 {
+                    c.forecast(grid, e, &mut total);
+                    level += w * total[0];
+                }
+            }
+            shape.fill(0.0);
+            for (c, &w) in val.shapes.iter().zip(shape_w) {
+                if w > 0.0 {
+                    c.forecast(grid, e, 0..1, &mut curve);
+                    add_normalised(&mut shape, &curve, w);
+                }
+            }
+            let (truth, observed) = (grid.day(e), grid.day_observed(e));
+            for s in 0..DAY {
+                if observed[s] {
+                    res[j * DAY + s] = truth[s] - (shape[s] * level).max(0.0);
+                }
+            }
+        }
+        Residuals { res, days }
+    }
+
+    fn day(&self, j: usize) -> &[f64] {
+        &self.res[j * DAY..(j + 1) * DAY]
+    }
+
+    /// The mean observed residual of the last [`CARRY_BUCKETS`] of day `j`.
+    fn tail_mean(&self, j: usize) -> Option<f64> {
+        if j >= self.days {
+            return None;
+        }
+        let tail = &self.day(j)[DAY - CARRY_BUCKETS..];
+        let (sum, n) = tail
+            .iter()
+            .filter(|v| !v.is_nan())
+            .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+        (n > 0).then(|| sum / n as f64)
+    }
+
+    /// The deviation the forecast carries: the last hour before the origin.
+    fn last_deviation(&self) -> f64 {
+        if self.days == 0 {
+            return 0.0;
+        }
+        self.tail_mean(0).unwrap_or(0.0)
+    }
+
+    /// Per-bucket additive 80% bands, `bands(i)` = (low, high) offsets for
+    /// bucket `i` of the horizon: the conformal ranks of the residuals in
+    /// the bucket's hour of the day over the last days — the first day's
+    /// after the carried deviation is taken off, later days' without it,
+    /// times `lead_scale[day]`. `None` if an hour has too few residuals.
+    fn bucket_bands(
+        &self,
+        persistence: IntradayPersistence,
+        lead_scale: &[f64],
+    ) -> Option<impl Fn(usize) -> (f64, f64)> {
+        const HOURS: usize = DAY / 4;
+        let mut first: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
+        let mut later: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
+        for j in 0..self.days {
+            let x = self.tail_mean(j + 1);
+            let mut carried = persistence.weight * x.unwrap_or(0.0);
+            for (s, &r) in self.day(j).iter().enumerate() {
+                if !r.is_nan() {
+                    later[s / 4].push(r);
+                    if x.is_some() {
+                        first[s / 4].push(r - carried);
+                    }
+                }
+                carried *= persistence.decay_per_bucket;
+            }
+        }
+        let ranks = |errors: &mut Vec<f64>| -> Option<(f64, f64)> {
+            if errors.len() < MIN_ERRORS_FOR_INTERVAL {
+                return None;
+            }
+            let (lo, hi) = conformal_ranks(errors);
+            Some((lo.min(0.0), hi.max(0.0)))
+        };
+        let first: Vec<(f64, f64)> = first.iter_mut().map(ranks).collect::<Option<_>>()?;
+        let later: Vec<(f64, f64)> = later.iter_mut().map(ranks).collect::<Option<_>>()?;
+        let lead_scale = lead_scale.to_vec();
+        Some(move |i: usize| {
+            let (day, hour) = (i / DAY, (i % DAY) / 4);
+            if day == 0 {
+                first[hour]
+            } else {
+                let k = lead_scale[day.min(lead_scale.len() - 1)];
+                (later[hour].0 * k, later[hour].1 * k)
+            }
+        })
+    }
+
+    /// Least squares of each day's residuals on the previous day's last-hour
+    /// deviation × decay^slot, over the decays of [`CARRY_DECAYS`]; the
+    /// weight is kept in [0, 1], and zero when it does not reduce the
+    /// squared error by at least 1%.
+    fn persistence(&self) -> IntradayPersistence {
+        let pairs: Vec<(usize, f64)> = (0..self.days.saturating_sub(1))
+            .filter_map(|j| self.tail_mean(j + 1).map(|x| (j, x)))
+            .collect();
+        if pairs.len() < MIN_ORIGINS_FOR_WEIGHTS {
+            return IntradayPersistence::default();
+        }
+        let base: f64 = pairs
+            .iter()
+            .flat_map(|&(j, _)| self.day(j).iter().filter(|v| !v.is_nan()))
+            .map(|r| r * r)
+            .sum();
+        let mut best = (base, IntradayPersistence::default());
+        for decay in CARRY_DECAYS {
+            let (mut rg, mut gg) = (0.0, 0.0);
+            for &(j, x) in &pairs {
+                let mut g = x;
+                for &r in self.day(j) {
+                    if !r.is_nan() {
+                        rg += r * g;
+                        gg += g * g;
+                    }
+                    g *= decay;
+                }
+            }
+            if gg <= 0.0 {
+                continue;
+            }
+            let weight = (rg / gg).clamp(0.0, 1.0);
+            let sse = base - 2.0 * weight * rg + weight * weight * gg;
+            if sse < best.0 {
+                best = (
+                    sse,
+                    IntradayPersistence {
+                        weight,
+                        decay_per_bucket: decay,
+                    },
+                );
+            }
+        }
+        if best.0 < 0.99 * base {
+            best.1
+        } else {
+            IntradayPersistence::default()
+        }
+    }
 }
 
 /// [`ModelInfo::method`].
@@ -283,6 +555,18 @@ fn validate(
         shape_loss: vec![0.0; nsu * ns],
         shape_tail: vec![1.0; nsu * ns],
         actual_horizon: vec![f64::NAN; nu],
+        day_totals_actual: grid
+            .totals
+            .iter()
+            .zip(&grid.observed_per_day)
+            .map(|(&t, &o)| {
+                if o as f64 >= MIN_OBSERVED_SHARE * DAY as f64 && t > 0.0 {
+                    t
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect(),
         origins,
         leads,
         levels,
@@ -410,6 +694,53 @@ impl Validation {
         w.iter().map(|x| x / sum).collect()
     }
 
+    /// Per lead day, how much wider the blend's daily errors are than the
+    /// first day's: the root-mean-square relative error of the blended
+    /// daily totals (weights `level_w`) at that lead over the validation
+    /// origins, over the first lead's, at least 1 (and 1 without data).
+    fn lead_error_scale(&self, level_w: &[f64]) -> Vec<f64> {
+        let (nl, leads) = (self.levels.len(), self.leads);
+        let mut sums = vec![(0.0, 0usize); leads];
+        for (u, &e) in self.origins.iter().enumerate() {
+            for (lead, sum) in sums.iter_mut().enumerate() {
+                let actual = self.day_totals_actual[e + lead];
+                if actual.is_nan() {
+                    continue;
+                }
+                let blended: f64 = level_w
+                    .iter()
+                    .enumerate()
+                    .map(|(li, w)| w * self.level_totals[(u * nl + li) * leads + lead])
+                    .sum();
+                if blended > 0.0 {
+                    sum.0 += (actual / blended - 1.0).powi(2);
+                    sum.1 += 1;
+                }
+            }
+        }
+        let rms: Vec<f64> = sums
+            .iter()
+            .map(|&(s, n)| {
+                if n > 0 {
+                    (s / n as f64).sqrt()
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect();
+        let base = rms.first().copied().unwrap_or(f64::NAN);
+        rms.iter()
+            .map(|&r| {
+                let k = r / base;
+                if k.is_finite() {
+                    k.max(1.0)
+                } else {
+                    1.0
+                }
+            })
+            .collect()
+    }
+
     /// The blended forecast of the horizon's total at origin `u`.
     fn blended_total(&self, u: usize, level_w: &[f64], shape_w: &[f64]) -> f64 {
         let (nl, ns, leads) = (self.levels.len(), self.shapes.len(), self.leads);
@@ -534,18 +865,22 @@ fn solve_dense(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 /// smallest, which cover at least 80% if tomorrow's error is exchangeable
 /// with those past ones.
 fn conformal_interval(total: f64, errors: &mut [f64]) -> Interval {
-    errors.sort_by(f64::total_cmp);
-    let n = errors.len();
-    let tail = (1.0 - INTERVAL_LEVEL) / 2.0;
-    let lo_rank = (((n + 1) as f64 * tail).floor() as usize).clamp(1, n);
-    let hi_rank = (((n + 1) as f64 * (1.0 - tail)).ceil() as usize).clamp(1, n);
-    let lo = errors[lo_rank - 1];
-    let hi = errors[hi_rank - 1];
+    let (lo, hi) = conformal_ranks(errors);
     Interval {
         level: INTERVAL_LEVEL,
         low_kwh: (total * (1.0 + lo.min(0.0))).max(0.0),
         high_kwh: total * (1.0 + hi.max(0.0)),
     }
+}
+
+/// The ⌊(n+1)·10%⌋-th and ⌈(n+1)·90%⌉-th smallest of `errors` (sorted).
+fn conformal_ranks(errors: &mut [f64]) -> (f64, f64) {
+    errors.sort_by(f64::total_cmp);
+    let n = errors.len();
+    let tail = (1.0 - INTERVAL_LEVEL) / 2.0;
+    let lo_rank = (((n + 1) as f64 * tail).floor() as usize).clamp(1, n);
+    let hi_rank = (((n + 1) as f64 * (1.0 - tail)).ceil() as usize).clamp(1, n);
+    (errors[lo_rank - 1], errors[hi_rank - 1])
 }
 
 /// For when there are too few past errors: ±1.28 coefficients of variation

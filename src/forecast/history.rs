@@ -194,6 +194,9 @@ pub(crate) struct Grid {
     pub totals: Vec<f64>,
     /// Per-day count of observed cells.
     pub observed_per_day: Vec<usize>,
+    /// The recursive seasonal decomposition's state at each day boundary
+    /// (see `components::seasonal_snapshots`); empty until filled.
+    pub seasonal: Vec<f64>,
 }
 
 /// Imputation looks for the same slot this many days away, nearest and same
@@ -263,6 +266,7 @@ impl Grid {
             observed,
             totals,
             observed_per_day,
+            seasonal: Vec::new(),
         }
     }
 

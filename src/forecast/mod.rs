@@ -22,7 +22,18 @@
 //!   exponential smoothing of the level with weekday factors;
 //! - shapes: yesterday; the same day last week; the mean of the last 4 same
 //!   weekdays and an exponentially weighted mean of 8; the mean of the last
-//!   7 and of the last 28 days.
+//!   7 and of the last 28 days; the mean of the last 4 same weekdays times
+//!   the profile's recent drift (an exponentially weighted recent profile,
+//!   half-life 3 days, over the flat 28-day one, smoothed over the hour);
+//!   the curve of a recursive daily + weekly decomposition (level, daily
+//!   and weekly profiles smoothed bucket by bucket in one pass, its state
+//!   kept at every day boundary so past origins read it without a refit);
+//! - intraday persistence: the last hour's deviation from the blend's own
+//!   day-ahead forecast of it, carried into the horizon with a weight and
+//!   a per-bucket decay learned by least squares on the blend's day-ahead
+//!   errors over the last 28 days (weight 0 unless it cuts the squared
+//!   error by 1%) — the level right before the origin carries into the
+//!   next hours on regular demand, not on a single noisy house.
 //!
 //! No single component is best everywhere — on the backtest series of
 //! `../shared/data` persistence wins on state-wide demand, trend + weekday
@@ -35,12 +46,21 @@
 //! absolute error (shapes are all averages of past days and too correlated
 //! for stacking to find anything but noise).
 //!
-//! The interval is split-conformal: the relative errors of the blend's own
-//! total at 28 recent past origins — each with the weights it would have
-//! learned *then*, so the errors are honest — ranked, and the
-//! ⌊(n+1)·10%⌋-th and ⌈(n+1)·90%⌉-th taken. That covers at least 80% if
-//! the next error is exchangeable with the past ones; load drifts, so this
-//! is approximate (82% of the backtest days on each series).
+//! The interval of the total is split-conformal: the relative errors of
+//! the blend's own total at 28 recent past origins — each with the weights
+//! it would have learned *then*, so the errors are honest, and with the
+//! intraday persistence — ranked, and the ⌊(n+1)·10%⌋-th and
+//! ⌈(n+1)·90%⌉-th taken. That covers at least 80% if the next error is
+//! exchangeable with the past ones. For windows longer than a day the past
+//! windows overlap and share their bias, so the ranks understate the spread
+//! (7-day totals were covered 60% of the time in the backtest); there the
+//! interval also spans ±1.28 root-mean-square past errors, bias included.
+//!
+//! Each bucket has its own 80% interval (`low_kwh`, `high_kwh`): the
+//! conformal ranks of the blend's day-ahead bucket errors over the last 28
+//! days in the bucket's hour of the day — after the carried deviation for
+//! the first day, without it for later days, whose bands widen by how much
+//! the blend's daily errors at that lead exceed the first day's.
 //!
 //! # Invariants
 //!
@@ -64,7 +84,8 @@
 //!   are ever scored. Partial buckets of at least [`MIN_PARTIAL_COVERAGE_S`]
 //!   are scaled up to a full bucket; thinner ones count as missing.
 //! - **Outputs are sane**: `values_kwh.len() == horizon`, every value finite
-//!   and ≥ 0, `total_kwh` their sum, `low ≤ total ≤ high`, `low ≥ 0`; the
+//!   and ≥ 0, `total_kwh` their sum, `low ≤ total ≤ high`, `low ≥ 0`, and
+//!   per bucket `0 ≤ low_kwh[i] ≤ values_kwh[i] ≤ high_kwh[i]`; the
 //!   same input always gives the same output.
 //!
 //! # Short or odd history
@@ -74,7 +95,10 @@
 //! - under a week: only weekday-blind components (a daily profile);
 //! - under three weeks: no regressions or smoothing; components join as the
 //!   history covers what they need, and are blended only once they can be
-//!   scored at 3 past origins;
+//!   scored at 3 past origins — or, once the history gives three weeks of
+//!   past origins, at 14, so that a component needing four weeks does not
+//!   cut a five-week history's validation to a week (with 8–12 weeks every
+//!   component is weighed on 28 origins);
 //! - too few past origins for weights or interval: equal weights, and an
 //!   interval of ±1.28 coefficients of variation of the daily totals (at
 //!   least ±32%);
@@ -113,6 +137,10 @@ pub struct Forecast {
     pub origin_bucket: i64,
     /// Expected kWh per bucket, `values_kwh[i]` for bucket `origin_bucket + i`.
     pub values_kwh: Vec<f64>,
+    /// The 80% prediction interval of each bucket: `low_kwh[i] ≤
+    /// values_kwh[i] ≤ high_kwh[i]`, `low_kwh[i] ≥ 0`.
+    pub low_kwh: Vec<f64>,
+    pub high_kwh: Vec<f64>,
     /// Sum of `values_kwh`.
     pub total_kwh: f64,
     /// The 80% prediction interval of the total.
@@ -154,6 +182,9 @@ pub struct ModelInfo {
     pub level_weights: Vec<ComponentWeight>,
     /// Weights of the component forecasts in the within-day shape.
     pub shape_weights: Vec<ComponentWeight>,
+    /// The deviation of the last hour before the origin carried into the
+    /// horizon (weight 0 where it did not earn its place).
+    pub intraday_persistence: IntradayPersistence,
     /// Simplifications forced by short or stale history.
     pub fallbacks: Vec<Fallback>,
 }
@@ -163,6 +194,18 @@ pub struct ModelInfo {
 pub struct ComponentWeight {
     pub name: &'static str,
     pub weight: f64,
+}
+
+/// Intraday persistence: bucket `i` of the horizon (0 = the first) gains
+/// `weight × decay_per_bucket^i × d`, `d` the mean deviation of the last
+/// hour's observed buckets before the origin from the blend's day-ahead
+/// forecast of them. Both are learned by least squares on the blend's own
+/// day-ahead errors over the last 28 days; `weight` is 0 unless that cuts
+/// the squared error by at least 1%.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct IntradayPersistence {
+    pub weight: f64,
+    pub decay_per_bucket: f64,
 }
 
 /// A simplification the model made because the history did not allow better.
@@ -178,6 +221,13 @@ pub enum Fallback {
     /// Weights and interval learned at a shorter horizon than asked for,
     /// because the history is shorter than the horizon allows.
     ValidatedOnShorterHorizon { days: usize },
+    /// Components that need more history than the validation origins give
+    /// were left out, so that the rest are weighed on at least two weeks of
+    /// origins (they join as the history grows).
+    ComponentsAwaitingHistory { components: usize },
+    /// Too few past bucket errors for per-bucket intervals: each bucket's
+    /// interval is the total's, scaled to the bucket.
+    BucketIntervalsFromTotal,
     /// No data in the week before the origin: the fit origin was moved back
     /// by whole weeks to where the history ends, keeping the time of week.
     StaleHistory { weeks: u64 },
@@ -204,6 +254,15 @@ impl fmt::Display for Fallback {
                     "history too short to validate the full horizon: validated on {days} day(s)"
                 )
             }
+            Fallback::ComponentsAwaitingHistory { components } => write!(
+                f,
+                "{components} component(s) left out until the history lets them be validated \
+                 on enough past origins"
+            ),
+            Fallback::BucketIntervalsFromTotal => write!(
+                f,
+                "too few past bucket errors: each bucket's interval is the total's, scaled"
+            ),
             Fallback::StaleHistory { weeks } => {
                 write!(
                     f,

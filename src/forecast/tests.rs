@@ -295,8 +295,10 @@ fn gaps_and_partial_buckets_do_not_break_it() {
         "total off by {:.3}%",
         total_error * 100.0
     );
+    // The last three hours before the origin are imputed, so the buckets
+    // just before the next midnight lean on older days than the rest.
     let worst = max_relative_error(&f.values_kwh, n);
-    assert!(worst < 0.03, "a bucket off by {:.2}%", worst * 100.0);
+    assert!(worst < 0.035, "a bucket off by {:.2}%", worst * 100.0);
     // Days with a few gaps still teach the weights: the exact model wins.
     let ols = f
         .model
@@ -441,6 +443,15 @@ fn outputs_are_sane_for_every_history_length_and_horizon() {
                 );
                 let sum: f64 = f.values_kwh.iter().sum();
                 assert!((sum - f.total_kwh).abs() <= 1e-9 * sum, "{what}");
+                assert_eq!(f.low_kwh.len(), horizon, "{what}");
+                assert_eq!(f.high_kwh.len(), horizon, "{what}");
+                for i in 0..horizon {
+                    let (lo, v, hi) = (f.low_kwh[i], f.values_kwh[i], f.high_kwh[i]);
+                    assert!(
+                        0.0 <= lo && lo <= v && v <= hi && hi.is_finite(),
+                        "{what}, bucket {i}: {lo} {v} {hi}"
+                    );
+                }
                 let Interval {
                     low_kwh,
                     high_kwh,
@@ -468,5 +479,129 @@ fn outputs_are_sane_for_every_history_length_and_horizon() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn the_deviation_before_the_origin_carries_into_the_next_hours() {
+    // The pattern plus a slow AR(1) deviation (ρ = 0.98 per bucket, about
+    // an 8-hour half-life): the last hour before the origin says where the
+    // next hours start, and the model must learn to carry it.
+    let days = 112;
+    let mut rng = Noise(11);
+    let mut dev = 0.0;
+    let deviation: Vec<f64> = (0..(days + 7) * DAY)
+        .map(|_| {
+            dev = 0.98 * dev + 0.4 * rng.next();
+            dev
+        })
+        .collect();
+    let kwh: Vec<f64> = (0..(days + 7) * DAY)
+        .map(|i| pattern(i) + deviation[i])
+        .collect();
+    let (mut with, mut without) = (0.0, 0.0);
+    for day in days..days + 7 {
+        let origin = day * DAY;
+        let history = History::from_kwh(FIRST, &kwh[..origin]);
+        let f = forecast(&history, FIRST + origin as i64, DAY).unwrap();
+        let p = f.model.intraday_persistence;
+        assert!(p.weight > 0.3, "day {day}: {p:?}");
+        assert!(p.decay_per_bucket > 0.9, "day {day}: {p:?}");
+        // The first two hours: the error with the carried deviation, and
+        // the error of a forecast that knew the pattern exactly but not it.
+        for h in 0..8 {
+            with += (f.values_kwh[h] - kwh[origin + h]).abs();
+            without += deviation[origin + h].abs();
+        }
+    }
+    assert!(
+        with < 0.6 * without,
+        "first two hours: |error| {with:.2} with the carry, {without:.2} for the bare pattern"
+    );
+}
+
+#[test]
+fn bucket_intervals_follow_the_noise_by_time_of_day_and_cover_it() {
+    // Noise of ±0.2 kWh by night and ±3 kWh from 08:00 to 20:00: the
+    // per-bucket bands must be narrow at night, wide by day, and hold about
+    // 80% of the next day's buckets.
+    let days = 126;
+    let mut rng = Noise(5);
+    let kwh: Vec<f64> = (0..(days + 14) * DAY)
+        .map(|i| {
+            let slot = i % DAY;
+            let amplitude = if (32..80).contains(&slot) { 3.0 } else { 0.2 };
+            pattern(i) + amplitude * rng.next()
+        })
+        .collect();
+    let (mut covered, mut buckets) = (0, 0);
+    for day in days..days + 14 {
+        let origin = day * DAY;
+        let history = History::from_kwh(FIRST, &kwh[..origin]);
+        let f = forecast(&history, FIRST + origin as i64, DAY).unwrap();
+        assert!(
+            !has_fallback(&f, |x| *x == Fallback::BucketIntervalsFromTotal),
+            "{:?}",
+            f.model.fallbacks
+        );
+        let width = |i: usize| f.high_kwh[i] - f.low_kwh[i];
+        let night = (0..16).map(width).sum::<f64>() / 16.0;
+        let noon = (40..56).map(width).sum::<f64>() / 16.0;
+        // Uniform ±a noise has its 10-90% band 1.6a wide.
+        assert!(night < 1.0, "day {day}: night band {night}");
+        assert!((3.0..8.0).contains(&noon), "day {day}: noon band {noon}");
+        for i in 0..DAY {
+            buckets += 1;
+            if (f.low_kwh[i]..=f.high_kwh[i]).contains(&kwh[origin + i]) {
+                covered += 1;
+            }
+        }
+    }
+    let share = covered as f64 / buckets as f64;
+    assert!((0.7..0.9).contains(&share), "bucket coverage {share}");
+}
+
+#[test]
+fn short_histories_are_still_validated_on_enough_origins() {
+    let kwh = series(120, 1.0);
+    let end = 120 * DAY;
+    let fit = |days: usize| {
+        let from = end - days * DAY;
+        let history = History::from_kwh(FIRST + from as i64, &kwh[from..]);
+        forecast(&history, FIRST + end as i64, DAY).unwrap()
+    };
+    let awaiting = |f: &Forecast| {
+        has_fallback(f, |x| {
+            matches!(x, Fallback::ComponentsAwaitingHistory { .. })
+        })
+    };
+    // Four and five weeks: the components that need four weeks of history
+    // wait, so the rest are weighed on two weeks or more of past origins
+    // and the interval has its own errors.
+    for days in [28, 35] {
+        let f = fit(days);
+        assert!(awaiting(&f), "{days} days: {:?}", f.model.fallbacks);
+        assert!(f.model.validation_origins >= 14, "{days} days");
+        assert!(f.model.interval_errors >= 9, "{days} days");
+        assert!(
+            !has_fallback(&f, |x| matches!(
+                x,
+                Fallback::IntervalFromDailySpread { .. }
+            )),
+            "{days} days: {:?}",
+            f.model.fallbacks
+        );
+    }
+    // Eight and twelve weeks: every component, on four weeks of origins.
+    for days in [56, 84] {
+        let f = fit(days);
+        assert!(
+            f.model.fallbacks.is_empty(),
+            "{days} days: {:?}",
+            f.model.fallbacks
+        );
+        assert_eq!(f.model.validation_origins, 28, "{days} days");
+        assert_eq!(f.model.level_weights.len(), 8, "{days} days");
+        assert!(f.model.interval_errors >= 25, "{days} days");
     }
 }

@@ -111,7 +111,7 @@ fn window(start_s: i64, end_s: i64) -> Result<(i64, usize), FieldError> {
 fn render(ship: u64, forecast: &Forecast, backtest: bool) -> Vec<u8> {
     let origin = forecast.origin_bucket;
     let horizon = forecast.values_kwh.len() as i64;
-    let mut body = Vec::with_capacity(1024 + forecast.values_kwh.len() * 56);
+    let mut body = Vec::with_capacity(1024 + forecast.values_kwh.len() * 96);
     body.extend_from_slice(br#"{"spaceship_id":"#);
     body.extend_from_slice(itoa::Buffer::new().format(ship).as_bytes());
     body.extend_from_slice(br#","units":"kWh","start":"#);
@@ -136,6 +136,10 @@ fn render(ship: u64, forecast: &Forecast, backtest: bool) -> Vec<u8> {
         timestamps.write(&mut body, (origin + i as i64) * BUCKET_SECONDS);
         body.extend_from_slice(br#"","value":"#);
         wire::write_number(&mut body, value);
+        body.extend_from_slice(br#","low":"#);
+        wire::write_number(&mut body, forecast.low_kwh[i]);
+        body.extend_from_slice(br#","high":"#);
+        wire::write_number(&mut body, forecast.high_kwh[i]);
         body.push(b'}');
     }
     let model = &forecast.model;
@@ -161,7 +165,11 @@ fn render(ship: u64, forecast: &Forecast, backtest: bool) -> Vec<u8> {
     write_weights(&mut body, &model.level_weights);
     body.extend_from_slice(br#","shape_weights":"#);
     write_weights(&mut body, &model.shape_weights);
-    body.extend_from_slice(br#","fallbacks":["#);
+    body.extend_from_slice(br#","intraday_persistence":{"weight":"#);
+    wire::write_number(&mut body, model.intraday_persistence.weight);
+    body.extend_from_slice(br#","decay_per_bucket":"#);
+    wire::write_number(&mut body, model.intraday_persistence.decay_per_bucket);
+    body.extend_from_slice(br#"},"fallbacks":["#);
     for (i, fallback) in model.fallbacks.iter().enumerate() {
         if i > 0 {
             body.push(b',');

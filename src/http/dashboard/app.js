@@ -534,14 +534,13 @@
         .then((page) => page.ships.find((s) => String(s.spaceship_id) === ship) || null),
     ]);
     if (mine !== generation.ship) return;
-    const curve = forecast.unavailable ? [] : forecast.data.map((d) => ({ t: parseTime(d.datetime), v: d.value }));
-    const ratioLow = forecast.unavailable || !forecast.expected_consumption ? 1 : forecast.interval.low / forecast.expected_consumption;
-    const ratioHigh = forecast.unavailable || !forecast.expected_consumption ? 1 : forecast.interval.high / forecast.expected_consumption;
+    // Each bucket's own 80% interval (`low`, `high`) makes the band.
+    const curve = forecast.unavailable ? [] : forecast.data.map((d) => ({ t: parseTime(d.datetime), v: d.value, low: d.low, high: d.high }));
     const draw = () => {
       const x1 = curve.length ? forecastEnd : viewEnd;
       const yMax = Math.max(
         points.reduce((max, p) => Math.max(max, p.v), 0),
-        curve.reduce((max, p) => Math.max(max, p.v * Math.max(1, ratioHigh)), 0),
+        curve.reduce((max, p) => Math.max(max, p.high), 0),
       );
       // A ship whose data begins inside the window is shown from its start.
       const x0 = points.length ? Math.max(viewStart, Math.floor(points[0].t / HOUR_MS) * HOUR_MS) : viewStart;
@@ -561,10 +560,10 @@
       if (curve.length) {
         let band = '';
         curve.forEach((p, i) => {
-          band += (i ? 'L' : 'M') + chart.x(p.t + BUCKET_MS / 2).toFixed(1) + ',' + chart.y(p.v * ratioHigh).toFixed(1);
+          band += (i ? 'L' : 'M') + chart.x(p.t + BUCKET_MS / 2).toFixed(1) + ',' + chart.y(p.high).toFixed(1);
         });
         for (let i = curve.length - 1; i >= 0; i -= 1) {
-          band += 'L' + chart.x(curve[i].t + BUCKET_MS / 2).toFixed(1) + ',' + chart.y(curve[i].v * ratioLow).toFixed(1);
+          band += 'L' + chart.x(curve[i].t + BUCKET_MS / 2).toFixed(1) + ',' + chart.y(curve[i].low).toFixed(1);
         }
         svg('path', { class: 'forecast-band', id: 'forecast-band', d: band + 'Z', 'data-count': String(curve.length) }, chart.layers.back);
         svg('line', {
@@ -599,7 +598,7 @@
       parts.push('No forecast: ' + forecast.unavailable);
     } else {
       parts.push(`Forecast for the next 24 h from ${showTime(forecastStart)}: ${showKwh(forecast.expected_consumption)} ` +
-        `(80%: ${showKwh(forecast.interval.low)} – ${showKwh(forecast.interval.high)}; the band scales each interval by that range).`);
+        `(80%: ${showKwh(forecast.interval.low)} – ${showKwh(forecast.interval.high)}; the band is each interval's own 80% range).`);
     }
     if (alerts) {
       parts.push(`Alerts in the last ${showDuration(viewEnd - alertStart)}: ${alerts.missing_buckets} missing, ` +
