@@ -25,27 +25,12 @@ SCHEMATHESIS_VERSION=4.32.5
 MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-100}
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-240}
 ROOT=$(pwd)
-case "${CARGO_TARGET_DIR:-target}" in
-    /*) TARGET_DIR=$CARGO_TARGET_DIR ;;
-    *) TARGET_DIR="$ROOT/${CARGO_TARGET_DIR:-target}" ;;
-esac
+# TARGET_DIR and pinned_venv.
+. ci/venv.sh
 VENV="$TARGET_DIR/schemathesis-venv"
 
 # --- schemathesis, pinned, in its own virtualenv ---------------------------
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
-    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-        # Debian splits venv/ensurepip out of python3.
-        if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-            apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
-        else
-            echo "schemathesis.sh: python3 with the venv module is required (Debian: apt-get install python3-venv)" >&2
-            exit 1
-        fi
-    fi
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+pinned_venv schemathesis.sh "$VENV" schemathesis "$SCHEMATHESIS_VERSION"
 PY="$VENV/bin/python"
 
 # --- the server -------------------------------------------------------------

@@ -23,10 +23,8 @@ cd "$(dirname "$0")/.."
 
 PYSPARK_VERSION=4.3.0
 ROOT=$(pwd)
-case "${CARGO_TARGET_DIR:-target}" in
-    /*) TARGET_DIR=$CARGO_TARGET_DIR ;;
-    *) TARGET_DIR="$ROOT/${CARGO_TARGET_DIR:-target}" ;;
-esac
+# TARGET_DIR and pinned_venv.
+. ci/venv.sh
 VENV="$TARGET_DIR/spark-venv"
 began=$(date +%s)
 
@@ -41,20 +39,7 @@ if [ "${JAVA_MAJOR:-0}" -lt 17 ]; then
 fi
 
 # --- pyspark, pinned, in its own virtualenv ----------------------------------
-if [ "$("$VENV/bin/python" -c 'import pyspark; print(pyspark.__version__)' 2>/dev/null)" != "$PYSPARK_VERSION" ]; then
-    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-        # Debian splits venv/ensurepip out of python3.
-        if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-            apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
-        else
-            echo "spark.sh: python3 with the venv module is required (Debian: apt-get install python3-venv)" >&2
-            exit 1
-        fi
-    fi
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pyspark==$PYSPARK_VERSION"
-fi
+pinned_venv spark.sh "$VENV" pyspark "$PYSPARK_VERSION"
 PY="$VENV/bin/python"
 SPARK_HOME=$("$PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
 export SPARK_HOME
