@@ -98,30 +98,10 @@ pub fn write(path: &Path, rows: &Columns, metadata: Vec<KeyValue>) -> Result<u64
     while start < rows.len() {
         let end = (start + ROW_GROUP_ROWS).min(rows.len());
         let mut group = writer.next_row_group().map_err(fail)?;
-        let mut column = group.next_column().map_err(fail)?.expect("column 1 of 4");
-        column
-            .typed::<Int64Type>()
-            .write_batch(&ids[start..end], None, None)
-            .map_err(fail)?;
-        column.close().map_err(fail)?;
-        let mut column = group.next_column().map_err(fail)?.expect("column 2 of 4");
-        column
-            .typed::<Int64Type>()
-            .write_batch(&micros[start..end], None, None)
-            .map_err(fail)?;
-        column.close().map_err(fail)?;
-        let mut column = group.next_column().map_err(fail)?.expect("column 3 of 4");
-        column
-            .typed::<DoubleType>()
-            .write_batch(&rows.kwh[start..end], None, None)
-            .map_err(fail)?;
-        column.close().map_err(fail)?;
-        let mut column = group.next_column().map_err(fail)?.expect("column 4 of 4");
-        column
-            .typed::<Int32Type>()
-            .write_batch(&rows.coverage_s[start..end], None, None)
-            .map_err(fail)?;
-        column.close().map_err(fail)?;
+        write_column::<Int64Type>(&mut group, &ids[start..end]).map_err(fail)?;
+        write_column::<Int64Type>(&mut group, &micros[start..end]).map_err(fail)?;
+        write_column::<DoubleType>(&mut group, &rows.kwh[start..end]).map_err(fail)?;
+        write_column::<Int32Type>(&mut group, &rows.coverage_s[start..end]).map_err(fail)?;
         group.close().map_err(fail)?;
         start = end;
     }
@@ -131,6 +111,18 @@ pub fn write(path: &Path, rows: &Columns, metadata: Vec<KeyValue>) -> Result<u64
     file.metadata()
         .map(|m| m.len())
         .map_err(|e| LakeError::io(path, "measure", e))
+}
+
+/// Writes the row group's next column (in schema order) whole.
+fn write_column<T: parquet::data_type::DataType>(
+    group: &mut parquet::file::writer::SerializedRowGroupWriter<'_, File>,
+    values: &[T::T],
+) -> Result<(), parquet::errors::ParquetError> {
+    let mut column = group.next_column()?.ok_or_else(|| {
+        parquet::errors::ParquetError::General("more columns than the schema".into())
+    })?;
+    column.typed::<T>().write_batch(values, None, None)?;
+    column.close()
 }
 
 /// Reads a day file back, checking it has the lake's schema.
