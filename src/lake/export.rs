@@ -91,6 +91,8 @@ pub struct Exporter {
     /// the first pass.
     since: Option<u64>,
     status: Arc<LakeStatus>,
+    /// The state changed since it was last saved.
+    unsaved: bool,
     /// `LAKE/_powerd/<node>/lock`, held (flock) while this exporter lives:
     /// two exporters of one node would write the same files.
     _lock: File,
@@ -125,6 +127,7 @@ impl Exporter {
             state,
             since: None,
             status: Arc::new(status),
+            unsaved: false,
             _lock: lock,
         })
     }
@@ -143,7 +146,17 @@ impl Exporter {
     ) -> Result<ExportSummary, LakeError> {
         let started = Instant::now();
         let started_ms = now_ms();
-        let result = self.run_pass(engine, stop, progress);
+        let mut result = self.run_pass(engine, stop, progress);
+        // Once per pass, also after a failed one (what it wrote stays
+        // recorded). A crash before it leaves day files in place but not
+        // recorded: the next pass writes them again, nothing worse.
+        if self.unsaved {
+            match self.state.save() {
+                Ok(()) => self.unsaved = false,
+                Err(e) if result.is_ok() => result = Err(e),
+                Err(_) => {}
+            }
+        }
         self.status.passes.fetch_add(1, Relaxed);
         match &result {
             Ok(summary) => {
@@ -244,9 +257,7 @@ impl Exporter {
                 sync_dir(&dir)?;
                 summary.days_removed += 1;
             }
-            if self.state.days.remove(&day).is_some() {
-                self.state.save()?;
-            }
+            self.unsaved |= self.state.days.remove(&day).is_some();
             return Ok(());
         }
         let fingerprint = fingerprint(rows);
@@ -284,7 +295,7 @@ impl Exporter {
                 fingerprint,
             },
         );
-        self.state.save()?;
+        self.unsaved = true;
         summary.days_written += 1;
         summary.rows += rows.len() as u64;
         summary.bytes += bytes;
