@@ -23,7 +23,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use common::synthetic::{ingest, post_days};
-use common::{cpu_seconds, dir_bytes, Server};
+use common::{cpu_seconds, dir_bytes, parquet_bytes, parquet_files, Server};
 use powerd::storage::{Engine, EngineOptions};
 
 const DAYS: i64 = 30;
@@ -155,7 +155,7 @@ fn main() {
             lake_total / ROUNDS as f64 / 1e6,
             plain_total / ROUNDS as f64 / 1e6,
             (lake_cpu / plain_cpu - 1.0) * 100.0,
-            count_parquet(&ingest_lake)
+            parquet_files(&ingest_lake).len()
         ),
     ]);
 
@@ -189,36 +189,4 @@ fn export(binary: &Path, data: &Path, lake: &Path) -> (f64, String) {
         .trim_start_matches("export complete: ")
         .to_owned();
     (seconds, summary)
-}
-
-/// Bytes of every `.parquet` file under `dir`.
-fn parquet_bytes(dir: &Path) -> u64 {
-    walk(dir)
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum()
-}
-
-fn count_parquet(dir: &Path) -> usize {
-    walk(dir).len()
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                out.push(path);
-            }
-        }
-    }
-    out
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{dir_bytes, ms, percentile, timestamp, Client, Server};
+use common::{dir_bytes, ms, parquet_bytes, percentile, timestamp, Client, Server};
 
 const CONNECTIONS: usize = 8;
 
@@ -237,21 +237,4 @@ fn listing(dir: &Path) -> String {
         file("ROLLUP"),
         file("MANIFEST")
     )
-}
-
-/// Bytes of every `.parquet` file under `dir` (one level of `date=` folders).
-fn parquet_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for day in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        for file in std::fs::read_dir(day.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if file.path().extension().is_some_and(|e| e == "parquet") {
-                total += file.metadata().map_or(0, |m| m.len());
-            }
-        }
-    }
-    total
 }

@@ -376,11 +376,6 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    /// A problem with `flag`, for commands that check their own flags.
-    pub fn new_public(flag: &'static str, message: impl Into<String>) -> Self {
-        ConfigError::new(flag, message)
-    }
-
     fn new(flag: &'static str, message: impl Into<String>) -> Self {
         ConfigError {
             flag,

@@ -470,8 +470,7 @@ fn export(
 
 /// `powerd import`: a node's day files into a stopped data directory.
 fn import(from: PathBuf, node: String, data_dir: PathBuf) -> Result<(), AppError> {
-    let node = powerd::lake::NodeName::parse(&node)
-        .map_err(|e| AppError::Config(ConfigError::new_public("--node", e)))?;
+    let node = powerd::config::node_name(Some(&node)).map_err(AppError::Config)?;
     let engine = Engine::open(&data_dir, EngineOptions::default()).map_err(AppError::Storage)?;
     let mut due = once_a_second();
     let mut show = |done: usize, total: usize| {

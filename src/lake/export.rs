@@ -61,7 +61,7 @@ pub struct LakeStatus {
     /// none yet): every write acknowledged before it is in the lake.
     pub last_success_start_ms: AtomicU64,
     /// When the exporter was made (ms since the epoch).
-    pub created_ms: AtomicU64,
+    pub created_ms: u64,
 }
 
 impl LakeStatus {
@@ -69,7 +69,7 @@ impl LakeStatus {
     /// that succeeded (or since start-up, before one has).
     pub fn lag_seconds(&self) -> f64 {
         let since = match self.last_success_start_ms.load(Relaxed) {
-            0 => self.created_ms.load(Relaxed),
+            0 => self.created_ms,
             ms => ms,
         };
         now_ms().saturating_sub(since) as f64 / 1e3
@@ -119,8 +119,10 @@ impl Exporter {
                 )),
             ));
         }
-        let status = LakeStatus::default();
-        status.created_ms.store(now_ms(), Relaxed);
+        let status = LakeStatus {
+            created_ms: now_ms(),
+            ..LakeStatus::default()
+        };
         Ok(Exporter {
             lake: lake.to_owned(),
             node,
