@@ -46,6 +46,13 @@ const SHAPE_ORIGINS: usize = if WEIGHT_ORIGINS > ERROR_ORIGINS {
 /// is its curve for lead `L mod 7`, so a week of leads scores every curve
 /// it will ever give.
 const SHAPE_SCORED_LEADS: usize = 7;
+/// The stacking's ridge, as a multiple of the best level component's sum
+/// of squared errors: it shrinks the level weights towards equal. 28 days
+/// are few for nine weights. On the backtest's 18 series × periods, 0.3
+/// gave the lowest mean ratio of daily MAPE to the best reference's (0.875,
+/// against 0.880 without a ridge, 0.885 at 1 and 0.889 at 2) and a bucket
+/// MASE ratio as good as any (0.879 against 0.882).
+const STACKING_RIDGE: f64 = 0.3;
 /// Shape weights are proportional to loss^-SHAPE_WEIGHT_POWER.
 const SHAPE_WEIGHT_POWER: f64 = 2.0;
 /// A past day or horizon is scored only if at least this share of it was
@@ -647,7 +654,8 @@ fn validate(
 impl Validation {
     /// Level weights learned from origins `set`: the convex combination with
     /// the least squared relative error (stacking), so that complementary
-    /// components share the weight rather than the best taking all.
+    /// components share the weight rather than the best taking all, with a
+    /// ridge ([`STACKING_RIDGE`]) towards equal weights.
     fn level_weights(&self, set: Range<usize>) -> Vec<f64> {
         let nl = self.levels.len();
         let rows: usize = self.level_rows[set.clone()].iter().sum();
@@ -662,6 +670,16 @@ impl Validation {
             {
                 *g += x;
             }
+        }
+        // The best single component's own squared error: the shrinkage
+        // matters when components are about as good as each other (where
+        // stacking 28 days chases noise), not when one is near exact.
+        let ridge = STACKING_RIDGE
+            * (0..nl)
+                .map(|i| gram[i * nl + i])
+                .fold(f64::INFINITY, f64::min);
+        for i in 0..nl {
+            gram[i * nl + i] += ridge;
         }
         simplex_least_squares(&gram, nl)
     }

@@ -42,9 +42,11 @@ pub(crate) enum Level {
     /// factors (Holt-Winters without a trend: the regressions carry it),
     /// smoothing constants chosen by one-step error over the last 12 weeks.
     SeasonalSmoothing,
+    /// The total of the most recent day with the target's weekday.
+    SameDayLastWeek,
 }
 
-pub(crate) const LEVELS: [Level; 8] = [
+pub(crate) const LEVELS: [Level; 9] = [
     Level::Yesterday,
     Level::MeanSameWeekdays4,
     Level::MeanRecentDays7,
@@ -53,6 +55,7 @@ pub(crate) const LEVELS: [Level; 8] = [
     Level::TrendWeekdayOls,
     Level::TrendWeekdayOlsAr,
     Level::SeasonalSmoothing,
+    Level::SameDayLastWeek,
 ];
 
 /// Forecasts of within-day curves (only their shape is used).
@@ -113,6 +116,7 @@ impl Level {
             Level::TrendWeekdayOls => "trend_weekday_ols",
             Level::TrendWeekdayOlsAr => "trend_weekday_ols_ar1",
             Level::SeasonalSmoothing => "seasonal_exp_smoothing",
+            Level::SameDayLastWeek => "same_day_last_week",
         }
     }
 
@@ -122,6 +126,7 @@ impl Level {
         match self {
             Level::Yesterday => e >= 1,
             Level::MeanRecentDays7 => e >= 2,
+            Level::SameDayLastWeek => e >= 7,
             Level::MeanSameWeekdays4 => e >= 28,
             Level::WeekdayAdjustedYesterday | Level::WeekMeanWeekdayAdjusted => e >= 7,
             Level::TrendWeekdayOls | Level::TrendWeekdayOlsAr | Level::SeasonalSmoothing => e >= 21,
@@ -159,6 +164,11 @@ impl Level {
             Level::TrendWeekdayOls => trend_weekday_ols(t, e, false, totals),
             Level::TrendWeekdayOlsAr => trend_weekday_ols(t, e, true, totals),
             Level::SeasonalSmoothing => seasonal_smoothing(t, e, totals),
+            Level::SameDayLastWeek => {
+                for (lead, out) in totals.iter_mut().enumerate() {
+                    *out = t[same_weekday(e, lead, 0)];
+                }
+            }
         }
         for v in totals.iter_mut() {
             *v = v.max(0.0);

@@ -15,8 +15,8 @@
 //! shape by stable habits of the time of day and week, best seen by
 //! averaging many days. Each side is a blend of simple components:
 //!
-//! - levels: yesterday's total; the mean of the last 4 same weekdays; the
-//!   mean of the last 7 days; yesterday and the last week's mean, each
+//! - levels: yesterday's total; the same weekday's total last week; the
+//!   mean of the last 4 same weekdays; the mean of the last 7 days; yesterday and the last week's mean, each
 //!   adjusted by weekday factors; least squares on trend + weekday over 8
 //!   weeks, alone and with its last residual carried forward (AR(1));
 //!   exponential smoothing of the level with weekday factors;
@@ -41,7 +41,9 @@
 //! so the model learns the blend per ship. It replays itself at the 28 past
 //! daily origins whose horizon has already happened and takes the level
 //! weights that minimise the squared relative error of the daily totals over
-//! the simplex (stacking: complementary components share the weight), and
+//! the simplex (stacking: complementary components share the weight; a
+//! light ridge shrinks them towards equal, as 28 days are few for nine
+//! weights), and
 //! shape weights proportional to the inverse square of each shape's
 //! absolute error (shapes are all averages of past days and too correlated
 //! for stacking to find anything but noise).

@@ -601,7 +601,11 @@ fn short_histories_are_still_validated_on_enough_origins() {
             f.model.fallbacks
         );
         assert_eq!(f.model.validation_origins, 28, "{days} days");
-        assert_eq!(f.model.level_weights.len(), 8, "{days} days");
+        assert_eq!(
+            f.model.level_weights.len(),
+            components::LEVELS.len(),
+            "{days} days"
+        );
         assert!(f.model.interval_errors >= 25, "{days} days");
     }
 }
