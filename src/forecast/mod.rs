@@ -16,10 +16,11 @@
 //! averaging many days. Each side is a blend of simple components:
 //!
 //! - levels: yesterday's total; the same weekday's total last week; the
-//!   mean of the last 4 same weekdays; the mean of the last 7 days; yesterday and the last week's mean, each
-//!   adjusted by weekday factors; least squares on trend + weekday over 8
-//!   weeks, alone and with its last residual carried forward (AR(1));
-//!   exponential smoothing of the level with weekday factors;
+//!   mean of the last 4 same weekdays; the mean of the last 7 days;
+//!   yesterday and the last week's mean, each adjusted by weekday factors;
+//!   least squares on trend + weekday over 8 weeks, alone and with its last
+//!   residual carried forward (AR(1)); exponential smoothing of the level
+//!   with weekday factors;
 //! - shapes: yesterday; the same day last week; the mean of the last 4 same
 //!   weekdays and an exponentially weighted mean of 8; the mean of the last
 //!   7 and of the last 28 days; the mean of the last 4 same weekdays times
@@ -43,10 +44,9 @@
 //! weights that minimise the squared relative error of the daily totals over
 //! the simplex (stacking: complementary components share the weight; a
 //! light ridge shrinks them towards equal, as 28 days are few for nine
-//! weights), and
-//! shape weights proportional to the inverse square of each shape's
-//! absolute error (shapes are all averages of past days and too correlated
-//! for stacking to find anything but noise).
+//! weights), and shape weights proportional to the inverse square of each
+//! shape's absolute error (shapes are all averages of past days and too
+//! correlated for stacking to find anything but noise).
 //!
 //! The interval of the total is split-conformal: the relative errors of
 //! the blend's own total at 28 recent past origins — each with the weights
