@@ -140,6 +140,58 @@ pub fn periods(first_bucket: i64, n: usize, utc_offset_h: i64) -> Vec<Period> {
     out
 }
 
+/// The data README's fifth reference, "MSTL(96, 672) + AutoETS trend, last
+/// 8 weeks", on every period of [`periods`] in its order: (MAPE %, MASE).
+/// Not reimplemented in Rust: `benches/mstl_reference.py` computes them with
+/// statsforecast 2.1.1 (`MSTL(season_length=[96, 672])`, its default
+/// `AutoETS(model="ZZN")` trend forecaster) on the same origins and scale,
+/// and reproduces the README's figures to the digit on the whole period.
+/// The same fits serve the truncated period (8 weeks fit inside its 12), so
+/// only the MASE scale differs there.
+pub const MSTL_REFERENCE: [(&str, [(f64, f64); 6]); 3] = [
+    (
+        "vic_elec2014",
+        [
+            (7.57, 0.932),
+            (7.57, 1.235),
+            (4.10, 0.286),
+            (2.63, 0.319),
+            (1.78, 0.322),
+            (2.64, 0.470),
+        ],
+    ),
+    (
+        "htw_agg74",
+        [
+            (4.59, 1.127),
+            (4.59, 1.097),
+            (4.38, 0.823),
+            (5.49, 0.745),
+            (4.02, 0.714),
+            (4.15, 0.860),
+        ],
+    ),
+    (
+        "htw_house0",
+        [
+            (56.79, 1.324),
+            (56.79, 1.209),
+            (31.38, 1.006),
+            (17.22, 0.799),
+            (27.87, 0.822),
+            (21.44, 0.846),
+        ],
+    ),
+];
+
+/// [`MSTL_REFERENCE`] of a series' `period`-th period, if stored.
+pub fn mstl_reference(series: &str, period: usize) -> Option<(f64, f64)> {
+    MSTL_REFERENCE
+        .iter()
+        .find(|(name, _)| *name == series)
+        .and_then(|(_, p)| p.get(period).copied())
+}
+
 /// The README's OLS reference: least squares of the buckets on trend +
 /// time-of-day + day-of-week dummies over the last 8 weeks before `o`,
 /// extrapolated over the next day.
@@ -315,8 +367,10 @@ impl Scores {
             })
     }
 
-    /// The table and the verdict on the targets.
-    pub fn print(&self, model_name: &str, series: &SeriesInfo) {
+    /// The table (with the stored MSTL reference `mstl`, if any) and the
+    /// verdict on the targets: below `best` (MAPE, MASE), and the interval's
+    /// coverage in 70-90%.
+    pub fn print(&self, model_name: &str, mstl: Option<(f64, f64)>, best: (f64, f64)) {
         println!(
             "| {:<30} | {:>6} | {:>6} | {:>7} |",
             "method", "MAPE %", "MASE", "80% cov"
@@ -327,15 +381,19 @@ impl Scores {
         println!("{}", self.last_week.row("same day last week"));
         println!("{}", self.mean4.row("mean of last 4 same weekdays"));
         println!("{}", self.ols.row("OLS trend+tod+dow, 8 weeks"));
+        if let Some((mape, mase)) = mstl {
+            let name = "MSTL+AutoETS, 8 weeks (stored)";
+            println!("| {name:<30} | {mape:>6.2} | {mase:>6.3} | {:>7} |", "-");
+        }
         let (mape, mase, coverage) = self.model.means();
         let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
         println!(
             "targets: MAPE {mape:.2} < {} {}, MASE {mase:.3} < {} {}, \
              coverage {:.1}% in 70-90% {}",
-            series.best_mape,
-            verdict(mape < series.best_mape),
-            series.best_mase,
-            verdict(mase < series.best_mase),
+            best.0,
+            verdict(mape < best.0),
+            best.1,
+            verdict(mase < best.1),
             coverage * 100.0,
             verdict((0.7..=0.9).contains(&coverage))
         );
