@@ -206,25 +206,40 @@ pub(super) fn forecast(
     // Honest errors: at each recent past origin, the blend with the level
     // weights it would have learned then, from origins whose horizon had
     // ended by it.
+    // The shape only counts here through a partial last day; today's shape
+    // weights stand in for the ones learned back then.
+    let error_at = |v: usize, level_w: &[f64]| {
+        let actual = val.actual_horizon[v];
+        let mut predicted = val.blended_total(v, level_w, &shape_w);
+        if let Some(x) = residuals.tail_mean(n_days - val.origins[v]) {
+            predicted += carried_total(x, val_horizon);
+        }
+        (predicted > 0.0 && !actual.is_nan()).then(|| actual / predicted - 1.0)
+    };
     let mut errors = Vec::with_capacity(ERROR_ORIGINS);
     for v in 0..val.origins.len().min(ERROR_ORIGINS) {
-        let actual = val.actual_horizon[v];
         let from = v + val.leads;
         let to = (from + WEIGHT_ORIGINS).min(val.origins.len());
         if to < from + MIN_ORIGINS_FOR_WEIGHTS {
             break;
         }
-        if actual.is_nan() {
-            continue;
+        if !val.actual_horizon[v].is_nan() {
+            errors.extend(error_at(v, &val.level_weights(from..to)));
         }
-        // The shape only counts here through a partial last day; today's
-        // shape weights stand in for the ones learned back then.
-        let mut predicted = val.blended_total(v, &val.level_weights(from..to), &shape_w);
-        if let Some(x) = residuals.tail_mean(n_days - val.origins[v]) {
-            predicted += carried_total(x, val_horizon);
-        }
-        if predicted > 0.0 {
-            errors.push(actual / predicted - 1.0);
+    }
+    // A long window on a short history: no past origin has both its whole
+    // horizon and weights of its own before it. Today's weights at the
+    // validation origins (learned on them, so a little optimistic) still
+    // say far more about this blend's error than the spread of single days.
+    if errors.len() < MIN_ERRORS_FOR_INTERVAL {
+        let fitted: Vec<f64> = (0..val.origins.len().min(ERROR_ORIGINS))
+            .filter_map(|v| error_at(v, &level_w))
+            .collect();
+        if fitted.len() >= MIN_ERRORS_FOR_INTERVAL {
+            fallbacks.push(Fallback::IntervalFromFittedErrors {
+                past_errors: fitted.len(),
+            });
+            errors = fitted;
         }
     }
 

@@ -101,6 +101,10 @@
 //!   past origins, at 14, so that a component needing four weeks does not
 //!   cut a five-week history's validation to a week (with 8–12 weeks every
 //!   component is weighed on 28 origins);
+//! - a window too long for past origins with both its whole horizon after
+//!   them and their own weights before them (28 days on 8–12 weeks): the
+//!   interval from today's weights' errors at the validation origins —
+//!   in-sample for the weights, so a little optimistic, but the blend's own;
 //! - too few past origins for weights or interval: equal weights, and an
 //!   interval of ±1.28 coefficients of variation of the daily totals (at
 //!   least ±32%);
@@ -220,6 +224,11 @@ pub enum Fallback {
     /// Too few past errors for an empirical interval: the interval comes
     /// from the spread of the daily totals instead.
     IntervalFromDailySpread { past_errors: usize },
+    /// No past origin has both the whole horizon after it and weights of
+    /// its own before it (a long window on a short history): the interval
+    /// comes from today's weights' errors at the validation origins, which
+    /// those weights were learned on.
+    IntervalFromFittedErrors { past_errors: usize },
     /// Weights and interval learned at a shorter horizon than asked for,
     /// because the history is shorter than the horizon allows.
     ValidatedOnShorterHorizon { days: usize },
@@ -249,6 +258,12 @@ impl fmt::Display for Fallback {
             Fallback::IntervalFromDailySpread { past_errors } => write!(
                 f,
                 "{past_errors} past error(s): interval from the spread of daily totals"
+            ),
+            Fallback::IntervalFromFittedErrors { past_errors } => write!(
+                f,
+                "too little history for out-of-sample errors over this window: interval \
+                 from today's weights' errors at {past_errors} past origin(s), which may be \
+                 a little narrow"
             ),
             Fallback::ValidatedOnShorterHorizon { days } => {
                 write!(

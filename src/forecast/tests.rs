@@ -609,3 +609,45 @@ fn short_histories_are_still_validated_on_enough_origins() {
         assert!(f.model.interval_errors >= 25, "{days} days");
     }
 }
+
+#[test]
+fn a_long_window_on_a_short_history_gets_the_blends_own_interval() {
+    // 28 days ahead from 8 and 12 weeks: no past origin has both 28 days
+    // after it and weights of its own before it, so the interval comes from
+    // today's weights' errors at past origins — not from the spread of
+    // single days (±32% and more), which says little about a month's total.
+    let kwh = series(120, 1.0);
+    let end = 120 * DAY;
+    for days in [56, 84] {
+        let from = end - days * DAY;
+        let history = History::from_kwh(FIRST + from as i64, &kwh[from..]);
+        let f = forecast(&history, FIRST + end as i64, MAX_HORIZON_BUCKETS).unwrap();
+        assert!(
+            has_fallback(&f, |x| matches!(
+                x,
+                Fallback::IntervalFromFittedErrors { past_errors } if *past_errors >= 9
+            )),
+            "{days} days: {:?}",
+            f.model.fallbacks
+        );
+        assert!(
+            !has_fallback(&f, |x| matches!(
+                x,
+                Fallback::IntervalFromDailySpread { .. }
+            )),
+            "{days} days: {:?}",
+            f.model.fallbacks
+        );
+        assert_eq!(f.model.interval_errors, 28.min(f.model.validation_origins));
+        let truth = truth_total(end, MAX_HORIZON_BUCKETS);
+        let (lo, hi) = (f.interval.low_kwh, f.interval.high_kwh);
+        assert!(lo <= truth && truth <= hi, "{days} days: {lo} {truth} {hi}");
+        // A third of the daily spread's ±32% at the most.
+        assert!(hi - lo < 0.2 * f.total_kwh, "{days} days: {lo}..{hi}");
+    }
+    // A day ahead, the same histories have out-of-sample errors of their own.
+    let from = end - 56 * DAY;
+    let history = History::from_kwh(FIRST + from as i64, &kwh[from..]);
+    let f = forecast(&history, FIRST + end as i64, DAY).unwrap();
+    assert!(f.model.fallbacks.is_empty(), "{:?}", f.model.fallbacks);
+}
