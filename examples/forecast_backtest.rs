@@ -255,10 +255,7 @@ fn run(series: &Series, info: &SeriesInfo, verbose: bool, coverage: &mut Coverag
         );
         // The target: the best of the five references on this period.
         let mstl = protocol::mstl_reference(info.name, pi);
-        let mut best = scores.best_reference();
-        if let Some((mape, mase)) = mstl {
-            best = (best.0.min(mape), best.1.min(mase));
-        }
+        let best = scores.best_reference(mstl);
         scores.print("powerd::forecast (blend)", mstl, best);
         rows.push(Row {
             series: info.name,

@@ -357,12 +357,17 @@ impl Scores {
     }
 
     /// The best MAPE and the best MASE among the references computed here
-    /// (each minimised separately, as in the data README's "best").
-    pub fn best_reference(&self) -> (f64, f64) {
+    /// and the `stored` one (MSTL, if any), each minimised separately, as in
+    /// the data README's "best".
+    pub fn best_reference(&self, stored: Option<(f64, f64)>) -> (f64, f64) {
         [self.yesterday, self.last_week, self.mean4, self.ols]
             .iter()
-            .map(|s| s.means())
-            .fold((f64::INFINITY, f64::INFINITY), |(a, b), (m, s, _)| {
+            .map(|s| {
+                let (mape, mase, _) = s.means();
+                (mape, mase)
+            })
+            .chain(stored)
+            .fold((f64::INFINITY, f64::INFINITY), |(a, b), (m, s)| {
                 (a.min(m), b.min(s))
             })
     }
