@@ -141,6 +141,8 @@ struct Shares {
     shape: Vec<(&'static str, f64)>,
     persistence: f64,
     decay: f64,
+    long_persistence: f64,
+    long_decay: f64,
     n: usize,
 }
 
@@ -156,8 +158,11 @@ impl Shares {
         };
         add(&mut self.level, &f.model.level_weights);
         add(&mut self.shape, &f.model.shape_weights);
-        self.persistence += f.model.intraday_persistence.weight;
-        self.decay += f.model.intraday_persistence.decay_per_bucket;
+        let p = f.model.intraday_persistence;
+        self.persistence += p.weight;
+        self.decay += p.weight * p.decay_per_bucket;
+        self.long_persistence += p.long_weight;
+        self.long_decay += p.long_weight * p.long_decay_per_bucket;
         self.n += 1;
     }
 
@@ -177,9 +182,13 @@ impl Shares {
         println!("  level: {}", list(&self.level));
         println!("  shape: {}", list(&self.shape));
         println!(
-            "  intraday persistence: weight {:.2}, decay per bucket {:.3}",
+            "  intraday persistence (decays weighted by their weights): last hour weight {:.2}, \
+             decay per bucket {:.3}; last {} hours weight {:.2}, decay per bucket {:.4}",
             self.persistence / n,
-            self.decay / n
+            self.decay / self.persistence.max(f64::MIN_POSITIVE),
+            powerd::forecast::LONG_CARRY_HOURS,
+            self.long_persistence / n,
+            self.long_decay / self.long_persistence.max(f64::MIN_POSITIVE)
         );
     }
 }

@@ -190,19 +190,14 @@ pub(super) fn forecast(
     let level_w = val.level_weights(weight_set.clone());
     let shape_w = val.shape_weights(weight_set.clone());
 
-    // The intraday persistence: what the deviation of the last hour before
-    // an origin says about the next hours, learned from the blend's own
-    // day-ahead errors on the last weeks.
+    // The intraday persistence: what the deviations of the last hour and
+    // the last hours before an origin say about the next hours, learned
+    // from the blend's own day-ahead errors on the last weeks.
     let residuals = Residuals::replay(&grid, &val, &level_w, &shape_w);
     let persistence = residuals.persistence();
     let carry = residuals.last_deviation();
-    let carried_total = |x: f64, len: usize| {
-        persistence.weight
-            * x
-            * (0..len)
-                .map(|i| persistence.decay_per_bucket.powi(i as i32))
-                .sum::<f64>()
-    };
+    let carried_total =
+        |x: (f64, f64), len: usize| (0..len).map(|i| persistence.carried(x, i)).sum::<f64>();
 
     // Honest errors: at each recent past origin, the blend with the level
     // weights it would have learned then, from origins whose horizon had
@@ -211,7 +206,7 @@ pub(super) fn forecast(
     let error_at = |v: usize, level_w: &[f64]| {
         let actual = val.actual_horizon[v];
         let mut predicted = val.blended_total(v, level_w, &shape_w);
-        if let Some(x) = residuals.tail_mean(n_days - val.origins[v]) {
+        if let Some(x) = residuals.carry(n_days - val.origins[v]) {
             predicted += carried_total(x, val_horizon);
         }
         (predicted > 0.0 && !actual.is_nan()).then(|| actual / predicted - 1.0)
@@ -265,11 +260,9 @@ pub(super) fn forecast(
     let mut values: Vec<f64> = (0..horizon)
         .map(|i| (shape[i] * day_totals[i / DAY]).max(0.0))
         .collect();
-    if persistence.weight > 0.0 {
-        let mut k = persistence.weight * carry;
-        for v in values.iter_mut() {
-            *v = (*v + k).max(0.0);
-            k *= persistence.decay_per_bucket;
+    if persistence.weight > 0.0 || persistence.long_weight > 0.0 {
+        for (i, v) in values.iter_mut().enumerate() {
+            *v = (*v + persistence.carried(carry, i)).max(0.0);
         }
     }
     let total: f64 = values.iter().sum();
@@ -358,6 +351,10 @@ const CARRY_BUCKETS: usize = 4;
 /// Per-bucket decays of the carried deviation the fit chooses among:
 /// half-lives from 15 minutes to a day.
 const CARRY_DECAYS: [f64; 7] = [0.5, 0.8, 0.9, 0.95, 0.97, 0.985, 0.993];
+/// The slower deviation: the mean residual of this many buckets before the
+/// origin (six hours), carried with one of these slow decays.
+const LONG_CARRY_BUCKETS: usize = super::LONG_CARRY_HOURS * 4;
+const LONG_CARRY_DECAYS: [f64; 4] = [0.98, 0.99, 0.995, 0.998];
 
 /// The blend's day-ahead forecasts of the last [`RESIDUAL_DAYS`] (+ 1) days
 /// before the origin, replayed with today's weights, and their errors.
@@ -420,12 +417,20 @@ impl Residuals {
         &self.res[j * DAY..(j + 1) * DAY]
     }
 
-    /// The mean observed residual of the last [`CARRY_BUCKETS`] of day `j`.
-    fn tail_mean(&self, j: usize) -> Option<f64> {
+    /// The mean observed residuals of the last [`CARRY_BUCKETS`] and of the
+    /// last [`LONG_CARRY_BUCKETS`] of day `j`.
+    fn carry(&self, j: usize) -> Option<(f64, f64)> {
+        Some((
+            self.tail_mean(j, CARRY_BUCKETS)?,
+            self.tail_mean(j, LONG_CARRY_BUCKETS)?,
+        ))
+    }
+
+    fn tail_mean(&self, j: usize, buckets: usize) -> Option<f64> {
         if j >= self.days {
             return None;
         }
-        let tail = &self.day(j)[DAY - CARRY_BUCKETS..];
+        let tail = &self.day(j)[DAY - buckets..];
         let (sum, n) = tail
             .iter()
             .filter(|v| !v.is_nan())
@@ -433,12 +438,10 @@ impl Residuals {
         (n > 0).then(|| sum / n as f64)
     }
 
-    /// The deviation the forecast carries: the last hour before the origin.
-    fn last_deviation(&self) -> f64 {
-        if self.days == 0 {
-            return 0.0;
-        }
-        self.tail_mean(0).unwrap_or(0.0)
+    /// The deviations the forecast carries: of the last hour and of the
+    /// last [`LONG_CARRY_BUCKETS`] before the origin.
+    fn last_deviation(&self) -> (f64, f64) {
+        self.carry(0).unwrap_or((0.0, 0.0))
     }
 
     /// Per-bucket additive 80% bands, `bands(i)` = (low, high) offsets for
@@ -455,16 +458,14 @@ impl Residuals {
         let mut first: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
         let mut later: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
         for j in 0..self.days {
-            let x = self.tail_mean(j + 1);
-            let mut carried = persistence.weight * x.unwrap_or(0.0);
+            let x = self.carry(j + 1);
             for (s, &r) in self.day(j).iter().enumerate() {
                 if !r.is_nan() {
                     later[s / 4].push(r);
-                    if x.is_some() {
-                        first[s / 4].push(r - carried);
+                    if let Some(x) = x {
+                        first[s / 4].push(r - persistence.carried(x, s));
                     }
                 }
-                carried *= persistence.decay_per_bucket;
             }
         }
         let ranks = |errors: &mut Vec<f64>| -> Option<(f64, f64)> {
@@ -493,8 +494,8 @@ impl Residuals {
     /// weight is kept in [0, 1], and zero when it does not reduce the
     /// squared error by at least 1%.
     fn persistence(&self) -> IntradayPersistence {
-        let pairs: Vec<(usize, f64)> = (0..self.days.saturating_sub(1))
-            .filter_map(|j| self.tail_mean(j + 1).map(|x| (j, x)))
+        let pairs: Vec<(usize, (f64, f64))> = (0..self.days.saturating_sub(1))
+            .filter_map(|j| self.carry(j + 1).map(|x| (j, x)))
             .collect();
         if pairs.len() < MIN_ORIGINS_FOR_WEIGHTS {
             return IntradayPersistence::default();
@@ -506,30 +507,54 @@ impl Residuals {
             .sum();
         let mut best = (base, IntradayPersistence::default());
         for decay in CARRY_DECAYS {
-            let (mut rg, mut gg) = (0.0, 0.0);
-            for &(j, x) in &pairs {
-                let mut g = x;
-                for &r in self.day(j) {
-                    if !r.is_nan() {
-                        rg += r * g;
-                        gg += g * g;
+            for long_decay in LONG_CARRY_DECAYS {
+                // Normal equations of r ≈ a g + b h, g the hour's deviation
+                // decaying fast, h the longer deviation decaying slowly.
+                let (mut rg, mut rh, mut gg, mut gh, mut hh) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                for &(j, (x, y)) in &pairs {
+                    let (mut g, mut h) = (x, y);
+                    for &r in self.day(j) {
+                        if !r.is_nan() {
+                            rg += r * g;
+                            rh += r * h;
+                            gg += g * g;
+                            gh += g * h;
+                            hh += h * h;
+                        }
+                        g *= decay;
+                        h *= long_decay;
                     }
-                    g *= decay;
                 }
-            }
-            if gg <= 0.0 {
-                continue;
-            }
-            let weight = (rg / gg).clamp(0.0, 1.0);
-            let sse = base - 2.0 * weight * rg + weight * weight * gg;
-            if sse < best.0 {
-                best = (
-                    sse,
-                    IntradayPersistence {
-                        weight,
-                        decay_per_bucket: decay,
-                    },
-                );
+                let mut candidates = Vec::with_capacity(3);
+                if gg > 0.0 {
+                    candidates.push(((rg / gg).clamp(0.0, 1.0), 0.0));
+                }
+                if hh > 0.0 {
+                    candidates.push((0.0, (rh / hh).clamp(0.0, 1.0)));
+                }
+                let det = gg * hh - gh * gh;
+                if det > 1e-9 * gg * hh {
+                    let a = (rg * hh - rh * gh) / det;
+                    let b = (rh * gg - rg * gh) / det;
+                    if (0.0..=1.0).contains(&a) && (0.0..=1.0).contains(&b) {
+                        candidates.push((a, b));
+                    }
+                }
+                for (a, b) in candidates {
+                    let sse =
+                        base - 2.0 * (a * rg + b * rh) + a * a * gg + 2.0 * a * b * gh + b * b * hh;
+                    if sse < best.0 {
+                        best = (
+                            sse,
+                            IntradayPersistence {
+                                weight: a,
+                                decay_per_bucket: if a > 0.0 { decay } else { 0.0 },
+                                long_weight: b,
+                                long_decay_per_bucket: if b > 0.0 { long_decay } else { 0.0 },
+                            },
+                        );
+                    }
+                }
             }
         }
         if best.0 < 0.99 * base {

@@ -29,12 +29,16 @@
 //!   the curve of a recursive daily + weekly decomposition (level, daily
 //!   and weekly profiles smoothed bucket by bucket in one pass, its state
 //!   kept at every day boundary so past origins read it without a refit);
-//! - intraday persistence: the last hour's deviation from the blend's own
-//!   day-ahead forecast of it, carried into the horizon with a weight and
-//!   a per-bucket decay learned by least squares on the blend's day-ahead
-//!   errors over the last 28 days (weight 0 unless it cuts the squared
+//! - intraday persistence: the deviation of the last hour and of the last
+//!   six hours from the blend's own day-ahead forecast of them, carried
+//!   into the horizon — the hour's with a fast decay, the six hours' with
+//!   a slow one (half-lives from 8 hours to 3.6 days) — with weights and
+//!   decays learned jointly by least squares on the blend's day-ahead
+//!   errors over the last 28 days (both 0 unless they cut the squared
 //!   error by 1%) — the level right before the origin carries into the
-//!   next hours on regular demand, not on a single noisy house.
+//!   next hours on regular demand, not on a single noisy house. The slow
+//!   term never carries flat: the fit only sees day-ahead errors, and a
+//!   28-day window must not inherit one evening's deviation whole.
 //!
 //! No single component is best everywhere — on the backtest series of
 //! `../shared/data` persistence wins on state-wide demand, trend + weekday
@@ -188,8 +192,9 @@ pub struct ModelInfo {
     pub level_weights: Vec<ComponentWeight>,
     /// Weights of the component forecasts in the within-day shape.
     pub shape_weights: Vec<ComponentWeight>,
-    /// The deviation of the last hour before the origin carried into the
-    /// horizon (weight 0 where it did not earn its place).
+    /// The deviations of the last hour and of the last hours before the
+    /// origin carried into the horizon (weight 0 where they did not earn
+    /// their place).
     pub intraday_persistence: IntradayPersistence,
     /// Simplifications forced by short or stale history.
     pub fallbacks: Vec<Fallback>,
@@ -202,16 +207,34 @@ pub struct ComponentWeight {
     pub weight: f64,
 }
 
+/// Hours before the origin whose mean deviation the slow term of
+/// [`IntradayPersistence`] carries.
+pub const LONG_CARRY_HOURS: usize = 6;
+
 /// Intraday persistence: bucket `i` of the horizon (0 = the first) gains
-/// `weight × decay_per_bucket^i × d`, `d` the mean deviation of the last
-/// hour's observed buckets before the origin from the blend's day-ahead
-/// forecast of them. Both are learned by least squares on the blend's own
-/// day-ahead errors over the last 28 days; `weight` is 0 unless that cuts
-/// the squared error by at least 1%.
+/// `weight × decay_per_bucket^i × d + long_weight × long_decay_per_bucket^i
+/// × D`, `d` the mean deviation of the last hour's observed buckets before
+/// the origin from the blend's day-ahead forecast of them and `D` the same
+/// over the last [`LONG_CARRY_HOURS`]. The hour says where the next hours
+/// start; the six hours, less noisy, how far the day's level has moved.
+/// All four are learned together by least squares on the blend's own
+/// day-ahead errors over the last 28 days (each weight in [0, 1], a decay
+/// 0 where its weight is); both weights are 0 unless that cuts the squared
+/// error by at least 1%.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct IntradayPersistence {
     pub weight: f64,
     pub decay_per_bucket: f64,
+    pub long_weight: f64,
+    pub long_decay_per_bucket: f64,
+}
+
+impl IntradayPersistence {
+    /// What bucket `i` of the horizon gains from the deviations `(hour, long)`.
+    pub(crate) fn carried(&self, (hour, long): (f64, f64), i: usize) -> f64 {
+        self.weight * hour * self.decay_per_bucket.powi(i as i32)
+            + self.long_weight * long * self.long_decay_per_bucket.powi(i as i32)
+    }
 }
 
 /// A simplification the model made because the history did not allow better.
