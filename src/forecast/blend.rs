@@ -196,8 +196,6 @@ pub(super) fn forecast(
     let residuals = Residuals::replay(&grid, &val, &level_w, &shape_w);
     let persistence = residuals.persistence();
     let carry = residuals.last_deviation();
-    let carried_total =
-        |x: (f64, f64), len: usize| (0..len).map(|i| persistence.carried(x, i)).sum::<f64>();
 
     // Honest errors: at each recent past origin, the blend with the level
     // weights it would have learned then, from origins whose horizon had
@@ -207,7 +205,7 @@ pub(super) fn forecast(
         let actual = val.actual_horizon[v];
         let mut predicted = val.blended_total(v, level_w, &shape_w);
         if let Some(x) = residuals.carry(n_days - val.origins[v]) {
-            predicted += carried_total(x, val_horizon);
+            predicted += persistence.carried_sum(x, val_horizon);
         }
         (predicted > 0.0 && !actual.is_nan()).then(|| actual / predicted - 1.0)
     };

@@ -235,6 +235,21 @@ impl IntradayPersistence {
         self.weight * hour * self.decay_per_bucket.powi(i as i32)
             + self.long_weight * long * self.long_decay_per_bucket.powi(i as i32)
     }
+
+    /// What the first `len` buckets of the horizon gain in all: the
+    /// geometric sums in closed form, as the honest errors ask it at every
+    /// past origin for up to 2,688 buckets.
+    pub(crate) fn carried_sum(&self, (hour, long): (f64, f64), len: usize) -> f64 {
+        let sum = |d: f64| {
+            if d < 1.0 {
+                (1.0 - d.powi(len as i32)) / (1.0 - d)
+            } else {
+                len as f64
+            }
+        };
+        self.weight * hour * sum(self.decay_per_bucket)
+            + self.long_weight * long * sum(self.long_decay_per_bucket)
+    }
 }
 
 /// A simplification the model made because the history did not allow better.

@@ -699,3 +699,30 @@ fn a_long_window_on_a_short_history_gets_the_blends_own_interval() {
     let f = forecast(&history, FIRST + end as i64, DAY).unwrap();
     assert!(f.model.fallbacks.is_empty(), "{:?}", f.model.fallbacks);
 }
+
+#[test]
+fn the_carried_sum_in_closed_form_is_the_sum_of_the_carried_buckets() {
+    for (weight, decay, long_weight, long_decay) in [
+        (0.0, 0.0, 0.0, 0.0),
+        (0.3, 0.5, 0.0, 0.0),
+        (0.0, 0.0, 0.7, 0.998),
+        (0.3, 0.985, 0.24, 0.98),
+        (1.0, 0.0, 1.0, 0.995),
+    ] {
+        let p = IntradayPersistence {
+            weight,
+            decay_per_bucket: decay,
+            long_weight,
+            long_decay_per_bucket: long_decay,
+        };
+        let x = (1.7, -0.4);
+        for len in [0, 1, 2, 96, 2688] {
+            let looped: f64 = (0..len).map(|i| p.carried(x, i)).sum();
+            let closed = p.carried_sum(x, len);
+            assert!(
+                (looped - closed).abs() <= 1e-9 * (1.0 + looped.abs()),
+                "{p:?} over {len}: {looped} summed, {closed} in closed form"
+            );
+        }
+    }
+}
