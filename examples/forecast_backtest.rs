@@ -182,7 +182,7 @@ impl Shares {
         println!("  level: {}", list(&self.level));
         println!("  shape: {}", list(&self.shape));
         println!(
-            "  intraday persistence (decays weighted by their weights): last hour weight {:.2}, \
+            "  intraday persistence (decays weighted by their weights): anchor weight {:.2}, \
              decay per bucket {:.3}; last {} hours weight {:.2}, decay per bucket {:.4}",
             self.persistence / n,
             self.decay / self.persistence.max(f64::MIN_POSITIVE),

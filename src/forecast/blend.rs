@@ -195,7 +195,6 @@ pub(super) fn forecast(
     // from the blend's own day-ahead errors on the last weeks.
     let residuals = Residuals::replay(&grid, &val, &level_w, &shape_w);
     let persistence = residuals.persistence();
-    let carry = residuals.last_deviation();
 
     // Honest errors: at each recent past origin, the blend with the level
     // weights it would have learned then, from origins whose horizon had
@@ -204,7 +203,7 @@ pub(super) fn forecast(
     let error_at = |v: usize, level_w: &[f64]| {
         let actual = val.actual_horizon[v];
         let mut predicted = val.blended_total(v, level_w, &shape_w);
-        if let Some(x) = residuals.carry(n_days - val.origins[v]) {
+        if let Some(x) = residuals.origin_carry(n_days - 1 - val.origins[v]) {
             predicted += persistence.carried_sum(x, val_horizon);
         }
         (predicted > 0.0 && !actual.is_nan()).then(|| actual / predicted - 1.0)
@@ -258,6 +257,13 @@ pub(super) fn forecast(
     let mut values: Vec<f64> = (0..horizon)
         .map(|i| (shape[i] * day_totals[i / DAY]).max(0.0))
         .collect();
+    // The carry is measured against this forecast's own first hour.
+    let first_hour = values[..CARRY_BUCKETS.min(horizon)].iter().sum::<f64>()
+        / CARRY_BUCKETS.min(horizon) as f64;
+    let carry = (
+        anchor_deviation(&grid, n_days, first_hour).unwrap_or(0.0),
+        residuals.long_tail(0).unwrap_or(0.0),
+    );
     if persistence.weight > 0.0 || persistence.long_weight > 0.0 {
         for (i, v) in values.iter_mut().enumerate() {
             *v = (*v + persistence.carried(carry, i)).max(0.0);
@@ -343,8 +349,10 @@ pub(super) fn forecast(
 /// Days of residuals the intraday persistence and the per-bucket intervals
 /// are learned from: the blend's day-ahead bucket errors on the last 28 days.
 const RESIDUAL_DAYS: usize = 28;
-/// The deviation carried forward is the mean residual of this many buckets
-/// just before the origin (an hour).
+/// Weeks of same-weekday transitions the anchor's step is the mean of.
+const ANCHOR_WEEKS: usize = 12;
+/// The anchor compares hours of this many buckets: the last before the
+/// origin, the forecast's first.
 const CARRY_BUCKETS: usize = 4;
 /// Per-bucket decays of the carried deviation the fit chooses among:
 /// half-lives from 15 minutes to a day.
@@ -360,7 +368,48 @@ struct Residuals {
     /// `[j][slot]`: actual − forecast of day `n_days − 1 − j` from its own
     /// midnight-of-the-grid origin; NaN where not observed or not forecast.
     res: Vec<f64>,
+    /// `[j]`: the anchor deviation at the origin of day `n_days − 1 − j`
+    /// (see [`anchor_deviation`]); NaN where it cannot be taken.
+    anchor: Vec<f64>,
     days: usize,
+}
+
+/// Where the first hour after origin `e` (a day index) should start, by
+/// continuity: the last hour before it plus the mean step from the last
+/// hour of a day to the first of the next at the same weekday's origins of
+/// the last [`ANCHOR_WEEKS`], less the forecast's own first hour
+/// (`first_hour`, the mean of its first [`CARRY_BUCKETS`]). Measured against
+/// the forecast made at `e` itself, unlike a past forecast's residual, whose
+/// level the new forecast has already partly corrected. `None` without an
+/// observed bucket in the last hour or a past transition to step by.
+fn anchor_deviation(grid: &Grid, e: usize, first_hour: f64) -> Option<f64> {
+    if e < 2 {
+        return None;
+    }
+    let hour_mean = |day: usize, from: usize| -> Option<f64> {
+        let (v, o) = (grid.day(day), grid.day_observed(day));
+        let (sum, n) = (from..from + CARRY_BUCKETS)
+            .filter(|&s| o[s])
+            .fold((0.0, 0), |(a, n), s| (a + v[s], n + 1));
+        (n > 0).then(|| sum / n as f64)
+    };
+    let last = hour_mean(e - 1, DAY - CARRY_BUCKETS)?;
+    let (mut step, mut n) = (0.0, 0);
+    // The same transition (Friday night to Saturday is not Sunday night to
+    // Monday), over the last four weeks.
+    for p in (1..=ANCHOR_WEEKS)
+        .filter_map(|k| e.checked_sub(7 * k))
+        .filter(|&p| p >= 1)
+    {
+        if let (Some(a), Some(b)) = (hour_mean(p, 0), hour_mean(p - 1, DAY - CARRY_BUCKETS)) {
+            step += a - b;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    Some(last + step / n as f64 - first_hour)
 }
 
 impl Residuals {
@@ -368,6 +417,7 @@ impl Residuals {
         let n = grid.n_days;
         let days = (RESIDUAL_DAYS + 1).min(n);
         let mut res = vec![f64::NAN; days * DAY];
+        let mut anchor = vec![f64::NAN; days];
         let mut total = [0.0];
         let mut curve = [0.0; DAY];
         let mut shape = [0.0; DAY];
@@ -401,6 +451,13 @@ impl Residuals {
                     add_normalised(&mut shape, &curve, w);
                 }
             }
+            let first_hour = level
+                * shape[..CARRY_BUCKETS]
+                    .iter()
+                    .map(|v| v.max(0.0))
+                    .sum::<f64>()
+                / CARRY_BUCKETS as f64;
+            anchor[j] = anchor_deviation(grid, e, first_hour).unwrap_or(f64::NAN);
             let (truth, observed) = (grid.day(e), grid.day_observed(e));
             for s in 0..DAY {
                 if observed[s] {
@@ -408,38 +465,35 @@ impl Residuals {
                 }
             }
         }
-        Residuals { res, days }
+        Residuals { res, anchor, days }
     }
 
     fn day(&self, j: usize) -> &[f64] {
         &self.res[j * DAY..(j + 1) * DAY]
     }
 
-    /// The mean observed residuals of the last [`CARRY_BUCKETS`] and of the
-    /// last [`LONG_CARRY_BUCKETS`] of day `j`.
-    fn carry(&self, j: usize) -> Option<(f64, f64)> {
-        Some((
-            self.tail_mean(j, CARRY_BUCKETS)?,
-            self.tail_mean(j, LONG_CARRY_BUCKETS)?,
-        ))
+    /// The deviations carried from the origin of day `j`: its anchor, and
+    /// the mean observed residual of the last [`LONG_CARRY_BUCKETS`] of the
+    /// day before.
+    fn origin_carry(&self, j: usize) -> Option<(f64, f64)> {
+        let anchor = *self.anchor.get(j)?;
+        if anchor.is_nan() {
+            return None;
+        }
+        Some((anchor, self.long_tail(j + 1)?))
     }
 
-    fn tail_mean(&self, j: usize, buckets: usize) -> Option<f64> {
+    /// The mean observed residual of the last [`LONG_CARRY_BUCKETS`] of day `j`.
+    fn long_tail(&self, j: usize) -> Option<f64> {
         if j >= self.days {
             return None;
         }
-        let tail = &self.day(j)[DAY - buckets..];
+        let tail = &self.day(j)[DAY - LONG_CARRY_BUCKETS..];
         let (sum, n) = tail
             .iter()
             .filter(|v| !v.is_nan())
             .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
         (n > 0).then(|| sum / n as f64)
-    }
-
-    /// The deviations the forecast carries: of the last hour and of the
-    /// last [`LONG_CARRY_BUCKETS`] before the origin.
-    fn last_deviation(&self) -> (f64, f64) {
-        self.carry(0).unwrap_or((0.0, 0.0))
     }
 
     /// Per-bucket additive 80% bands, `bands(i)` = (low, high) offsets for
@@ -456,7 +510,7 @@ impl Residuals {
         let mut first: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
         let mut later: Vec<Vec<f64>> = vec![Vec::new(); HOURS];
         for j in 0..self.days {
-            let x = self.carry(j + 1);
+            let x = self.origin_carry(j);
             for (s, &r) in self.day(j).iter().enumerate() {
                 if !r.is_nan() {
                     later[s / 4].push(r);
@@ -493,7 +547,7 @@ impl Residuals {
     /// squared error by at least 1%.
     fn persistence(&self) -> IntradayPersistence {
         let pairs: Vec<(usize, (f64, f64))> = (0..self.days.saturating_sub(1))
-            .filter_map(|j| self.carry(j + 1).map(|x| (j, x)))
+            .filter_map(|j| self.origin_carry(j).map(|x| (j, x)))
             .collect();
         if pairs.len() < MIN_ORIGINS_FOR_WEIGHTS {
             return IntradayPersistence::default();
@@ -955,5 +1009,86 @@ fn spread_interval(total: f64, grid: &Grid) -> Interval {
         level: INTERVAL_LEVEL,
         low_kwh: (total * (1.0 - z)).max(0.0),
         high_kwh: total * (1.0 + z),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A load whose step across the origin's hour depends on the weekday
+    /// (+3 into day 5 of each week, +1 into day 6, −4 into day 0), with an
+    /// evening ramp, and `shift` added to the last `shifted` buckets.
+    fn weekly(days: usize, shift: f64, shifted: usize) -> Vec<f64> {
+        let mut kwh: Vec<f64> = (0..days * DAY)
+            .map(|i| {
+                let (day, slot) = (i / DAY, i % DAY);
+                10.0 + [0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 4.0][day % 7] + slot as f64 / 48.0
+            })
+            .collect();
+        let n = kwh.len();
+        for v in &mut kwh[n - shifted..] {
+            *v += shift;
+        }
+        kwh
+    }
+
+    fn grid(kwh: &[f64]) -> Grid {
+        let history = History::from_kwh(0, kwh);
+        Grid::build(&history, kwh.len() as i64, kwh.len() / DAY)
+    }
+
+    /// The first hour after day `e` starts, had the pattern gone on.
+    fn true_first_hour(e: usize) -> f64 {
+        let next = weekly(e + 1, 0.0, 0);
+        next[e * DAY..e * DAY + CARRY_BUCKETS].iter().sum::<f64>() / CARRY_BUCKETS as f64
+    }
+
+    #[test]
+    fn the_anchor_steps_across_the_origin_as_the_same_weekday_did() {
+        // Every weekday's transition: a forecast whose first hour is the
+        // pattern's has nothing to carry (a step averaged over all
+        // weekdays would be off by up to 4 kWh here).
+        for days in 84..91 {
+            let g = grid(&weekly(days, 0.0, 0));
+            let a = anchor_deviation(&g, days, true_first_hour(days)).unwrap();
+            assert!(a.abs() < 1e-9, "{days} days: anchor {a}");
+        }
+    }
+
+    #[test]
+    fn the_anchor_is_how_far_the_last_hour_moved() {
+        // The last six hours 2 kWh up: a forecast that did not see it
+        // starts 2 kWh low.
+        for days in 84..91 {
+            let g = grid(&weekly(days, 2.0, 24));
+            let a = anchor_deviation(&g, days, true_first_hour(days)).unwrap();
+            assert!((a - 2.0).abs() < 1e-9, "{days} days: anchor {a}");
+        }
+    }
+
+    #[test]
+    fn no_anchor_without_the_last_hour_or_a_past_transition() {
+        let mut kwh = weekly(84, 0.0, 0);
+        let n = kwh.len();
+        let g = grid(&kwh[..DAY]);
+        assert_eq!(
+            anchor_deviation(&g, 1, 10.0),
+            None,
+            "one day: no last day before it"
+        );
+        let g = grid(&kwh[..3 * DAY]);
+        assert_eq!(
+            anchor_deviation(&g, 3, 10.0),
+            None,
+            "three days: no same-weekday transition"
+        );
+        // The last hour missing (imputed, not observed): nothing to anchor on.
+        for v in &mut kwh[n - CARRY_BUCKETS..] {
+            *v = f64::NAN;
+        }
+        let history = History::from_kwh(0, &kwh);
+        let g = Grid::build(&history, n as i64, 84);
+        assert_eq!(anchor_deviation(&g, 84, 10.0), None);
     }
 }

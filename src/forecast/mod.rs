@@ -29,16 +29,22 @@
 //!   the curve of a recursive daily + weekly decomposition (level, daily
 //!   and weekly profiles smoothed bucket by bucket in one pass, its state
 //!   kept at every day boundary so past origins read it without a refit);
-//! - intraday persistence: the deviation of the last hour and of the last
-//!   six hours from the blend's own day-ahead forecast of them, carried
-//!   into the horizon — the hour's with a fast decay, the six hours' with
-//!   a slow one (half-lives from 8 hours to 3.6 days) — with weights and
-//!   decays learned jointly by least squares on the blend's day-ahead
-//!   errors over the last 28 days (both 0 unless they cut the squared
-//!   error by 1%) — the level right before the origin carries into the
-//!   next hours on regular demand, not on a single noisy house. The slow
-//!   term never carries flat: the fit only sees day-ahead errors, and a
-//!   28-day window must not inherit one evening's deviation whole.
+//! - intraday persistence, two deviations carried into the horizon with
+//!   weights and decays learned jointly by least squares on the blend's
+//!   day-ahead errors over the last 28 days (both 0 unless they cut the
+//!   squared error by 1%): the *anchor* — where the first hour should
+//!   start by continuity (the last hour before the origin plus the mean
+//!   step across that hour on the same weekday over the last 12 weeks)
+//!   less where this forecast starts it — with a fast decay; and the last
+//!   six hours' deviation from the blend's day-ahead forecast of them, with
+//!   a slow one (half-lives from 8 hours to 3.6 days). The level right
+//!   before the origin carries into the next hours on regular demand, not
+//!   on a single noisy house. The anchor is measured against the forecast
+//!   being made, not a past forecast's residual: the new forecast's level
+//!   has already absorbed part of yesterday's error (the residual-based
+//!   hour earned vic 0.30 of weight, the anchor 0.6–0.7). The slow term
+//!   never carries flat: the fit only sees day-ahead errors, and a 28-day
+//!   window must not inherit one evening's deviation whole.
 //!
 //! No single component is best everywhere — on the backtest series of
 //! `../shared/data` persistence wins on state-wide demand, trend + weekday
@@ -212,11 +218,13 @@ pub struct ComponentWeight {
 pub const LONG_CARRY_HOURS: usize = 6;
 
 /// Intraday persistence: bucket `i` of the horizon (0 = the first) gains
-/// `weight × decay_per_bucket^i × d + long_weight × long_decay_per_bucket^i
-/// × D`, `d` the mean deviation of the last hour's observed buckets before
-/// the origin from the blend's day-ahead forecast of them and `D` the same
-/// over the last [`LONG_CARRY_HOURS`]. The hour says where the next hours
-/// start; the six hours, less noisy, how far the day's level has moved.
+/// `weight × decay_per_bucket^i × a + long_weight × long_decay_per_bucket^i
+/// × D`. `a`, the anchor: the mean of the last hour's observed buckets
+/// before the origin, plus the mean step from that hour to the next on the
+/// same weekday over the last 12 weeks, less the mean of the forecast's own
+/// first hour — where the next hours start. `D`: the mean deviation of the
+/// last [`LONG_CARRY_HOURS`] from the blend's day-ahead forecast of them —
+/// how far the day's level has moved.
 /// All four are learned together by least squares on the blend's own
 /// day-ahead errors over the last 28 days (each weight in [0, 1], a decay
 /// 0 where its weight is); both weights are 0 unless that cuts the squared

@@ -81,7 +81,10 @@ fn recovers_trend_daily_and_weekly_pattern_day_ahead() {
         let truth = truth_total(from, DAY);
         assert!(
             f.interval.low_kwh <= truth && truth <= f.interval.high_kwh,
-            "day {day}"
+            "day {day}: truth {truth} interval {:?} total {} persistence {:?}",
+            f.interval,
+            f.total_kwh,
+            f.model.intraday_persistence
         );
         assert!(
             f.interval.high_kwh - f.interval.low_kwh < 0.05 * truth,
