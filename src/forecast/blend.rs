@@ -257,9 +257,12 @@ pub(super) fn forecast(
     let mut values: Vec<f64> = (0..horizon)
         .map(|i| (shape[i] * day_totals[i / DAY]).max(0.0))
         .collect();
-    // The carry is measured against this forecast's own first hour.
-    let first_hour = values[..CARRY_BUCKETS.min(horizon)].iter().sum::<f64>()
-        / CARRY_BUCKETS.min(horizon) as f64;
+    // The carry is measured against this forecast's own first hour — the
+    // whole hour, even when the window asked for is shorter.
+    let first_hour = (0..CARRY_BUCKETS)
+        .map(|i| (shape[i] * day_totals[0]).max(0.0))
+        .sum::<f64>()
+        / CARRY_BUCKETS as f64;
     let carry = (
         anchor_deviation(&grid, n_days, first_hour).unwrap_or(0.0),
         residuals.long_tail(0).unwrap_or(0.0),
