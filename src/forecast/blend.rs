@@ -203,8 +203,11 @@ pub(super) fn forecast(
     let error_at = |v: usize, level_w: &[f64]| {
         let actual = val.actual_horizon[v];
         let mut predicted = val.blended_total(v, level_w, &shape_w);
-        if let Some(x) = residuals.origin_carry(n_days - 1 - val.origins[v]) {
-            predicted += persistence.carried_sum(x, val_horizon);
+        // Carried only where the forecast itself will carry: not weeks on.
+        if stale_weeks == 0 {
+            if let Some(x) = residuals.origin_carry(n_days - 1 - val.origins[v]) {
+                predicted += persistence.carried_sum(x, val_horizon);
+            }
         }
         (predicted > 0.0 && !actual.is_nan()).then(|| actual / predicted - 1.0)
     };
@@ -263,10 +266,16 @@ pub(super) fn forecast(
         .map(|i| (shape[i] * day_totals[0]).max(0.0))
         .sum::<f64>()
         / CARRY_BUCKETS as f64;
-    let carry = (
-        anchor_deviation(&grid, n_days, first_hour).unwrap_or(0.0),
-        residuals.long_tail(0).unwrap_or(0.0),
-    );
+    // A ship silent for weeks: the hours before its data ended say nothing
+    // about the hours after the origin.
+    let carry = if stale_weeks == 0 {
+        (
+            anchor_deviation(&grid, n_days, first_hour).unwrap_or(0.0),
+            residuals.long_tail(0).unwrap_or(0.0),
+        )
+    } else {
+        (0.0, 0.0)
+    };
     if persistence.weight > 0.0 || persistence.long_weight > 0.0 {
         for (i, v) in values.iter_mut().enumerate() {
             *v = (*v + persistence.carried(carry, i)).max(0.0);

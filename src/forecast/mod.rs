@@ -286,7 +286,9 @@ pub enum Fallback {
     /// interval is the total's, scaled to the bucket.
     BucketIntervalsFromTotal,
     /// No data in the week before the origin: the fit origin was moved back
-    /// by whole weeks to where the history ends, keeping the time of week.
+    /// by whole weeks to where the history ends, keeping the time of week,
+    /// and no intraday persistence is carried (the hours before the data
+    /// ended are weeks before the window).
     StaleHistory { weeks: u64 },
 }
 

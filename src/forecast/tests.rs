@@ -393,6 +393,44 @@ fn stale_history_is_moved_back_by_whole_weeks() {
 }
 
 #[test]
+fn a_history_that_ended_whole_weeks_ago_carries_nothing_from_its_last_hours() {
+    // Data ends exactly two weeks before the origin, on a last evening
+    // 30% above the pattern: the model forecasts from where the data ends
+    // (the same time of week), but that evening is two weeks old — nothing
+    // of it may be carried into the window.
+    let days = 112;
+    let mut rng = Noise(7);
+    let mut dev = 0.0;
+    let mut kwh: Vec<f64> = (0..days * DAY)
+        .map(|i| {
+            dev = 0.98 * dev + 0.4 * rng.next();
+            pattern(i) + dev
+        })
+        .collect();
+    let n = kwh.len();
+    for (i, v) in kwh[n - 24..].iter_mut().enumerate() {
+        *v = 1.3 * pattern(n - 24 + i);
+    }
+    let history = History::from_kwh(FIRST, &kwh);
+    let origin = n + 14 * DAY;
+    let stale = forecast(&history, FIRST + origin as i64, DAY).unwrap();
+    assert!(has_fallback(&stale, |x| *x == Fallback::StaleHistory { weeks: 2 }));
+    assert_eq!(stale.model.history_end_bucket, FIRST + n as i64);
+    let fresh = forecast(&history, FIRST + n as i64, DAY).unwrap();
+    let p = fresh.model.intraday_persistence;
+    assert!(p.weight > 0.0, "{p:?}");
+    // Fresh, the evening carries into the first hour; two weeks on, the
+    // same model without the carry.
+    let carried = |i: usize| fresh.values_kwh[i] - stale.values_kwh[i];
+    assert!(
+        carried(0) > 1.0,
+        "{} carried into the first bucket",
+        carried(0)
+    );
+    assert!(carried(DAY - 1).abs() < carried(0));
+}
+
+#[test]
 fn a_ship_that_uses_nothing_forecasts_nothing() {
     let history = History::from_kwh(FIRST, &vec![0.0; 30 * DAY]);
     let f = forecast(&history, FIRST + (30 * DAY) as i64, DAY).unwrap();
