@@ -361,13 +361,16 @@ pub(super) fn forecast(
 /// Days of residuals the intraday persistence and the per-bucket intervals
 /// are learned from: the blend's day-ahead bucket errors on the last 28 days.
 const RESIDUAL_DAYS: usize = 28;
-/// Weeks of same-weekday transitions the anchor's step is the mean of.
+/// Weeks of same-weekday transitions the anchor's step is the mean of: a
+/// step is a habit, stable for months, and a mean of few is noise that the
+/// anchor then carries (the backtest's mean ratio of daily MAPE to the best
+/// reference: 4 weeks 0.916, 8 0.913, 12 0.911, 16 0.912).
 const ANCHOR_WEEKS: usize = 12;
 /// The anchor compares hours of this many buckets: the last before the
 /// origin, the forecast's first.
 const CARRY_BUCKETS: usize = 4;
-/// Per-bucket decays of the carried deviation the fit chooses among:
-/// half-lives from 15 minutes to a day.
+/// Per-bucket decays of the anchor the fit chooses among: half-lives from
+/// 15 minutes to a day.
 const CARRY_DECAYS: [f64; 7] = [0.5, 0.8, 0.9, 0.95, 0.97, 0.985, 0.993];
 /// The slower deviation: the mean residual of this many buckets before the
 /// origin (six hours), carried with one of these slow decays.
@@ -408,7 +411,7 @@ fn anchor_deviation(grid: &Grid, e: usize, first_hour: f64) -> Option<f64> {
     let last = hour_mean(e - 1, DAY - CARRY_BUCKETS)?;
     let (mut step, mut n) = (0.0, 0);
     // The same transition (Friday night to Saturday is not Sunday night to
-    // Monday), over the last four weeks.
+    // Monday), over the last [`ANCHOR_WEEKS`].
     for p in (1..=ANCHOR_WEEKS)
         .filter_map(|k| e.checked_sub(7 * k))
         .filter(|&p| p >= 1)
@@ -553,10 +556,12 @@ impl Residuals {
         })
     }
 
-    /// Least squares of each day's residuals on the previous day's last-hour
-    /// deviation × decay^slot, over the decays of [`CARRY_DECAYS`]; the
-    /// weight is kept in [0, 1], and zero when it does not reduce the
-    /// squared error by at least 1%.
+    /// Least squares of each day's residuals on its origin's anchor ×
+    /// decay^slot and the previous day's last-hours deviation ×
+    /// long_decay^slot, over every pair of [`CARRY_DECAYS`] and
+    /// [`LONG_CARRY_DECAYS`]: both weights free, or one of them 0, each kept
+    /// in [0, 1]; both 0 when that does not reduce the squared error by at
+    /// least 1%.
     fn persistence(&self) -> IntradayPersistence {
         let pairs: Vec<(usize, (f64, f64))> = (0..self.days.saturating_sub(1))
             .filter_map(|j| self.origin_carry(j).map(|x| (j, x)))

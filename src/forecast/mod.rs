@@ -198,9 +198,8 @@ pub struct ModelInfo {
     pub level_weights: Vec<ComponentWeight>,
     /// Weights of the component forecasts in the within-day shape.
     pub shape_weights: Vec<ComponentWeight>,
-    /// The deviations of the last hour and of the last hours before the
-    /// origin carried into the horizon (weight 0 where they did not earn
-    /// their place).
+    /// The anchor and the last hours' deviation carried into the horizon
+    /// (weights 0 where they did not earn their place).
     pub intraday_persistence: IntradayPersistence,
     /// Simplifications forced by short or stale history.
     pub fallbacks: Vec<Fallback>,
@@ -238,16 +237,16 @@ pub struct IntradayPersistence {
 }
 
 impl IntradayPersistence {
-    /// What bucket `i` of the horizon gains from the deviations `(hour, long)`.
-    pub(crate) fn carried(&self, (hour, long): (f64, f64), i: usize) -> f64 {
-        self.weight * hour * self.decay_per_bucket.powi(i as i32)
+    /// What bucket `i` of the horizon gains from the deviations `(anchor, long)`.
+    pub(crate) fn carried(&self, (anchor, long): (f64, f64), i: usize) -> f64 {
+        self.weight * anchor * self.decay_per_bucket.powi(i as i32)
             + self.long_weight * long * self.long_decay_per_bucket.powi(i as i32)
     }
 
     /// What the first `len` buckets of the horizon gain in all: the
     /// geometric sums in closed form, as the honest errors ask it at every
     /// past origin for up to 2,688 buckets.
-    pub(crate) fn carried_sum(&self, (hour, long): (f64, f64), len: usize) -> f64 {
+    pub(crate) fn carried_sum(&self, (anchor, long): (f64, f64), len: usize) -> f64 {
         let sum = |d: f64| {
             if d < 1.0 {
                 (1.0 - d.powi(len as i32)) / (1.0 - d)
@@ -255,7 +254,7 @@ impl IntradayPersistence {
                 len as f64
             }
         };
-        self.weight * hour * sum(self.decay_per_bucket)
+        self.weight * anchor * sum(self.decay_per_bucket)
             + self.long_weight * long * sum(self.long_decay_per_bucket)
     }
 }

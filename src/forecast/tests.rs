@@ -567,9 +567,9 @@ fn a_level_that_moved_in_the_last_hours_carries_through_the_next_day() {
     // days, anywhere in the day) and stays, under bucket noise as large as
     // the jumps: the last hour alone is too noisy to read it, the last six
     // hours are not, and the level holds for a day — the slow term must
-    // earn a weight beside the hour's and, with it, take a good part of
-    // the level's error off the next hours (measured: weights 0.19–0.66,
-    // 0.59 of the bare pattern's error).
+    // earn a weight beside the anchor's and, with it, take a good part of
+    // the level's error off the next hours (measured: slow weights
+    // 0.27–0.67, 0.52 of the bare pattern's error).
     let days = 112;
     let mut rng = Noise(23);
     let mut level = 0.0;
