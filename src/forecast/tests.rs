@@ -38,6 +38,27 @@ fn series(days: usize, noise: f64) -> Vec<f64> {
         .collect()
 }
 
+/// A slow AR(1) deviation, ρ = 0.98 per bucket (about an 8-hour half-life).
+fn ar1_deviation(len: usize, seed: u64) -> Vec<f64> {
+    let mut rng = Noise(seed);
+    let mut dev = 0.0;
+    (0..len)
+        .map(|_| {
+            dev = 0.98 * dev + 0.4 * rng.next();
+            dev
+        })
+        .collect()
+}
+
+/// [`pattern`] plus a deviation per bucket.
+fn pattern_plus(deviation: &[f64]) -> Vec<f64> {
+    deviation
+        .iter()
+        .enumerate()
+        .map(|(i, d)| pattern(i) + d)
+        .collect()
+}
+
 fn max_relative_error(values: &[f64], from: usize) -> f64 {
     values
         .iter()
@@ -398,15 +419,7 @@ fn a_history_that_ended_whole_weeks_ago_carries_nothing_from_its_last_hours() {
     // 30% above the pattern: the model forecasts from where the data ends
     // (the same time of week), but that evening is two weeks old — nothing
     // of it may be carried into the window.
-    let days = 112;
-    let mut rng = Noise(7);
-    let mut dev = 0.0;
-    let mut kwh: Vec<f64> = (0..days * DAY)
-        .map(|i| {
-            dev = 0.98 * dev + 0.4 * rng.next();
-            pattern(i) + dev
-        })
-        .collect();
+    let mut kwh = pattern_plus(&ar1_deviation(112 * DAY, 7));
     let n = kwh.len();
     for (i, v) in kwh[n - 24..].iter_mut().enumerate() {
         *v = 1.3 * pattern(n - 24 + i);
@@ -529,17 +542,8 @@ fn the_deviation_before_the_origin_carries_into_the_next_hours() {
     // an 8-hour half-life): the last hour before the origin says where the
     // next hours start, and the model must learn to carry it.
     let days = 112;
-    let mut rng = Noise(11);
-    let mut dev = 0.0;
-    let deviation: Vec<f64> = (0..(days + 7) * DAY)
-        .map(|_| {
-            dev = 0.98 * dev + 0.4 * rng.next();
-            dev
-        })
-        .collect();
-    let kwh: Vec<f64> = (0..(days + 7) * DAY)
-        .map(|i| pattern(i) + deviation[i])
-        .collect();
+    let deviation = ar1_deviation((days + 7) * DAY, 11);
+    let kwh = pattern_plus(&deviation);
     let (mut with, mut without) = (0.0, 0.0);
     for day in days..days + 7 {
         let origin = day * DAY;
@@ -775,14 +779,7 @@ fn a_window_shorter_than_an_hour_starts_where_the_days_forecast_does() {
     // moved the first buckets by up to 1.5% here), so the short window's
     // buckets are the day's, to rounding.
     let days = 112;
-    let mut rng = Noise(31);
-    let mut dev = 0.0;
-    let kwh: Vec<f64> = (0..days * DAY)
-        .map(|i| {
-            dev = 0.98 * dev + 0.4 * rng.next();
-            pattern(i) + dev
-        })
-        .collect();
+    let kwh = pattern_plus(&ar1_deviation(days * DAY, 31));
     for cut in [0, 40, 77] {
         let origin = (days - 1) * DAY + cut;
         let history = History::from_kwh(FIRST, &kwh[..origin]);
