@@ -190,11 +190,15 @@ pub(super) fn forecast(
     let level_w = val.level_weights(weight_set.clone());
     let shape_w = val.shape_weights(weight_set.clone());
 
-    // The intraday persistence: what the deviations of the last hour and
-    // the last hours before an origin say about the next hours, learned
-    // from the blend's own day-ahead errors on the last weeks.
+    // The intraday persistence: what the anchor and the last hours'
+    // deviation at an origin say about the next hours, learned from the
+    // blend's own day-ahead errors on the last weeks.
     let residuals = Residuals::replay(&grid, &val, &level_w, &shape_w);
     let persistence = residuals.persistence();
+    // A ship silent for weeks: the hours before its data ended say nothing
+    // about the hours after the origin, so nothing is carried — neither
+    // into the forecast nor into the past errors its interval comes from.
+    let carries = stale_weeks == 0;
 
     // Honest errors: at each recent past origin, the blend with the level
     // weights it would have learned then, from origins whose horizon had
@@ -203,8 +207,7 @@ pub(super) fn forecast(
     let error_at = |v: usize, level_w: &[f64]| {
         let actual = val.actual_horizon[v];
         let mut predicted = val.blended_total(v, level_w, &shape_w);
-        // Carried only where the forecast itself will carry: not weeks on.
-        if stale_weeks == 0 {
+        if carries {
             if let Some(x) = residuals.origin_carry(n_days - 1 - val.origins[v]) {
                 predicted += persistence.carried_sum(x, val_horizon);
             }
@@ -262,13 +265,8 @@ pub(super) fn forecast(
         .collect();
     // The carry is measured against this forecast's own first hour — the
     // whole hour, even when the window asked for is shorter.
-    let first_hour = (0..CARRY_BUCKETS)
-        .map(|i| (shape[i] * day_totals[0]).max(0.0))
-        .sum::<f64>()
-        / CARRY_BUCKETS as f64;
-    // A ship silent for weeks: the hours before its data ended say nothing
-    // about the hours after the origin.
-    let carry = if stale_weeks == 0 {
+    let first_hour = first_hour(&shape, day_totals[0]);
+    let carry = if carries {
         (
             anchor_deviation(&grid, n_days, first_hour).unwrap_or(0.0),
             residuals.long_tail(0).unwrap_or(0.0),
@@ -384,9 +382,19 @@ struct Residuals {
     /// midnight-of-the-grid origin; NaN where not observed or not forecast.
     res: Vec<f64>,
     /// `[j]`: the anchor deviation at the origin of day `n_days − 1 − j`
-    /// (see [`anchor_deviation`]); NaN where it cannot be taken.
-    anchor: Vec<f64>,
+    /// (see [`anchor_deviation`]), where it can be taken.
+    anchor: Vec<Option<f64>>,
     days: usize,
+}
+
+/// The mean of a forecast's first [`CARRY_BUCKETS`], from its first day's
+/// `shape` and `level`, as the forecast's buckets are (never below 0).
+fn first_hour(shape: &[f64], level: f64) -> f64 {
+    shape[..CARRY_BUCKETS]
+        .iter()
+        .map(|&s| (s * level).max(0.0))
+        .sum::<f64>()
+        / CARRY_BUCKETS as f64
 }
 
 /// Where the first hour after origin `e` (a day index) should start, by
@@ -432,7 +440,7 @@ impl Residuals {
         let n = grid.n_days;
         let days = (RESIDUAL_DAYS + 1).min(n);
         let mut res = vec![f64::NAN; days * DAY];
-        let mut anchor = vec![f64::NAN; days];
+        let mut anchor = vec![None; days];
         let mut total = [0.0];
         let mut curve = [0.0; DAY];
         let mut shape = [0.0; DAY];
@@ -466,13 +474,7 @@ impl Residuals {
                     add_normalised(&mut shape, &curve, w);
                 }
             }
-            let first_hour = level
-                * shape[..CARRY_BUCKETS]
-                    .iter()
-                    .map(|v| v.max(0.0))
-                    .sum::<f64>()
-                / CARRY_BUCKETS as f64;
-            anchor[j] = anchor_deviation(grid, e, first_hour).unwrap_or(f64::NAN);
+            anchor[j] = anchor_deviation(grid, e, first_hour(&shape, level));
             let (truth, observed) = (grid.day(e), grid.day_observed(e));
             for s in 0..DAY {
                 if observed[s] {
@@ -491,11 +493,7 @@ impl Residuals {
     /// the mean observed residual of the last [`LONG_CARRY_BUCKETS`] of the
     /// day before.
     fn origin_carry(&self, j: usize) -> Option<(f64, f64)> {
-        let anchor = *self.anchor.get(j)?;
-        if anchor.is_nan() {
-            return None;
-        }
-        Some((anchor, self.long_tail(j + 1)?))
+        Some(((*self.anchor.get(j)?)?, self.long_tail(j + 1)?))
     }
 
     /// The mean observed residual of the last [`LONG_CARRY_BUCKETS`] of day `j`.
@@ -577,8 +575,8 @@ impl Residuals {
         let mut best = (base, IntradayPersistence::default());
         for decay in CARRY_DECAYS {
             for long_decay in LONG_CARRY_DECAYS {
-                // Normal equations of r ≈ a g + b h, g the hour's deviation
-                // decaying fast, h the longer deviation decaying slowly.
+                // Normal equations of r ≈ a g + b h, g the anchor decaying
+                // fast, h the last hours' deviation decaying slowly.
                 let (mut rg, mut rh, mut gg, mut gh, mut hh) = (0.0, 0.0, 0.0, 0.0, 0.0);
                 for &(j, (x, y)) in &pairs {
                     let (mut g, mut h) = (x, y);
@@ -1104,8 +1102,6 @@ mod tests {
         for v in &mut kwh[n - CARRY_BUCKETS..] {
             *v = f64::NAN;
         }
-        let history = History::from_kwh(0, &kwh);
-        let g = Grid::build(&history, n as i64, 84);
-        assert_eq!(anchor_deviation(&g, 84, 10.0), None);
+        assert_eq!(anchor_deviation(&grid(&kwh), 84, 10.0), None);
     }
 }
