@@ -143,6 +143,8 @@ struct Shares {
     decay: f64,
     long_persistence: f64,
     long_decay: f64,
+    drift_gain: f64,
+    drifted: usize,
     n: usize,
 }
 
@@ -163,6 +165,8 @@ impl Shares {
         self.decay += p.weight * p.decay_per_bucket;
         self.long_persistence += p.long_weight;
         self.long_decay += p.long_weight * p.long_decay_per_bucket;
+        self.drift_gain += f.model.profile_drift_gain;
+        self.drifted += usize::from(f.model.profile_drift_gain > 0.0);
         self.n += 1;
     }
 
@@ -189,6 +193,12 @@ impl Shares {
             powerd::forecast::LONG_CARRY_HOURS,
             self.long_persistence / n,
             self.long_decay / self.long_persistence.max(f64::MIN_POSITIVE)
+        );
+        println!(
+            "  profile drift gain {:.2} (above 0 in {} of {})",
+            self.drift_gain / n,
+            self.drifted,
+            self.n
         );
     }
 }

@@ -260,12 +260,19 @@ pub(super) fn forecast(
             }
         }
     }
-    let mut values: Vec<f64> = (0..horizon)
+    let mut curve: Vec<f64> = (0..n_leads * DAY)
         .map(|i| (shape[i] * day_totals[i / DAY]).max(0.0))
         .collect();
+    if let Some(bias) = residuals.profile_bias(0) {
+        for day in curve.chunks_exact_mut(DAY) {
+            drift(day, residuals.drift_gain, &bias);
+        }
+    }
     // The carry is measured against this forecast's own first hour — the
     // whole hour, even when the window asked for is shorter.
-    let first_hour = first_hour(&shape, day_totals[0]);
+    let first_hour = first_hour(&curve);
+    curve.truncate(horizon);
+    let mut values = curve;
     let carry = if carries {
         (
             anchor_deviation(&grid, n_days, first_hour).unwrap_or(0.0),
@@ -351,6 +358,7 @@ pub(super) fn forecast(
             level_weights: named(val.levels.iter().map(|c| c.name()).collect(), &level_w),
             shape_weights: named(val.shapes.iter().map(|c| c.name()).collect(), &shape_w),
             intraday_persistence: persistence,
+            profile_drift_gain: residuals.drift_gain,
             fallbacks,
         },
     })
@@ -385,16 +393,47 @@ struct Residuals {
     /// (see [`anchor_deviation`]), where it can be taken.
     anchor: Vec<Option<f64>>,
     days: usize,
+    /// `[j][slot]`, for `j` up to [`DRIFT_DAYS`] further back than `days`:
+    /// the undrifted day-ahead forecast, NaN where it could not be made...
+    forecast: Vec<f64>,
+    /// ... and its errors, NaN where not observed: what the drift reads.
+    raw: Vec<f64>,
+    /// See [`Residuals::drift_gain`].
+    drift_gain: f64,
 }
 
-/// The mean of a forecast's first [`CARRY_BUCKETS`], from its first day's
-/// `shape` and `level`, as the forecast's buckets are (never below 0).
-fn first_hour(shape: &[f64], level: f64) -> f64 {
-    shape[..CARRY_BUCKETS]
-        .iter()
-        .map(|&s| (s * level).max(0.0))
-        .sum::<f64>()
-        / CARRY_BUCKETS as f64
+/// The mean of a forecast's first [`CARRY_BUCKETS`] (kWh per bucket).
+fn first_hour(curve: &[f64]) -> f64 {
+    curve[..CARRY_BUCKETS].iter().sum::<f64>() / CARRY_BUCKETS as f64
+}
+
+/// Days of the blend's own day-ahead bucket errors its profile's drift is
+/// measured on: two weeks, so every weekday counts twice (the backtest's
+/// mean ratios of MAPE / MASE to the best reference: 7 days 0.910 / 0.941,
+/// 10 days 0.911 / 0.943, 14 days 0.909 / 0.939, 21 days 0.912 / 0.942;
+/// without the drift 0.911 / 0.945).
+const DRIFT_DAYS: usize = super::DRIFT_DAYS;
+/// The drift is averaged over this many buckets either side: a profile
+/// drifts smoothly through the day, the noise of two weeks does not.
+const DRIFT_SMOOTHING: usize = 2;
+
+/// Bends a day's forecast `day` (kWh per bucket) by its profile's drift:
+/// bucket `s` times `1 + gain × bias[s]`, then scaled back to the day's
+/// total — the drift moves energy between the hours, the level stays the
+/// level components'.
+fn drift(day: &mut [f64], gain: f64, bias: &[f64]) {
+    if gain <= 0.0 {
+        return;
+    }
+    let before: f64 = day.iter().sum();
+    for (v, b) in day.iter_mut().zip(bias) {
+        *v *= (1.0 + gain * b).max(0.0);
+    }
+    let after: f64 = day.iter().sum();
+    if after > 0.0 {
+        let k = before / after;
+        day.iter_mut().for_each(|v| *v *= k);
+    }
 }
 
 /// Where the first hour after origin `e` (a day index) should start, by
@@ -439,12 +478,14 @@ impl Residuals {
     fn replay(grid: &Grid, val: &Validation, level_w: &[f64], shape_w: &[f64]) -> Residuals {
         let n = grid.n_days;
         let days = (RESIDUAL_DAYS + 1).min(n);
-        let mut res = vec![f64::NAN; days * DAY];
-        let mut anchor = vec![None; days];
+        // The drift of day `j` is measured on the [`DRIFT_DAYS`] before it.
+        let stored = (days + DRIFT_DAYS).min(n);
+        let mut forecast = vec![f64::NAN; stored * DAY];
+        let mut raw = vec![f64::NAN; stored * DAY];
         let mut total = [0.0];
         let mut curve = [0.0; DAY];
         let mut shape = [0.0; DAY];
-        for j in 0..days {
+        for j in 0..stored {
             let e = n - 1 - j;
             let usable = |w: f64, ok: bool| w <= 0.0 || ok;
             if !(val
@@ -474,15 +515,129 @@ impl Residuals {
                     add_normalised(&mut shape, &curve, w);
                 }
             }
-            anchor[j] = anchor_deviation(grid, e, first_hour(&shape, level));
             let (truth, observed) = (grid.day(e), grid.day_observed(e));
             for s in 0..DAY {
+                let f = (shape[s] * level).max(0.0);
+                forecast[j * DAY + s] = f;
                 if observed[s] {
-                    res[j * DAY + s] = truth[s] - (shape[s] * level).max(0.0);
+                    raw[j * DAY + s] = truth[s] - f;
                 }
             }
         }
-        Residuals { res, anchor, days }
+        let mut r = Residuals {
+            res: vec![f64::NAN; days * DAY],
+            anchor: vec![None; days],
+            days,
+            forecast,
+            raw,
+            drift_gain: 0.0,
+        };
+        r.drift_gain = r.drift_gain();
+        // The errors of the forecasts the model would have made: drifted.
+        let mut day = [0.0; DAY];
+        for j in 0..days {
+            day.copy_from_slice(&r.forecast[j * DAY..(j + 1) * DAY]);
+            if day[0].is_nan() {
+                continue;
+            }
+            if let Some(bias) = r.profile_bias(j + 1) {
+                drift(&mut day, r.drift_gain, &bias);
+            }
+            let e = n - 1 - j;
+            r.anchor[j] = anchor_deviation(grid, e, first_hour(&day));
+            let (truth, observed) = (grid.day(e), grid.day_observed(e));
+            for s in 0..DAY {
+                if observed[s] {
+                    r.res[j * DAY + s] = truth[s] - day[s];
+                }
+            }
+        }
+        r
+    }
+
+    /// The blend profile's relative bias per bucket of the day over the
+    /// [`DRIFT_DAYS`] days `j0..` (0 = the day before the origin): the sum
+    /// of its undrifted day-ahead errors over the sum of its forecasts,
+    /// averaged over ±[`DRIFT_SMOOTHING`] buckets, less its mean over the
+    /// day (a profile's bias, not a level's). `None` unless at least half of
+    /// those days were forecast and 90% observed.
+    fn profile_bias(&self, j0: usize) -> Option<[f64; DAY]> {
+        let stored = self.raw.len() / DAY;
+        if j0 + DRIFT_DAYS > stored {
+            return None;
+        }
+        let (mut err, mut fc) = ([0.0; DAY], [0.0; DAY]);
+        let mut used = 0;
+        for j in j0..j0 + DRIFT_DAYS {
+            let raw = &self.raw[j * DAY..(j + 1) * DAY];
+            let observed = raw.iter().filter(|v| !v.is_nan()).count();
+            if (observed as f64) < MIN_OBSERVED_SHARE * DAY as f64 {
+                continue;
+            }
+            used += 1;
+            for (s, (&r, &f)) in raw.iter().zip(&self.forecast[j * DAY..]).enumerate() {
+                if !r.is_nan() {
+                    err[s] += r;
+                    fc[s] += f;
+                }
+            }
+        }
+        if 2 * used < DRIFT_DAYS {
+            return None;
+        }
+        let rel: Vec<f64> = err
+            .iter()
+            .zip(&fc)
+            .map(|(&e, &f)| if f > 0.0 { e / f } else { 0.0 })
+            .collect();
+        let mut bias = [0.0; DAY];
+        let width = (2 * DRIFT_SMOOTHING + 1) as f64;
+        for (s, b) in bias.iter_mut().enumerate() {
+            *b = (DAY + s - DRIFT_SMOOTHING..=DAY + s + DRIFT_SMOOTHING)
+                .map(|k| rel[k % DAY])
+                .sum::<f64>()
+                / width;
+        }
+        let mean = bias.iter().sum::<f64>() / DAY as f64;
+        bias.iter_mut().for_each(|b| *b -= mean);
+        Some(bias)
+    }
+
+    /// How much of its measured drift the profile is bent by: least squares
+    /// of each replayed day's errors on what bending by its own past
+    /// [`DRIFT_DAYS`] would change (to first order, the bend less its
+    /// rescaling), in [0, 1]; 0 unless it cuts the squared error by 1%.
+    fn drift_gain(&self) -> f64 {
+        let (mut rx, mut xx, mut rr) = (0.0, 0.0, 0.0);
+        for j in 0..self.days {
+            let Some(bias) = self.profile_bias(j + 1) else {
+                break;
+            };
+            let f = &self.forecast[j * DAY..(j + 1) * DAY];
+            let sum: f64 = f.iter().sum();
+            if sum.is_nan() || sum <= 0.0 {
+                continue;
+            }
+            let shift = f.iter().zip(&bias).map(|(f, b)| f * b).sum::<f64>() / sum;
+            for ((&r, &f), &b) in self.raw[j * DAY..].iter().zip(f).zip(&bias) {
+                if !r.is_nan() {
+                    let x = f * (b - shift);
+                    rx += r * x;
+                    xx += x * x;
+                    rr += r * r;
+                }
+            }
+        }
+        if xx <= 0.0 {
+            return 0.0;
+        }
+        let gain = (rx / xx).clamp(0.0, 1.0);
+        let sse = rr - 2.0 * gain * rx + gain * gain * xx;
+        if sse < 0.99 * rr {
+            gain
+        } else {
+            0.0
+        }
     }
 
     fn day(&self, j: usize) -> &[f64] {
@@ -1103,5 +1258,68 @@ mod tests {
             *v = f64::NAN;
         }
         assert_eq!(anchor_deviation(&grid(&kwh), 84, 10.0), None);
+    }
+
+    #[test]
+    fn a_drift_moves_energy_between_the_hours_and_keeps_the_days_total() {
+        let mut day: Vec<f64> = (0..DAY).map(|s| 5.0 + (s % 7) as f64).collect();
+        let total: f64 = day.iter().sum();
+        let before = day.clone();
+        let bias: Vec<f64> = (0..DAY).map(|s| if s < 48 { 0.1 } else { -0.1 }).collect();
+        drift(&mut day, 0.5, &bias);
+        assert!((day.iter().sum::<f64>() - total).abs() < 1e-9 * total);
+        for s in 0..DAY {
+            // Each half keeps its own profile, the first half raised
+            // against the second by 1.05 / 0.95.
+            let ratio = (day[s] / before[s]) / (day[DAY - 1] / before[DAY - 1]);
+            let expected = if s < 48 { 1.05 / 0.95 } else { 1.0 };
+            assert!((ratio - expected).abs() < 1e-12, "slot {s}: {ratio}");
+        }
+        let mut day = before.clone();
+        drift(&mut day, 0.0, &bias);
+        assert_eq!(day, before);
+    }
+
+    /// Residuals of `days` (+ [`DRIFT_DAYS`]) replayed days, each forecast
+    /// `10 + slot / 10` with the error `error(j, slot)`.
+    fn residuals(days: usize, error: impl Fn(usize, usize) -> f64) -> Residuals {
+        let stored = days + DRIFT_DAYS;
+        let forecast: Vec<f64> = (0..stored * DAY)
+            .map(|i| 10.0 + (i % DAY) as f64 / 10.0)
+            .collect();
+        let raw = (0..stored * DAY).map(|i| error(i / DAY, i % DAY)).collect();
+        Residuals {
+            res: vec![f64::NAN; days * DAY],
+            anchor: vec![None; days],
+            days,
+            forecast,
+            raw,
+            drift_gain: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_bias_that_lasts_is_followed_and_one_that_flips_daily_is_not() {
+        let wave = |s: usize| (2.0 * std::f64::consts::PI * s as f64 / DAY as f64).sin();
+        // 5% of the forecast too low in the morning, too high in the
+        // evening, every day: the bias read on any two weeks is it, and
+        // bending by all of it would take off the whole error.
+        let lasting = residuals(29, |_, s| 0.05 * wave(s) * (10.0 + s as f64 / 10.0));
+        let bias = lasting.profile_bias(3).unwrap();
+        for (s, b) in bias.iter().enumerate() {
+            // ±2 buckets of averaging flatten a sine of one day by 0.5%.
+            assert!((b - 0.05 * wave(s)).abs() < 0.05 * 0.006, "slot {s}: {b}");
+        }
+        assert_eq!(lasting.drift_gain(), 1.0);
+        // The same error with its sign flipped every day: two weeks of it
+        // average out, and the gain stays 0.
+        let flipping = residuals(29, |j, s| {
+            let sign = if j % 2 == 0 { 1.0 } else { -1.0 };
+            sign * 0.05 * wave(s) * (10.0 + s as f64 / 10.0)
+        });
+        assert_eq!(flipping.drift_gain(), 0.0);
+        // Under half of two weeks observed: no bias to read.
+        let gaps = residuals(29, |j, _| if j % 3 == 0 { 0.0 } else { f64::NAN });
+        assert!(gaps.profile_bias(0).is_none());
     }
 }

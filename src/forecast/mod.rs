@@ -44,7 +44,17 @@
 //!   has already absorbed part of yesterday's error (the residual-based
 //!   hour earned vic 0.30 of weight, the anchor 0.6–0.7). The slow term
 //!   never carries flat: the fit only sees day-ahead errors, and a 28-day
-//!   window must not inherit one evening's deviation whole.
+//!   window must not inherit one evening's deviation whole;
+//! - the profile's drift, read in the blend's own errors: every shape is an
+//!   average of past days, so a profile that shifts slowly through the
+//!   weeks (winter evenings growing, mornings shrinking) is forecast late.
+//!   The blend's relative day-ahead error at each time of day over the last
+//!   [`DRIFT_DAYS`] days (smoothed over ±2 buckets, less its daily mean) is
+//!   that lag; each day's forecast is bent by a learned share of it
+//!   ([`ModelInfo::profile_drift_gain`]) and scaled back to its total. The
+//!   share is fitted on the 28 replayed days, each bent by the two weeks
+//!   before it, and is 0 unless it cuts their squared error by 1% — on a
+//!   single house the two weeks are noise and it stays 0.
 //!
 //! No single component is best everywhere — on the backtest series of
 //! `../shared/data` persistence wins on state-wide demand, trend + weekday
@@ -201,6 +211,13 @@ pub struct ModelInfo {
     /// The anchor and the last hours' deviation carried into the horizon
     /// (weights 0 where they did not earn their place).
     pub intraday_persistence: IntradayPersistence,
+    /// How far the profile is bent towards its own recent bias (0 to 1):
+    /// each bucket of the day times `1 + profile_drift_gain × b`, `b` the
+    /// blend's relative day-ahead error in that time of day over the last
+    /// [`DRIFT_DAYS`] days less its daily mean, the day then scaled back to
+    /// its total. Learned on the blend's own errors of the last 28 days; 0
+    /// unless it cuts their squared error by 1%.
+    pub profile_drift_gain: f64,
     /// Simplifications forced by short or stale history.
     pub fallbacks: Vec<Fallback>,
 }
@@ -215,6 +232,9 @@ pub struct ComponentWeight {
 /// Hours before the origin whose mean deviation the slow term of
 /// [`IntradayPersistence`] carries.
 pub const LONG_CARRY_HOURS: usize = 6;
+
+/// Days of the blend's own errors [`ModelInfo::profile_drift_gain`] reads.
+pub const DRIFT_DAYS: usize = 14;
 
 /// Intraday persistence: bucket `i` of the horizon (0 = the first) gains
 /// `weight × decay_per_bucket^i × a + long_weight × long_decay_per_bucket^i

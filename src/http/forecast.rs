@@ -173,7 +173,9 @@ fn render(ship: u64, forecast: &Forecast, backtest: bool) -> Vec<u8> {
     wire::write_number(&mut body, model.intraday_persistence.long_weight);
     body.extend_from_slice(br#","long_decay_per_bucket":"#);
     wire::write_number(&mut body, model.intraday_persistence.long_decay_per_bucket);
-    body.extend_from_slice(br#"},"fallbacks":["#);
+    body.extend_from_slice(br#"},"profile_drift_gain":"#);
+    wire::write_number(&mut body, model.profile_drift_gain);
+    body.extend_from_slice(br#","fallbacks":["#);
     for (i, fallback) in model.fallbacks.iter().enumerate() {
         if i > 0 {
             body.push(b',');
