@@ -80,6 +80,8 @@ struct Validation {
     /// `[u][shape]` for `u < SHAPE_ORIGINS`: share of the last lead day
     /// inside the horizon.
     shape_tail: Vec<f64>,
+    /// `[u][shape][slot]` for `u < SHAPE_ORIGINS`: the first day's curve.
+    shape_first: Vec<f64>,
     /// `[u]`: the actual total over the horizon, NaN if too little observed.
     actual_horizon: Vec<f64>,
     /// `[day]`: the grid's daily totals, NaN where too little observed.
@@ -263,9 +265,9 @@ pub(super) fn forecast(
     let mut curve: Vec<f64> = (0..n_leads * DAY)
         .map(|i| (shape[i] * day_totals[i / DAY]).max(0.0))
         .collect();
-    if let Some(bias) = residuals.profile_bias(0) {
+    if let Some(bias) = &residuals.bias[0] {
         for day in curve.chunks_exact_mut(DAY) {
-            drift(day, residuals.drift_gain, &bias);
+            drift(day, residuals.drift_gain, bias);
         }
     }
     // The carry is measured against this forecast's own first hour — the
@@ -398,6 +400,9 @@ struct Residuals {
     forecast: Vec<f64>,
     /// ... and its errors, NaN where not observed: what the drift reads.
     raw: Vec<f64>,
+    /// `[j0]`, `j0` in `0..=days`: [`Residuals::profile_bias`] of the
+    /// [`DRIFT_DAYS`] from `j0` (0: the bias the forecast is bent by).
+    bias: Vec<Option<[f64; DAY]>>,
     /// See [`Residuals::drift_gain`].
     drift_gain: f64,
 }
@@ -501,17 +506,31 @@ impl Residuals {
             {
                 break;
             }
+            // A validation origin's first-day totals are already known.
+            let known = val.origin_index(e);
             let mut level = 0.0;
-            for (c, &w) in val.levels.iter().zip(level_w) {
+            for (li, (c, &w)) in val.levels.iter().zip(level_w).enumerate() {
                 if w > 0.0 {
-                    c.forecast(grid, e, &mut total);
+                    total[0] = match known {
+                        Some(u) => val.level_totals[(u * val.levels.len() + li) * val.leads],
+                        None => {
+                            c.forecast(grid, e, &mut total);
+                            total[0]
+                        }
+                    };
                     level += w * total[0];
                 }
             }
             shape.fill(0.0);
-            for (c, &w) in val.shapes.iter().zip(shape_w) {
+            let ns = val.shapes.len();
+            for (si, (c, &w)) in val.shapes.iter().zip(shape_w).enumerate() {
                 if w > 0.0 {
-                    c.forecast(grid, e, 0..1, &mut curve);
+                    match known.filter(|&u| (u + 1) * ns * DAY <= val.shape_first.len()) {
+                        Some(u) => {
+                            curve.copy_from_slice(&val.shape_first[(u * ns + si) * DAY..][..DAY])
+                        }
+                        None => c.forecast(grid, e, 0..1, &mut curve),
+                    }
                     add_normalised(&mut shape, &curve, w);
                 }
             }
@@ -524,15 +543,7 @@ impl Residuals {
                 }
             }
         }
-        let mut r = Residuals {
-            res: vec![f64::NAN; days * DAY],
-            anchor: vec![None; days],
-            days,
-            forecast,
-            raw,
-            drift_gain: 0.0,
-        };
-        r.drift_gain = r.drift_gain();
+        let mut r = Residuals::with_drift(days, forecast, raw);
         // The errors of the forecasts the model would have made: drifted.
         let mut day = [0.0; DAY];
         for j in 0..days {
@@ -540,8 +551,8 @@ impl Residuals {
             if day[0].is_nan() {
                 continue;
             }
-            if let Some(bias) = r.profile_bias(j + 1) {
-                drift(&mut day, r.drift_gain, &bias);
+            if let Some(bias) = &r.bias[j + 1] {
+                drift(&mut day, r.drift_gain, bias);
             }
             let e = n - 1 - j;
             r.anchor[j] = anchor_deviation(grid, e, first_hour(&day));
@@ -561,6 +572,24 @@ impl Residuals {
     /// averaged over ±[`DRIFT_SMOOTHING`] buckets, less its mean over the
     /// day (a profile's bias, not a level's). `None` unless at least half of
     /// those days were forecast and 90% observed.
+    /// Residuals of `days` replayed days, before their drift is known:
+    /// the undrifted forecasts and errors of `days` + [`DRIFT_DAYS`] days,
+    /// the bias read at every origin, and the gain fitted on them.
+    fn with_drift(days: usize, forecast: Vec<f64>, raw: Vec<f64>) -> Residuals {
+        let mut r = Residuals {
+            res: vec![f64::NAN; days * DAY],
+            anchor: vec![None; days],
+            days,
+            forecast,
+            raw,
+            bias: Vec::new(),
+            drift_gain: 0.0,
+        };
+        r.bias = (0..=days).map(|j0| r.profile_bias(j0)).collect();
+        r.drift_gain = r.drift_gain();
+        r
+    }
+
     fn profile_bias(&self, j0: usize) -> Option<[f64; DAY]> {
         let stored = self.raw.len() / DAY;
         if j0 + DRIFT_DAYS > stored {
@@ -610,7 +639,7 @@ impl Residuals {
     fn drift_gain(&self) -> f64 {
         let (mut rx, mut xx, mut rr) = (0.0, 0.0, 0.0);
         for j in 0..self.days {
-            let Some(bias) = self.profile_bias(j + 1) else {
+            let Some(bias) = &self.bias[j + 1] else {
                 break;
             };
             let f = &self.forecast[j * DAY..(j + 1) * DAY];
@@ -618,8 +647,8 @@ impl Residuals {
             if sum.is_nan() || sum <= 0.0 {
                 continue;
             }
-            let shift = f.iter().zip(&bias).map(|(f, b)| f * b).sum::<f64>() / sum;
-            for ((&r, &f), &b) in self.raw[j * DAY..].iter().zip(f).zip(&bias) {
+            let shift = f.iter().zip(bias).map(|(f, b)| f * b).sum::<f64>() / sum;
+            for ((&r, &f), &b) in self.raw[j * DAY..].iter().zip(f).zip(bias) {
                 if !r.is_nan() {
                     let x = f * (b - shift);
                     rx += r * x;
@@ -823,6 +852,7 @@ fn validate(
         level_rows: vec![0; nu],
         shape_loss: vec![0.0; nsu * ns],
         shape_tail: vec![1.0; nsu * ns],
+        shape_first: vec![0.0; nsu * ns * DAY],
         actual_horizon: vec![f64::NAN; nu],
         day_totals_actual: grid
             .totals
@@ -880,6 +910,7 @@ fn validate(
     for (u, &e) in val.origins.iter().enumerate().take(nsu) {
         for (si, c) in val.shapes.iter().enumerate() {
             c.forecast(grid, e, 0..scored, &mut curves);
+            val.shape_first[(u * ns + si) * DAY..][..DAY].copy_from_slice(&curves[..DAY]);
             let mut loss = 0.0;
             let mut shaped = [0.0; DAY];
             for (lead, curve) in curves.chunks_exact(DAY).enumerate() {
@@ -914,6 +945,13 @@ fn validate(
 }
 
 impl Validation {
+    /// The index `u` of the validation origin at day `e`, if it is one
+    /// (the origins are consecutive days, the most recent first).
+    fn origin_index(&self, e: usize) -> Option<usize> {
+        let u = self.origins.first()?.checked_sub(e)?;
+        (self.origins.get(u) == Some(&e)).then_some(u)
+    }
+
     /// Level weights learned from origins `set`: the convex combination with
     /// the least squared relative error (stacking), so that complementary
     /// components share the weight rather than the best taking all, with a
@@ -1288,14 +1326,7 @@ mod tests {
             .map(|i| 10.0 + (i % DAY) as f64 / 10.0)
             .collect();
         let raw = (0..stored * DAY).map(|i| error(i / DAY, i % DAY)).collect();
-        Residuals {
-            res: vec![f64::NAN; days * DAY],
-            anchor: vec![None; days],
-            days,
-            forecast,
-            raw,
-            drift_gain: 0.0,
-        }
+        Residuals::with_drift(days, forecast, raw)
     }
 
     #[test]
@@ -1310,14 +1341,14 @@ mod tests {
             // ±2 buckets of averaging flatten a sine of one day by 0.5%.
             assert!((b - 0.05 * wave(s)).abs() < 0.05 * 0.006, "slot {s}: {b}");
         }
-        assert_eq!(lasting.drift_gain(), 1.0);
+        assert_eq!(lasting.drift_gain, 1.0);
         // The same error with its sign flipped every day: two weeks of it
         // average out, and the gain stays 0.
         let flipping = residuals(29, |j, s| {
             let sign = if j % 2 == 0 { 1.0 } else { -1.0 };
             sign * 0.05 * wave(s) * (10.0 + s as f64 / 10.0)
         });
-        assert_eq!(flipping.drift_gain(), 0.0);
+        assert_eq!(flipping.drift_gain, 0.0);
         // Under half of two weeks observed: no bias to read.
         let gaps = residuals(29, |j, _| if j % 3 == 0 { 0.0 } else { f64::NAN });
         assert!(gaps.profile_bias(0).is_none());

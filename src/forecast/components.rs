@@ -221,6 +221,10 @@ impl Shape {
             }
             return;
         }
+        // The drift depends on the origin only, not on the lead.
+        let drift = (self == Shape::DriftAdjustedWeekdays)
+            .then(|| profile_drift(grid, e))
+            .flatten();
         for (lead, out) in leads.zip(curves.chunks_exact_mut(DAY)) {
             match self {
                 Shape::Yesterday => out.copy_from_slice(grid.day(e - 1)),
@@ -245,34 +249,13 @@ impl Shape {
                     out.iter_mut().for_each(|v| *v /= weight_sum);
                 }
                 Shape::DriftAdjustedWeekdays => {
-                    let mut flat = [0.0; DAY];
-                    let mut recent = [0.0; DAY];
-                    observed_mean_curve(grid, e, 28, f64::INFINITY, &mut flat);
-                    observed_mean_curve(grid, e, 28, DRIFT_HALF_LIFE_DAYS, &mut recent);
-                    let (fs, rs) = (flat.iter().sum::<f64>(), recent.iter().sum::<f64>());
                     out.fill(0.0);
                     for k in 0..4 {
                         add_scaled(out, grid.day(same_weekday(e, lead, k)), 0.25);
                     }
-                    if fs > 0.0 && rs > 0.0 {
-                        // The ratio of the normalised curves per slot,
-                        // bounded so a slot near zero cannot explode, and
-                        // averaged over the hour around it: drift is smooth
-                        // in the time of day, the noise of a few days is not.
-                        let ratio: Vec<f64> = flat
-                            .iter()
-                            .zip(&recent)
-                            .map(|(&f, &r)| {
-                                if f > 0.0 && r > 0.0 {
-                                    ((r / rs) / (f / fs)).clamp(0.5, 2.0)
-                                } else {
-                                    1.0
-                                }
-                            })
-                            .collect();
-                        for (s, o) in out.iter_mut().enumerate() {
-                            let window = (DAY + s - 2..=DAY + s + 2).map(|k| ratio[k % DAY]);
-                            *o *= window.sum::<f64>() / 5.0;
+                    if let Some(drift) = &drift {
+                        for (o, d) in out.iter_mut().zip(drift) {
+                            *o *= d;
                         }
                     }
                 }
@@ -354,6 +337,39 @@ fn decomposition_curve(grid: &Grid, e: usize, lead: usize, out: &mut [f64]) {
 /// Half-life of the recent profile [`Shape::DriftAdjustedWeekdays`] follows.
 const DRIFT_HALF_LIFE_DAYS: f64 = 3.0;
 
+/// The profile's recent drift at origin `e`, per slot: the normalised
+/// recent profile over the flat 28-day one, bounded so a slot near zero
+/// cannot explode, and averaged over the hour around it (drift is smooth in
+/// the time of day, the noise of a few days is not). `None` if either
+/// profile sums to nothing.
+fn profile_drift(grid: &Grid, e: usize) -> Option<[f64; DAY]> {
+    let mut flat = [0.0; DAY];
+    let mut recent = [0.0; DAY];
+    observed_mean_curve(grid, e, 28, f64::INFINITY, &mut flat);
+    observed_mean_curve(grid, e, 28, DRIFT_HALF_LIFE_DAYS, &mut recent);
+    let (fs, rs) = (flat.iter().sum::<f64>(), recent.iter().sum::<f64>());
+    if !(fs > 0.0 && rs > 0.0) {
+        return None;
+    }
+    let ratio: Vec<f64> = flat
+        .iter()
+        .zip(&recent)
+        .map(|(&f, &r)| {
+            if f > 0.0 && r > 0.0 {
+                ((r / rs) / (f / fs)).clamp(0.5, 2.0)
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let mut drift = [0.0; DAY];
+    for (s, d) in drift.iter_mut().enumerate() {
+        let window = (DAY + s - 2..=DAY + s + 2).map(|k| ratio[k % DAY]);
+        *d = window.sum::<f64>() / 5.0;
+    }
+    Some(drift)
+}
+
 /// The mean curve of the last `days` days before `e` (at most `e`), each
 /// weighted by 0.5^(age / half_life).
 fn recent_mean_curve(grid: &Grid, e: usize, days: usize, half_life: f64, out: &mut [f64]) {
@@ -377,11 +393,13 @@ fn observed_mean_curve(grid: &Grid, e: usize, days: usize, half_life: f64, out: 
     out.fill(0.0);
     for p in e - days..e {
         let w = 0.5f64.powf((e - 1 - p) as f64 / half_life);
-        for (s, (&v, &o)) in grid.day(p).iter().zip(grid.day_observed(p)).enumerate() {
-            if o {
-                out[s] += w * v;
-                weight_sum[s] += w;
-            }
+        // Branch-free, so it vectorises: an imputed cell adds exactly 0
+        // (grid values are finite).
+        let cells = out.iter_mut().zip(weight_sum.iter_mut());
+        for ((o, ws), (&v, &seen)) in cells.zip(grid.day(p).iter().zip(grid.day_observed(p))) {
+            let k = if seen { w } else { 0.0 };
+            *o += k * v;
+            *ws += k;
         }
     }
     for (o, w) in out.iter_mut().zip(weight_sum) {
