@@ -71,6 +71,14 @@ fn truth_total(from: usize, len: usize) -> f64 {
     (from..from + len).map(pattern).sum()
 }
 
+/// The day-ahead forecast from the start of day `day` of `kwh`, its
+/// whole past the history.
+fn day_ahead(kwh: &[f64], day: usize) -> Forecast {
+    let origin = day * DAY;
+    let history = History::from_kwh(FIRST, &kwh[..origin]);
+    forecast(&history, FIRST + origin as i64, DAY).unwrap()
+}
+
 fn has_fallback(f: &Forecast, pred: impl Fn(&Fallback) -> bool) -> bool {
     f.model.fallbacks.iter().any(pred)
 }
@@ -547,8 +555,7 @@ fn the_deviation_before_the_origin_carries_into_the_next_hours() {
     let (mut with, mut without) = (0.0, 0.0);
     for day in days..days + 7 {
         let origin = day * DAY;
-        let history = History::from_kwh(FIRST, &kwh[..origin]);
-        let f = forecast(&history, FIRST + origin as i64, DAY).unwrap();
+        let f = day_ahead(&kwh, day);
         let p = f.model.intraday_persistence;
         assert!(p.weight > 0.3, "day {day}: {p:?}");
         assert!(p.decay_per_bucket > 0.9, "day {day}: {p:?}");
@@ -591,8 +598,7 @@ fn a_level_that_moved_in_the_last_hours_carries_through_the_next_day() {
     let (mut with, mut without) = (0.0, 0.0);
     for day in days..days + 14 {
         let origin = day * DAY;
-        let history = History::from_kwh(FIRST, &kwh[..origin]);
-        let f = forecast(&history, FIRST + origin as i64, DAY).unwrap();
+        let f = day_ahead(&kwh, day);
         let p = f.model.intraday_persistence;
         assert!(p.long_weight > 0.1, "day {day}: {p:?}");
         assert!(p.long_decay_per_bucket >= 0.98, "day {day}: {p:?}");
@@ -630,8 +636,7 @@ fn bucket_intervals_follow_the_noise_by_time_of_day_and_cover_it() {
     let (mut covered, mut buckets) = (0, 0);
     for day in days..days + 14 {
         let origin = day * DAY;
-        let history = History::from_kwh(FIRST, &kwh[..origin]);
-        let f = forecast(&history, FIRST + origin as i64, DAY).unwrap();
+        let f = day_ahead(&kwh, day);
         assert!(
             !has_fallback(&f, |x| *x == Fallback::BucketIntervalsFromTotal),
             "{:?}",
@@ -823,8 +828,7 @@ fn a_profile_that_drifts_is_bent_after_it_and_a_steady_one_is_not() {
     let (mut morning, mut evening) = (0.0, 0.0);
     for day in days..days + 14 {
         let origin = day * DAY;
-        let history = History::from_kwh(FIRST, &kwh[..origin]);
-        let f = forecast(&history, FIRST + origin as i64, DAY).unwrap();
+        let f = day_ahead(&kwh, day);
         assert!(
             f.model.profile_drift_gain > 0.5,
             "day {day}: {}",
@@ -842,9 +846,7 @@ fn a_profile_that_drifts_is_bent_after_it_and_a_steady_one_is_not() {
     // bending after them would add error, not take it off.
     let kwh = series(days + 14, 1.0);
     for day in days..days + 14 {
-        let origin = day * DAY;
-        let history = History::from_kwh(FIRST, &kwh[..origin]);
-        let f = forecast(&history, FIRST + origin as i64, DAY).unwrap();
-        assert_eq!(f.model.profile_drift_gain, 0.0, "day {day}");
+        let gain = day_ahead(&kwh, day).model.profile_drift_gain;
+        assert_eq!(gain, 0.0, "day {day}");
     }
 }
