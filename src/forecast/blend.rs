@@ -566,12 +566,6 @@ impl Residuals {
         r
     }
 
-    /// The blend profile's relative bias per bucket of the day over the
-    /// [`DRIFT_DAYS`] days `j0..` (0 = the day before the origin): the sum
-    /// of its undrifted day-ahead errors over the sum of its forecasts,
-    /// averaged over ±[`DRIFT_SMOOTHING`] buckets, less its mean over the
-    /// day (a profile's bias, not a level's). `None` unless at least half of
-    /// those days were forecast and 90% observed.
     /// Residuals of `days` replayed days, before their drift is known:
     /// the undrifted forecasts and errors of `days` + [`DRIFT_DAYS`] days,
     /// the bias read at every origin, and the gain fitted on them.
@@ -590,6 +584,12 @@ impl Residuals {
         r
     }
 
+    /// The blend profile's relative bias per bucket of the day over the
+    /// [`DRIFT_DAYS`] days `j0..` (0 = the day before the origin): the sum
+    /// of its undrifted day-ahead errors over the sum of its forecasts,
+    /// averaged over ±[`DRIFT_SMOOTHING`] buckets, less its mean over the
+    /// day (a profile's bias, not a level's). `None` unless at least half of
+    /// those days were forecast and 90% observed.
     fn profile_bias(&self, j0: usize) -> Option<[f64; DAY]> {
         let stored = self.raw.len() / DAY;
         if j0 + DRIFT_DAYS > stored {
