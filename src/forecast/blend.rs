@@ -197,6 +197,11 @@ pub(super) fn forecast(
     // blend's own day-ahead errors on the last weeks.
     let residuals = Residuals::replay(&grid, &val, &level_w, &shape_w);
     let persistence = residuals.persistence();
+    if residuals.bias[0].is_none() || residuals.drift_days == 0 {
+        fallbacks.push(Fallback::NoProfileDrift {
+            replayed_days: residuals.replayed_days(),
+        });
+    }
     // A ship silent for weeks: the hours before its data ended say nothing
     // about the hours after the origin, so nothing is carried — neither
     // into the forecast nor into the past errors its interval comes from.
@@ -405,6 +410,8 @@ struct Residuals {
     bias: Vec<Option<[f64; DAY]>>,
     /// See [`Residuals::drift_gain`].
     drift_gain: f64,
+    /// Replayed days the gain could be fitted on.
+    drift_days: usize,
 }
 
 /// The mean of a forecast's first [`CARRY_BUCKETS`] (kWh per bucket).
@@ -578,10 +585,19 @@ impl Residuals {
             raw,
             bias: Vec::new(),
             drift_gain: 0.0,
+            drift_days: 0,
         };
         r.bias = (0..=days).map(|j0| r.profile_bias(j0)).collect();
-        r.drift_gain = r.drift_gain();
+        (r.drift_gain, r.drift_days) = r.drift_gain();
         r
+    }
+
+    /// The days whose day-ahead forecast the replay could make.
+    fn replayed_days(&self) -> usize {
+        self.forecast
+            .chunks_exact(DAY)
+            .filter(|day| !day[0].is_nan())
+            .count()
     }
 
     /// The blend profile's relative bias per bucket of the day over the
@@ -636,8 +652,10 @@ impl Residuals {
     /// of each replayed day's errors on what bending by its own past
     /// [`DRIFT_DAYS`] would change (to first order, the bend less its
     /// rescaling), in [0, 1]; 0 unless it cuts the squared error by 1%.
-    fn drift_gain(&self) -> f64 {
+    /// Also how many days it was fitted on.
+    fn drift_gain(&self) -> (f64, usize) {
         let (mut rx, mut xx, mut rr) = (0.0, 0.0, 0.0);
+        let mut fitted = 0;
         for j in 0..self.days {
             let Some(bias) = &self.bias[j + 1] else {
                 break;
@@ -647,6 +665,7 @@ impl Residuals {
             if sum.is_nan() || sum <= 0.0 {
                 continue;
             }
+            fitted += 1;
             let shift = f.iter().zip(bias).map(|(f, b)| f * b).sum::<f64>() / sum;
             for ((&r, &f), &b) in self.raw[j * DAY..].iter().zip(f).zip(bias) {
                 if !r.is_nan() {
@@ -658,15 +677,11 @@ impl Residuals {
             }
         }
         if xx <= 0.0 {
-            return 0.0;
+            return (0.0, fitted);
         }
         let gain = (rx / xx).clamp(0.0, 1.0);
         let sse = rr - 2.0 * gain * rx + gain * gain * xx;
-        if sse < 0.99 * rr {
-            gain
-        } else {
-            0.0
-        }
+        (if sse < 0.99 * rr { gain } else { 0.0 }, fitted)
     }
 
     fn day(&self, j: usize) -> &[f64] {

@@ -128,6 +128,9 @@
 //! - too few past origins for weights or interval: equal weights, and an
 //!   interval of ±1.28 coefficients of variation of the daily totals (at
 //!   least ±32%);
+//! - under four weeks: the profile's drift is not followed (it is read on
+//!   at least half of [`DRIFT_DAYS`] of the blend's own past errors before
+//!   each of the days its gain is fitted on);
 //! - no data in the week before the origin: the model is fitted whole weeks
 //!   earlier, where the data ends, keeping the time of week.
 //!
@@ -304,6 +307,11 @@ pub enum Fallback {
     /// Too few past bucket errors for per-bucket intervals: each bucket's
     /// interval is the total's, scaled to the bucket.
     BucketIntervalsFromTotal,
+    /// Too few days of the blend's own past errors to read its profile's
+    /// drift from (at least half of [`DRIFT_DAYS`] before each day its
+    /// gain is fitted on: about four weeks of history): the profile is not
+    /// bent.
+    NoProfileDrift { replayed_days: usize },
     /// No data in the week before the origin: the fit origin was moved back
     /// by whole weeks to where the history ends, keeping the time of week,
     /// and no intraday persistence is carried (the hours before the data
@@ -338,6 +346,11 @@ impl fmt::Display for Fallback {
                     "history too short to validate the full horizon: validated on {days} day(s)"
                 )
             }
+            Fallback::NoProfileDrift { replayed_days } => write!(
+                f,
+                "{replayed_days} day(s) of the model's own past errors: too few to follow \
+                 the profile's drift"
+            ),
             Fallback::ComponentsAwaitingHistory { components } => write!(
                 f,
                 "{components} component(s) left out until the history lets them be validated \

@@ -842,6 +842,26 @@ fn a_profile_that_drifts_is_bent_after_it_and_a_steady_one_is_not() {
         morning.abs() < 40.0 && evening.abs() < 40.0,
         "the bumps' bias over 14 days: morning {morning:.1}, evening {evening:.1} kWh"
     );
+    // Under four weeks of history the replay is too short to read a drift
+    // before the days the gain would be fitted on, and fallbacks say so;
+    // from four it is read (and learned: 0 at four and five weeks, whose
+    // seven and fourteen days to fit on do not earn it the 1%).
+    let truncated = |weeks: usize| {
+        let from = (days - 7 * weeks) * DAY;
+        let history = History::from_kwh(FIRST, &kwh[from..days * DAY]);
+        forecast(&history, FIRST + (7 * weeks * DAY) as i64, DAY).unwrap()
+    };
+    let no_drift = |f: &Forecast| has_fallback(f, |x| matches!(x, Fallback::NoProfileDrift { .. }));
+    for weeks in 2..=3 {
+        let f = truncated(weeks);
+        assert!(no_drift(&f), "{weeks} weeks: {:?}", f.model.fallbacks);
+        assert_eq!(f.model.profile_drift_gain, 0.0, "{weeks} weeks");
+    }
+    for weeks in [6, 8, 12] {
+        let f = truncated(weeks);
+        assert!(!no_drift(&f), "{weeks} weeks: {:?}", f.model.fallbacks);
+        assert!(f.model.profile_drift_gain > 0.5, "{weeks} weeks");
+    }
     // A steady profile under noise: its recent errors are noise, and
     // bending after them would add error, not take it off.
     let kwh = series(days + 14, 1.0);
