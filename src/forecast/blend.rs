@@ -422,9 +422,12 @@ fn first_hour(curve: &[f64]) -> f64 {
 /// Days of the blend's own day-ahead bucket errors its profile's drift is
 /// measured on: two weeks, so every weekday counts twice (the backtest's
 /// mean ratios of MAPE / MASE to the best reference: 7 days 0.910 / 0.941,
-/// 10 days 0.911 / 0.943, 14 days 0.909 / 0.939, 21 days 0.912 / 0.942;
+/// 10 days 0.911 / 0.943, 14 days 0.910 / 0.938, 21 days 0.912 / 0.942;
 /// without the drift 0.911 / 0.945).
 const DRIFT_DAYS: usize = super::DRIFT_DAYS;
+/// A replayed day whose total the forecast missed by more than this share
+/// is not read for the profile's drift.
+const MAX_DRIFT_LEVEL_ERROR: f64 = 0.5;
 /// The drift is averaged over this many buckets either side: a profile
 /// drifts smoothly through the day, the noise of two weeks does not.
 const DRIFT_SMOOTHING: usize = 2;
@@ -592,6 +595,40 @@ impl Residuals {
         r
     }
 
+    /// The errors of day `j`'s forecast *profile*: its observed errors
+    /// after the forecast is scaled to the day's observed total (NaN where
+    /// not observed) — a level's error is the level components' business,
+    /// and a day the level missed by a lot would drown every hour's drift.
+    /// `None` if the day is under 90% observed, or its level is off by more
+    /// than [`MAX_DRIFT_LEVEL_ERROR`] (an outage, a spike: nothing to learn
+    /// about the profile from).
+    fn shape_errors(&self, j: usize) -> Option<[f64; DAY]> {
+        let raw = &self.raw[j * DAY..(j + 1) * DAY];
+        let forecast = &self.forecast[j * DAY..(j + 1) * DAY];
+        let (mut error, mut total, mut observed) = (0.0, 0.0, 0);
+        for (&r, &f) in raw.iter().zip(forecast) {
+            if !r.is_nan() {
+                error += r;
+                total += f;
+                observed += 1;
+            }
+        }
+        if (observed as f64) < MIN_OBSERVED_SHARE * DAY as f64 || total <= 0.0 {
+            return None;
+        }
+        let level = error / total;
+        if level.abs() > MAX_DRIFT_LEVEL_ERROR {
+            return None;
+        }
+        let mut out = [f64::NAN; DAY];
+        for ((o, &r), &f) in out.iter_mut().zip(raw).zip(forecast) {
+            if !r.is_nan() {
+                *o = r - f * level;
+            }
+        }
+        Some(out)
+    }
+
     /// The days whose day-ahead forecast the replay could make.
     fn replayed_days(&self) -> usize {
         self.forecast
@@ -602,10 +639,10 @@ impl Residuals {
 
     /// The blend profile's relative bias per bucket of the day over the
     /// [`DRIFT_DAYS`] days `j0..` (0 = the day before the origin): the sum
-    /// of its undrifted day-ahead errors over the sum of its forecasts,
+    /// of its undrifted day-ahead profile errors
+    /// ([`Residuals::shape_errors`]) over the sum of its forecasts,
     /// averaged over ±[`DRIFT_SMOOTHING`] buckets, less its mean over the
-    /// day (a profile's bias, not a level's). `None` unless at least half of
-    /// those days were forecast and 90% observed.
+    /// day. `None` unless at least half of those days can be read.
     fn profile_bias(&self, j0: usize) -> Option<[f64; DAY]> {
         let stored = self.raw.len() / DAY;
         if j0 + DRIFT_DAYS > stored {
@@ -614,11 +651,9 @@ impl Residuals {
         let (mut err, mut fc) = ([0.0; DAY], [0.0; DAY]);
         let mut used = 0;
         for j in j0..j0 + DRIFT_DAYS {
-            let raw = &self.raw[j * DAY..(j + 1) * DAY];
-            let observed = raw.iter().filter(|v| !v.is_nan()).count();
-            if (observed as f64) < MIN_OBSERVED_SHARE * DAY as f64 {
+            let Some(raw) = self.shape_errors(j) else {
                 continue;
-            }
+            };
             used += 1;
             for (s, (&r, &f)) in raw.iter().zip(&self.forecast[j * DAY..]).enumerate() {
                 if !r.is_nan() {
@@ -649,7 +684,7 @@ impl Residuals {
     }
 
     /// How much of its measured drift the profile is bent by: least squares
-    /// of each replayed day's errors on what bending by its own past
+    /// of each replayed day's profile errors on what bending by its own past
     /// [`DRIFT_DAYS`] would change (to first order, the bend less its
     /// rescaling), in [0, 1]; 0 unless it cuts the squared error by 1%.
     /// Also how many days it was fitted on.
@@ -665,9 +700,12 @@ impl Residuals {
             if sum.is_nan() || sum <= 0.0 {
                 continue;
             }
+            let Some(raw) = self.shape_errors(j) else {
+                continue;
+            };
             fitted += 1;
             let shift = f.iter().zip(bias).map(|(f, b)| f * b).sum::<f64>() / sum;
-            for ((&r, &f), &b) in self.raw[j * DAY..].iter().zip(f).zip(bias) {
+            for ((&r, &f), &b) in raw.iter().zip(f).zip(bias) {
                 if !r.is_nan() {
                     let x = f * (b - shift);
                     rx += r * x;

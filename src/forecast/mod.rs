@@ -49,8 +49,10 @@
 //!   average of past days, so a profile that shifts slowly through the
 //!   weeks (winter evenings growing, mornings shrinking) is forecast late.
 //!   The blend's relative day-ahead error at each time of day over the last
-//!   [`DRIFT_DAYS`] days (smoothed over ±2 buckets, less its daily mean) is
-//!   that lag; each day's forecast is bent by a learned share of it
+//!   [`DRIFT_DAYS`] days is that lag — the profile's error alone: each
+//!   day's forecast scaled to the day's actual total first (the level's
+//!   error is the level's), days missed by more than half (an outage, a
+//!   spike) skipped, smoothed over ±2 buckets; each day's forecast is bent by a learned share of it
 //!   ([`ModelInfo::profile_drift_gain`]) and scaled back to its total. The
 //!   share is fitted on the 28 replayed days, each bent by the two weeks
 //!   before it, and is 0 unless it cuts their squared error by 1% — on a
@@ -216,7 +218,8 @@ pub struct ModelInfo {
     pub intraday_persistence: IntradayPersistence,
     /// How far the profile is bent towards its own recent bias (0 to 1):
     /// each bucket of the day times `1 + profile_drift_gain × b`, `b` the
-    /// blend's relative day-ahead error in that time of day over the last
+    /// blend's relative day-ahead profile error (each day's forecast scaled
+    /// to the day's actual total) in that time of day over the last
     /// [`DRIFT_DAYS`] days less its daily mean, the day then scaled back to
     /// its total. Learned on the blend's own errors of the last 28 days; 0
     /// unless it cuts their squared error by 1%.
