@@ -3,7 +3,9 @@
 
 use std::ops::Range;
 
-use super::components::{Level, Shape, LEVELS, MAX_COMPONENT_LOOKBACK_DAYS, SHAPES};
+use super::components::{
+    around_the_hour, Level, Shape, LEVELS, MAX_COMPONENT_LOOKBACK_DAYS, SHAPES,
+};
 use super::history::{Grid, History};
 use super::{
     ComponentWeight, Fallback, Forecast, ForecastError, Interval, IntradayPersistence, ModelInfo,
@@ -270,10 +272,8 @@ pub(super) fn forecast(
     let mut curve: Vec<f64> = (0..n_leads * DAY)
         .map(|i| (shape[i] * day_totals[i / DAY]).max(0.0))
         .collect();
-    if let Some(bias) = &residuals.bias[0] {
-        for day in curve.chunks_exact_mut(DAY) {
-            drift(day, residuals.drift_gain, bias);
-        }
+    for day in curve.chunks_exact_mut(DAY) {
+        residuals.bend(day, 0);
     }
     // The carry is measured against this forecast's own first hour — the
     // whole hour, even when the window asked for is shorter.
@@ -403,8 +403,9 @@ struct Residuals {
     /// `[j][slot]`, for `j` up to [`DRIFT_DAYS`] further back than `days`:
     /// the undrifted day-ahead forecast, NaN where it could not be made...
     forecast: Vec<f64>,
-    /// ... and its errors, NaN where not observed: what the drift reads.
-    raw: Vec<f64>,
+    /// ... and `[j]` its profile's errors ([`profile_errors`]), where
+    /// they can be read: what the drift reads.
+    profile: Vec<Option<[f64; DAY]>>,
     /// `[j0]`, `j0` in `0..=days`: [`Residuals::profile_bias`] of the
     /// [`DRIFT_DAYS`] from `j0` (0: the bias the forecast is bent by).
     bias: Vec<Option<[f64; DAY]>>,
@@ -428,9 +429,6 @@ const DRIFT_DAYS: usize = super::DRIFT_DAYS;
 /// A replayed day whose total the forecast missed by more than this share
 /// is not read for the profile's drift.
 const MAX_DRIFT_LEVEL_ERROR: f64 = 0.5;
-/// The drift is averaged over this many buckets either side: a profile
-/// drifts smoothly through the day, the noise of two weeks does not.
-const DRIFT_SMOOTHING: usize = 2;
 
 /// Bends a day's forecast `day` (kWh per bucket) by its profile's drift:
 /// bucket `s` times `1 + gain × bias[s]`, then scaled back to the day's
@@ -449,6 +447,38 @@ fn drift(day: &mut [f64], gain: f64, bias: &[f64]) {
         let k = before / after;
         day.iter_mut().for_each(|v| *v *= k);
     }
+}
+
+/// The errors of a replayed day's forecast *profile*, from its observed
+/// errors `raw` (actual − `forecast`, NaN where not observed): what is left
+/// after the forecast is scaled to the day's observed total — a level's
+/// error is the level components' business, and a day the level missed by
+/// a lot would drown every hour's drift. `None` if the day is under 90%
+/// observed, or its level is off by more than [`MAX_DRIFT_LEVEL_ERROR`] (an
+/// outage, a spike: nothing to learn about the profile from).
+fn profile_errors(raw: &[f64], forecast: &[f64]) -> Option<[f64; DAY]> {
+    let (mut error, mut total, mut observed) = (0.0, 0.0, 0);
+    for (&r, &f) in raw.iter().zip(forecast) {
+        if !r.is_nan() {
+            error += r;
+            total += f;
+            observed += 1;
+        }
+    }
+    if (observed as f64) < MIN_OBSERVED_SHARE * DAY as f64 || total <= 0.0 {
+        return None;
+    }
+    let level = error / total;
+    if level.abs() > MAX_DRIFT_LEVEL_ERROR {
+        return None;
+    }
+    let mut out = [f64::NAN; DAY];
+    for ((o, &r), &f) in out.iter_mut().zip(raw).zip(forecast) {
+        if !r.is_nan() {
+            *o = r - f * level;
+        }
+    }
+    Some(out)
 }
 
 /// Where the first hour after origin `e` (a day index) should start, by
@@ -516,29 +546,23 @@ impl Residuals {
             {
                 break;
             }
-            // A validation origin's first-day totals are already known.
+            // A validation origin's first day is already forecast.
             let known = val.origin_index(e);
             let mut level = 0.0;
             for (li, (c, &w)) in val.levels.iter().zip(level_w).enumerate() {
                 if w > 0.0 {
-                    total[0] = match known {
-                        Some(u) => val.level_totals[(u * val.levels.len() + li) * val.leads],
-                        None => {
-                            c.forecast(grid, e, &mut total);
-                            total[0]
-                        }
-                    };
+                    match known {
+                        Some(u) => total[0] = val.level_total(u, li, 0),
+                        None => c.forecast(grid, e, &mut total),
+                    }
                     level += w * total[0];
                 }
             }
             shape.fill(0.0);
-            let ns = val.shapes.len();
             for (si, (c, &w)) in val.shapes.iter().zip(shape_w).enumerate() {
                 if w > 0.0 {
-                    match known.filter(|&u| (u + 1) * ns * DAY <= val.shape_first.len()) {
-                        Some(u) => {
-                            curve.copy_from_slice(&val.shape_first[(u * ns + si) * DAY..][..DAY])
-                        }
+                    match known.and_then(|u| val.first_day_curve(u, si)) {
+                        Some(first) => curve.copy_from_slice(first),
                         None => c.forecast(grid, e, 0..1, &mut curve),
                     }
                     add_normalised(&mut shape, &curve, w);
@@ -561,9 +585,7 @@ impl Residuals {
             if day[0].is_nan() {
                 continue;
             }
-            if let Some(bias) = &r.bias[j + 1] {
-                drift(&mut day, r.drift_gain, bias);
-            }
+            r.bend(&mut day, j + 1);
             let e = n - 1 - j;
             r.anchor[j] = anchor_deviation(grid, e, first_hour(&day));
             let (truth, observed) = (grid.day(e), grid.day_observed(e));
@@ -580,12 +602,17 @@ impl Residuals {
     /// the undrifted forecasts and errors of `days` + [`DRIFT_DAYS`] days,
     /// the bias read at every origin, and the gain fitted on them.
     fn with_drift(days: usize, forecast: Vec<f64>, raw: Vec<f64>) -> Residuals {
+        let profile = raw
+            .chunks_exact(DAY)
+            .zip(forecast.chunks_exact(DAY))
+            .map(|(raw, forecast)| profile_errors(raw, forecast))
+            .collect();
         let mut r = Residuals {
             res: vec![f64::NAN; days * DAY],
             anchor: vec![None; days],
             days,
             forecast,
-            raw,
+            profile,
             bias: Vec::new(),
             drift_gain: 0.0,
             drift_days: 0,
@@ -595,38 +622,12 @@ impl Residuals {
         r
     }
 
-    /// The errors of day `j`'s forecast *profile*: its observed errors
-    /// after the forecast is scaled to the day's observed total (NaN where
-    /// not observed) — a level's error is the level components' business,
-    /// and a day the level missed by a lot would drown every hour's drift.
-    /// `None` if the day is under 90% observed, or its level is off by more
-    /// than [`MAX_DRIFT_LEVEL_ERROR`] (an outage, a spike: nothing to learn
-    /// about the profile from).
-    fn shape_errors(&self, j: usize) -> Option<[f64; DAY]> {
-        let raw = &self.raw[j * DAY..(j + 1) * DAY];
-        let forecast = &self.forecast[j * DAY..(j + 1) * DAY];
-        let (mut error, mut total, mut observed) = (0.0, 0.0, 0);
-        for (&r, &f) in raw.iter().zip(forecast) {
-            if !r.is_nan() {
-                error += r;
-                total += f;
-                observed += 1;
-            }
+    /// Bends a day's forecast by the drift read on the days from `j0` back
+    /// (0: the forecast being made).
+    fn bend(&self, day: &mut [f64], j0: usize) {
+        if let Some(bias) = &self.bias[j0] {
+            drift(day, self.drift_gain, bias);
         }
-        if (observed as f64) < MIN_OBSERVED_SHARE * DAY as f64 || total <= 0.0 {
-            return None;
-        }
-        let level = error / total;
-        if level.abs() > MAX_DRIFT_LEVEL_ERROR {
-            return None;
-        }
-        let mut out = [f64::NAN; DAY];
-        for ((o, &r), &f) in out.iter_mut().zip(raw).zip(forecast) {
-            if !r.is_nan() {
-                *o = r - f * level;
-            }
-        }
-        Some(out)
     }
 
     /// The days whose day-ahead forecast the replay could make.
@@ -639,23 +640,20 @@ impl Residuals {
 
     /// The blend profile's relative bias per bucket of the day over the
     /// [`DRIFT_DAYS`] days `j0..` (0 = the day before the origin): the sum
-    /// of its undrifted day-ahead profile errors
-    /// ([`Residuals::shape_errors`]) over the sum of its forecasts,
-    /// averaged over ±[`DRIFT_SMOOTHING`] buckets, less its mean over the
+    /// of its undrifted day-ahead profile errors ([`profile_errors`]) over
+    /// the sum of its forecasts,
+    /// averaged over the hour around each bucket, less its mean over the
     /// day. `None` unless at least half of those days can be read.
     fn profile_bias(&self, j0: usize) -> Option<[f64; DAY]> {
-        let stored = self.raw.len() / DAY;
-        if j0 + DRIFT_DAYS > stored {
-            return None;
-        }
+        let days = self.profile.get(j0..j0 + DRIFT_DAYS)?;
         let (mut err, mut fc) = ([0.0; DAY], [0.0; DAY]);
         let mut used = 0;
-        for j in j0..j0 + DRIFT_DAYS {
-            let Some(raw) = self.shape_errors(j) else {
+        for (j, errors) in (j0..).zip(days) {
+            let Some(errors) = errors else {
                 continue;
             };
             used += 1;
-            for (s, (&r, &f)) in raw.iter().zip(&self.forecast[j * DAY..]).enumerate() {
+            for (s, (&r, &f)) in errors.iter().zip(&self.forecast[j * DAY..]).enumerate() {
                 if !r.is_nan() {
                     err[s] += r;
                     fc[s] += f;
@@ -670,14 +668,7 @@ impl Residuals {
             .zip(&fc)
             .map(|(&e, &f)| if f > 0.0 { e / f } else { 0.0 })
             .collect();
-        let mut bias = [0.0; DAY];
-        let width = (2 * DRIFT_SMOOTHING + 1) as f64;
-        for (s, b) in bias.iter_mut().enumerate() {
-            *b = (DAY + s - DRIFT_SMOOTHING..=DAY + s + DRIFT_SMOOTHING)
-                .map(|k| rel[k % DAY])
-                .sum::<f64>()
-                / width;
-        }
+        let mut bias = around_the_hour(&rel);
         let mean = bias.iter().sum::<f64>() / DAY as f64;
         bias.iter_mut().for_each(|b| *b -= mean);
         Some(bias)
@@ -695,17 +686,15 @@ impl Residuals {
             let Some(bias) = &self.bias[j + 1] else {
                 break;
             };
-            let f = &self.forecast[j * DAY..(j + 1) * DAY];
-            let sum: f64 = f.iter().sum();
-            if sum.is_nan() || sum <= 0.0 {
-                continue;
-            }
-            let Some(raw) = self.shape_errors(j) else {
+            // A readable day was forecast, with a positive total.
+            let Some(errors) = &self.profile[j] else {
                 continue;
             };
             fitted += 1;
+            let f = &self.forecast[j * DAY..(j + 1) * DAY];
+            let sum: f64 = f.iter().sum();
             let shift = f.iter().zip(bias).map(|(f, b)| f * b).sum::<f64>() / sum;
-            for ((&r, &f), &b) in raw.iter().zip(f).zip(bias) {
+            for ((&r, &f), &b) in errors.iter().zip(f).zip(bias) {
                 if !r.is_nan() {
                     let x = f * (b - shift);
                     rx += r * x;
@@ -1005,6 +994,19 @@ impl Validation {
         (self.origins.get(u) == Some(&e)).then_some(u)
     }
 
+    /// Level `li`'s total for day `lead` after origin `u`.
+    fn level_total(&self, u: usize, li: usize, lead: usize) -> f64 {
+        self.level_totals[(u * self.levels.len() + li) * self.leads + lead]
+    }
+
+    /// Shape `si`'s curve for the first day after origin `u`, if `u` is
+    /// among the origins shapes are scored at.
+    fn first_day_curve(&self, u: usize, si: usize) -> Option<&[f64]> {
+        let ns = self.shapes.len();
+        self.shape_first
+            .get((u * ns + si) * DAY..(u * ns + si + 1) * DAY)
+    }
+
     /// Level weights learned from origins `set`: the convex combination with
     /// the least squared relative error (stacking), so that complementary
     /// components share the weight rather than the best taking all, with a
@@ -1070,7 +1072,7 @@ impl Validation {
     /// daily totals (weights `level_w`) at that lead over the validation
     /// origins, over the first lead's, at least 1 (and 1 without data).
     fn lead_error_scale(&self, level_w: &[f64]) -> Vec<f64> {
-        let (nl, leads) = (self.levels.len(), self.leads);
+        let leads = self.leads;
         let mut sums = vec![(0.0, 0usize); leads];
         for (u, &e) in self.origins.iter().enumerate() {
             for (lead, sum) in sums.iter_mut().enumerate() {
@@ -1081,7 +1083,7 @@ impl Validation {
                 let blended: f64 = level_w
                     .iter()
                     .enumerate()
-                    .map(|(li, w)| w * self.level_totals[(u * nl + li) * leads + lead])
+                    .map(|(li, w)| w * self.level_total(u, li, lead))
                     .sum();
                 if blended > 0.0 {
                     sum.0 += (actual / blended - 1.0).powi(2);
@@ -1114,7 +1116,7 @@ impl Validation {
 
     /// The blended forecast of the horizon's total at origin `u`.
     fn blended_total(&self, u: usize, level_w: &[f64], shape_w: &[f64]) -> f64 {
-        let (nl, ns, leads) = (self.levels.len(), self.shapes.len(), self.leads);
+        let (ns, leads) = (self.shapes.len(), self.leads);
         let tail: f64 = shape_w
             .iter()
             .zip(&self.shape_tail[u * ns..(u + 1) * ns])
@@ -1125,7 +1127,7 @@ impl Validation {
             let day: f64 = level_w
                 .iter()
                 .enumerate()
-                .map(|(li, w)| w * self.level_totals[(u * nl + li) * leads + lead])
+                .map(|(li, w)| w * self.level_total(u, li, lead))
                 .sum();
             total += if lead + 1 == leads { day * tail } else { day };
         }

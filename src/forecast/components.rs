@@ -339,9 +339,8 @@ const DRIFT_HALF_LIFE_DAYS: f64 = 3.0;
 
 /// The profile's recent drift at origin `e`, per slot: the normalised
 /// recent profile over the flat 28-day one, bounded so a slot near zero
-/// cannot explode, and averaged over the hour around it (drift is smooth in
-/// the time of day, the noise of a few days is not). `None` if either
-/// profile sums to nothing.
+/// cannot explode, and averaged over the hour around it
+/// ([`around_the_hour`]). `None` if either profile sums to nothing.
 fn profile_drift(grid: &Grid, e: usize) -> Option<[f64; DAY]> {
     let mut flat = [0.0; DAY];
     let mut recent = [0.0; DAY];
@@ -362,12 +361,25 @@ fn profile_drift(grid: &Grid, e: usize) -> Option<[f64; DAY]> {
             }
         })
         .collect();
-    let mut drift = [0.0; DAY];
-    for (s, d) in drift.iter_mut().enumerate() {
-        let window = (DAY + s - 2..=DAY + s + 2).map(|k| ratio[k % DAY]);
-        *d = window.sum::<f64>() / 5.0;
+    Some(around_the_hour(&ratio))
+}
+
+/// Slots either side a profile's drift is averaged over: drift is smooth
+/// in the time of day, the noise of a few days is not.
+const DRIFT_SMOOTHING: usize = 2;
+
+/// `values` (one per slot of the day) averaged over the
+/// ±[`DRIFT_SMOOTHING`] slots around each, round the clock.
+pub(crate) fn around_the_hour(values: &[f64]) -> [f64; DAY] {
+    let width = (2 * DRIFT_SMOOTHING + 1) as f64;
+    let mut out = [0.0; DAY];
+    for (s, o) in out.iter_mut().enumerate() {
+        *o = (DAY + s - DRIFT_SMOOTHING..=DAY + s + DRIFT_SMOOTHING)
+            .map(|k| values[k % DAY])
+            .sum::<f64>()
+            / width;
     }
-    Some(drift)
+    out
 }
 
 /// The mean curve of the last `days` days before `e` (at most `e`), each

@@ -52,8 +52,9 @@
 //!   [`DRIFT_DAYS`] days is that lag — the profile's error alone: each
 //!   day's forecast scaled to the day's actual total first (the level's
 //!   error is the level's), days missed by more than half (an outage, a
-//!   spike) skipped, smoothed over ±2 buckets; each day's forecast is bent by a learned share of it
-//!   ([`ModelInfo::profile_drift_gain`]) and scaled back to its total. The
+//!   spike) skipped, smoothed over ±2 buckets; each day's forecast is bent
+//!   by a learned share of it ([`ModelInfo::profile_drift_gain`]) and
+//!   scaled back to its total. The
 //!   share is fitted on the 28 replayed days, each bent by the two weeks
 //!   before it, and is 0 unless it cuts their squared error by 1% — on a
 //!   single house the two weeks are noise and it stays 0.
