@@ -159,6 +159,11 @@ async fn forecasts_a_known_pattern_day_ahead() {
         assert_eq!(model["history_end"], ts(start));
         assert_eq!(model["history_buckets"], day * DAY);
         assert_eq!(model["imputed_buckets"], 0);
+        assert_eq!(
+            model["unusual_days"],
+            serde_json::json!([]),
+            "no day is off"
+        );
         assert_eq!(model["fallbacks"], serde_json::json!([]));
         assert!(model["validation_origins"].as_u64().unwrap() >= 28);
         for weights in ["level_weights", "shape_weights"] {
@@ -166,6 +171,50 @@ async fn forecasts_a_known_pattern_day_ahead() {
             let sum: f64 = weights.values().map(|w| w.as_f64().unwrap()).sum();
             assert!((sum - 1.0).abs() < 1e-6, "{weights:?}");
         }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_holiday_is_named_and_does_not_pull_its_weekday_down() {
+    let server = start_server().await;
+    // Ship 1 as in every test; ship 2 the same but for a Wednesday that
+    // drew a third of its usual (a holiday), eight weeks before the end.
+    let days = 112;
+    let holiday = days - 8 * 7 + 2;
+    let mut state = 42;
+    let usual: Vec<f64> = (0..days * DAY)
+        .map(|i| pattern(i) + 0.1 * noise(&mut state))
+        .collect();
+    let mut off = usual.clone();
+    off[holiday * DAY..(holiday + 1) * DAY]
+        .iter_mut()
+        .for_each(|v| *v /= 3.0);
+    for (ship, values) in [(1, &usual), (2, &off)] {
+        let reply = server.post("/data", kwh_body(ship, 0, values)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let holiday_start = FIRST_S + holiday as i64 * DAY_S;
+    // The day after it, the model cannot tell it from a new level yet.
+    let start = holiday_start + DAY_S;
+    let answer = forecast(&server, 2, start, start + DAY_S).await;
+    assert_eq!(answer["model"]["unusual_days"], serde_json::json!([]));
+    // From the day after that on, it is named, and the next Wednesday is
+    // forecast as if it had been a usual day.
+    for weeks in 1..=4 {
+        let start = holiday_start + weeks * 7 * DAY_S;
+        let with = forecast(&server, 2, start, start + DAY_S).await;
+        let without = forecast(&server, 1, start, start + DAY_S).await;
+        assert_eq!(
+            with["model"]["unusual_days"],
+            serde_json::json!([ts(holiday_start)]),
+        );
+        assert_eq!(without["model"]["unusual_days"], serde_json::json!([]));
+        let (a, b) = (total(&with), total(&without));
+        assert!(
+            (a / b - 1.0).abs() < 0.01,
+            "{weeks} week(s) after: {a} vs {b}"
+        );
     }
     server.stop().await;
 }

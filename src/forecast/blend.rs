@@ -360,6 +360,11 @@ pub(super) fn forecast(
             partial_buckets_scaled,
             partial_buckets_dropped,
             imputed_buckets: n_days * DAY - covered,
+            unusual_days: grid
+                .unusual
+                .iter()
+                .map(|&p| start + (p * DAY) as i64)
+                .collect(),
             validation_origins: weight_set.len(),
             interval_errors: n_errors,
             level_weights: named(val.levels.iter().map(|c| c.name()).collect(), &level_w),
@@ -568,7 +573,7 @@ impl Residuals {
                     add_normalised(&mut shape, &curve, w);
                 }
             }
-            let (truth, observed) = (grid.day(e), grid.day_observed(e));
+            let (truth, observed) = (grid.truth_day(e), grid.truth_day_observed(e));
             for s in 0..DAY {
                 let f = (shape[s] * level).max(0.0);
                 forecast[j * DAY + s] = f;
@@ -588,7 +593,7 @@ impl Residuals {
             r.bend(&mut day, j + 1);
             let e = n - 1 - j;
             r.anchor[j] = anchor_deviation(grid, e, first_hour(&day));
-            let (truth, observed) = (grid.day(e), grid.day_observed(e));
+            let (truth, observed) = (grid.truth_day(e), grid.truth_day_observed(e));
             for s in 0..DAY {
                 if observed[s] {
                     r.res[j * DAY + s] = truth[s] - day[s];
@@ -897,9 +902,9 @@ fn validate(
         shape_first: vec![0.0; nsu * ns * DAY],
         actual_horizon: vec![f64::NAN; nu],
         day_totals_actual: grid
-            .totals
+            .truth_totals
             .iter()
-            .zip(&grid.observed_per_day)
+            .zip(&grid.truth_observed_per_day)
             .map(|(&t, &o)| {
                 if o as f64 >= MIN_OBSERVED_SHARE * DAY as f64 && t > 0.0 {
                     t
@@ -916,9 +921,12 @@ fn validate(
     let mut r = vec![0.0; nl];
     for (u, &e) in val.origins.iter().enumerate() {
         let window = e * DAY..e * DAY + horizon;
-        let observed = grid.observed[window.clone()].iter().filter(|&&o| o).count();
+        let observed = grid.truth_observed[window.clone()]
+            .iter()
+            .filter(|&&o| o)
+            .count();
         if observed as f64 >= MIN_OBSERVED_SHARE * horizon as f64 {
-            val.actual_horizon[u] = grid.vals[window].iter().sum();
+            val.actual_horizon[u] = grid.truth_vals[window].iter().sum();
         }
         for (li, c) in val.levels.iter().enumerate() {
             c.forecast(
@@ -929,7 +937,7 @@ fn validate(
         }
         let gram = &mut val.level_gram[u * nl * nl..(u + 1) * nl * nl];
         for lead in 0..leads {
-            let actual = grid.totals[e + lead];
+            let actual = grid.truth_totals[e + lead];
             let observed = grid.observed_per_day[e + lead] as f64;
             if !(observed >= MIN_OBSERVED_SHARE * DAY as f64 && actual > 0.0) {
                 continue;
@@ -957,9 +965,9 @@ fn validate(
             let mut shaped = [0.0; DAY];
             for (lead, curve) in curves.chunks_exact(DAY).enumerate() {
                 let d = e + lead;
-                let (truth, observed) = (grid.day(d), grid.day_observed(d));
+                let (truth, observed) = (grid.truth_day(d), grid.day_observed(d));
                 shaped.fill(0.0);
-                add_normalised(&mut shaped, curve, grid.totals[d]);
+                add_normalised(&mut shaped, curve, grid.truth_totals[d]);
                 for s in 0..DAY {
                     if observed[s] {
                         loss += (shaped[s] - truth[s]).abs();
@@ -1260,8 +1268,13 @@ fn conformal_ranks(errors: &mut [f64]) -> (f64, f64) {
 /// of the daily totals (at least 25%, since a few days say little).
 fn spread_interval(total: f64, grid: &Grid) -> Interval {
     let n = grid.n_days as f64;
-    let mean = grid.totals.iter().sum::<f64>() / n;
-    let var = grid.totals.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / n;
+    let mean = grid.truth_totals.iter().sum::<f64>() / n;
+    let var = grid
+        .truth_totals
+        .iter()
+        .map(|t| (t - mean).powi(2))
+        .sum::<f64>()
+        / n;
     let cv = if mean > 0.0 {
         (var.sqrt() / mean).max(0.25)
     } else {

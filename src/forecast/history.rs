@@ -194,6 +194,15 @@ pub(crate) struct Grid {
     pub totals: Vec<f64>,
     /// Per-day count of observed cells.
     pub observed_per_day: Vec<usize>,
+    /// What the days really held, to score forecasts against: `vals`,
+    /// `observed`, `totals` and `observed_per_day` before anomalous days
+    /// were set aside (equal to them when none was).
+    pub truth_vals: Vec<f64>,
+    pub truth_observed: Vec<bool>,
+    pub truth_totals: Vec<f64>,
+    pub truth_observed_per_day: Vec<usize>,
+    /// Days set aside as unusual (see [`unusual_days`]), oldest first.
+    pub unusual: Vec<usize>,
     /// The recursive seasonal decomposition's state at each day boundary
     /// (see `components::seasonal_snapshots`); empty until filled.
     pub seasonal: Vec<f64>,
@@ -204,6 +213,145 @@ pub(crate) struct Grid {
 /// than on anything else the model knows. Both sides of an offset are
 /// averaged when both exist, so a trend does not bias the fill.
 const IMPUTE_OFFSETS: [usize; 8] = [7, 1, 14, 2, 3, 21, 4, 28];
+
+/// A day is unusual when its total is off what the days before it predicted
+/// by more than this many robust standard deviations of such misses...
+const UNUSUAL_SIGMAS: f64 = 3.0;
+/// ... and by more than this share of the prediction, so that on a very
+/// regular ship an ordinary day is never set aside.
+const UNUSUAL_MIN_SHARE: f64 = 0.05;
+/// The longest run of unusual days (off the same way) that is set aside: a
+/// holiday, a long weekend, Christmas. A longer run is a new normal.
+const UNUSUAL_MAX_RUN_DAYS: usize = 3;
+/// Days before the first that can be judged: four weeks of weekday factors.
+const UNUSUAL_WARMUP_DAYS: usize = 28;
+/// Days of past misses that set the scale, and the fewest that may.
+const UNUSUAL_SCALE_DAYS: usize = 56;
+const UNUSUAL_MIN_SCALE_DAYS: usize = 14;
+
+/// Days the components should not learn from: a holiday on a weekday, an
+/// outage, a spike, each of which would otherwise distort that weekday's
+/// level and profile for a month, and the next day's level at once.
+///
+/// Day `p`'s prediction is the mean total of the 7 days before it times its
+/// weekday's factor over the 28 before it; its miss `r = total / prediction
+/// − 1` is unusual past [`UNUSUAL_SIGMAS`] × 1.4826 × the median |miss| of
+/// the [`UNUSUAL_SCALE_DAYS`] before it (and past [`UNUSUAL_MIN_SHARE`]).
+/// Each unusual day counts as its prediction in the predictions after it,
+/// so a holiday does not make the next day look unusual. A run of unusual
+/// days off the same way is set aside only when it is at most
+/// [`UNUSUAL_MAX_RUN_DAYS`] long and the day after it is back to usual: so
+/// the last day of the history is never set aside — whether it starts a new
+/// level or was a one-off, only the next day tells, and until then the
+/// model takes it at its word. Judged from the days before each day only,
+/// the same day is judged alike from every later origin.
+fn unusual_days(totals: &[f64], observed_per_day: &[usize]) -> Vec<usize> {
+    let n = totals.len();
+    let mut usual = totals.to_vec();
+    let mut miss = vec![f64::NAN; n];
+    let mut unusual = vec![false; n];
+    let mut window = Vec::with_capacity(UNUSUAL_SCALE_DAYS);
+    for p in UNUSUAL_WARMUP_DAYS..n {
+        // A day mostly imputed holds little news either way.
+        if 2 * observed_per_day[p] < DAY {
+            continue;
+        }
+        let mut by_weekday = [0.0; 7];
+        for q in p - 28..p {
+            by_weekday[q % 7] += usual[q];
+        }
+        let week = by_weekday.iter().sum::<f64>() / 7.0;
+        let recent = usual[p - 7..p].iter().sum::<f64>() / 7.0;
+        if week <= 0.0 || by_weekday[p % 7] <= 0.0 {
+            continue;
+        }
+        let predicted = recent * by_weekday[p % 7] / week;
+        miss[p] = totals[p] / predicted - 1.0;
+        window.clear();
+        let from = p
+            .saturating_sub(UNUSUAL_SCALE_DAYS)
+            .max(UNUSUAL_WARMUP_DAYS);
+        window.extend(
+            miss[from..p]
+                .iter()
+                .filter(|m| !m.is_nan())
+                .map(|m| m.abs()),
+        );
+        if window.len() < UNUSUAL_MIN_SCALE_DAYS {
+            continue;
+        }
+        let mid = window.len() / 2;
+        let median = *window.select_nth_unstable_by(mid, f64::total_cmp).1;
+        let threshold = (UNUSUAL_SIGMAS * 1.4826 * median).max(UNUSUAL_MIN_SHARE);
+        if miss[p].abs() > threshold {
+            unusual[p] = true;
+            usual[p] = predicted;
+        }
+    }
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p < n {
+        if !unusual[p] {
+            p += 1;
+            continue;
+        }
+        let mut q = p;
+        while q + 1 < n && unusual[q + 1] && miss[q + 1].signum() == miss[p].signum() {
+            q += 1;
+        }
+        if q + 1 < n && !unusual[q + 1] && q + 1 - p <= UNUSUAL_MAX_RUN_DAYS {
+            out.extend(p..=q);
+        }
+        p = q + 1;
+    }
+    out
+}
+
+/// Fills every cell not `observed` from the same slot on nearby days.
+fn impute(vals: &mut [f64], observed: &[bool], n_days: usize) {
+    let observed_sum: f64 = vals
+        .iter()
+        .zip(observed)
+        .filter(|(_, &o)| o)
+        .map(|(v, _)| v)
+        .sum();
+    let observed_count = observed.iter().filter(|&&o| o).count();
+    let overall_mean = if observed_count > 0 {
+        observed_sum / observed_count as f64
+    } else {
+        0.0
+    };
+    let mut slot_mean = [overall_mean; DAY];
+    for (s, mean) in slot_mean.iter_mut().enumerate() {
+        let (sum, count) = (0..n_days)
+            .filter(|&p| observed[p * DAY + s])
+            .fold((0.0, 0usize), |(sum, c), p| {
+                (sum + vals[p * DAY + s], c + 1)
+            });
+        if count > 0 {
+            *mean = sum / count as f64;
+        }
+    }
+    for p in 0..n_days {
+        for s in 0..DAY {
+            let i = p * DAY + s;
+            if observed[i] {
+                continue;
+            }
+            let at = |q: Option<usize>| {
+                q.filter(|&q| q < n_days && observed[q * DAY + s])
+                    .map(|q| vals[q * DAY + s])
+            };
+            vals[i] = IMPUTE_OFFSETS
+                .iter()
+                .find_map(|&d| match (at(p.checked_sub(d)), at(Some(p + d))) {
+                    (Some(a), Some(b)) => Some((a + b) / 2.0),
+                    (a, b) => a.or(b),
+                })
+                .unwrap_or(slot_mean[s]);
+        }
+    }
+}
 
 impl Grid {
     /// The `n_days` whole days before bucket `end`.
@@ -218,55 +366,44 @@ impl Grid {
                 *o = true;
             }
         }
-        let observed_sum: f64 = vals.iter().filter(|v| !v.is_nan()).sum();
-        let observed_count = observed.iter().filter(|&&o| o).count();
-        let overall_mean = if observed_count > 0 {
-            observed_sum / observed_count as f64
-        } else {
-            0.0
-        };
-        let mut slot_mean = [overall_mean; DAY];
-        for (s, mean) in slot_mean.iter_mut().enumerate() {
-            let (sum, count) = (0..n_days)
-                .filter(|&p| observed[p * DAY + s])
-                .fold((0.0, 0usize), |(sum, c), p| {
-                    (sum + vals[p * DAY + s], c + 1)
-                });
-            if count > 0 {
-                *mean = sum / count as f64;
-            }
-        }
-        for p in 0..n_days {
-            for s in 0..DAY {
-                let i = p * DAY + s;
-                if observed[i] {
-                    continue;
-                }
-                let at = |q: Option<usize>| {
-                    q.filter(|&q| q < n_days && observed[q * DAY + s])
-                        .map(|q| vals[q * DAY + s])
-                };
-                vals[i] = IMPUTE_OFFSETS
-                    .iter()
-                    .find_map(|&d| match (at(p.checked_sub(d)), at(Some(p + d))) {
-                        (Some(a), Some(b)) => Some((a + b) / 2.0),
-                        (a, b) => a.or(b),
-                    })
-                    .unwrap_or(slot_mean[s]);
-            }
-        }
-        let totals = vals.chunks_exact(DAY).map(|d| d.iter().sum()).collect();
-        let observed_per_day = observed
+        impute(&mut vals, &observed, n_days);
+        let totals: Vec<f64> = vals.chunks_exact(DAY).map(|d| d.iter().sum()).collect();
+        let observed_per_day: Vec<usize> = observed
             .chunks_exact(DAY)
             .map(|d| d.iter().filter(|&&o| o).count())
             .collect();
-        Grid {
+        let mut grid = Grid {
             n_days,
+            truth_vals: vals.clone(),
+            truth_observed: observed.clone(),
+            truth_totals: totals.clone(),
+            truth_observed_per_day: observed_per_day.clone(),
             vals,
             observed,
             totals,
             observed_per_day,
+            unusual: Vec::new(),
             seasonal: Vec::new(),
+        };
+        grid.set_aside_unusual_days();
+        grid
+    }
+
+    /// Sets aside the [`unusual_days`]: the components read them as
+    /// missing (imputed from nearby days like any gap), while `truth_*`
+    /// keeps what they held, so past forecasts are still scored on them.
+    fn set_aside_unusual_days(&mut self) {
+        self.unusual = unusual_days(&self.totals, &self.observed_per_day);
+        if self.unusual.is_empty() {
+            return;
+        }
+        for &p in &self.unusual {
+            self.observed[p * DAY..(p + 1) * DAY].fill(false);
+            self.observed_per_day[p] = 0;
+        }
+        impute(&mut self.vals, &self.observed, self.n_days);
+        for &p in &self.unusual {
+            self.totals[p] = self.day(p).iter().sum();
         }
     }
 
@@ -276,5 +413,66 @@ impl Grid {
 
     pub fn day_observed(&self, p: usize) -> &[bool] {
         &self.observed[p * DAY..(p + 1) * DAY]
+    }
+
+    pub fn truth_day(&self, p: usize) -> &[f64] {
+        &self.truth_vals[p * DAY..(p + 1) * DAY]
+    }
+
+    pub fn truth_day_observed(&self, p: usize) -> &[bool] {
+        &self.truth_observed[p * DAY..(p + 1) * DAY]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 20 weeks of daily totals: 1000 on weekdays, 600 on the two weekend
+    /// days, ±2% of alternating noise; `off` days multiplied by `factor`.
+    fn totals(off: std::ops::Range<usize>, factor: f64) -> Vec<f64> {
+        (0..140)
+            .map(|p| {
+                let usual = if p % 7 >= 5 { 600.0 } else { 1000.0 };
+                let noise = 1.0 + 0.02 * [1.0, -0.5, 0.3, -1.0, 0.6, -0.2, 0.8][(p * 3) % 7];
+                usual * noise * if off.contains(&p) { factor } else { 1.0 }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_of_up_to_three_days_are_set_aside_and_longer_ones_are_a_new_level() {
+        let full = [DAY; 140];
+        assert!(unusual_days(&totals(0..0, 1.0), &full).is_empty());
+        for run in 1..=3 {
+            for factor in [0.3, 1.8] {
+                let days = unusual_days(&totals(100..100 + run, factor), &full);
+                assert_eq!(
+                    days,
+                    (100..100 + run).collect::<Vec<_>>(),
+                    "{run} × {factor}"
+                );
+            }
+        }
+        assert!(unusual_days(&totals(100..104, 0.3), &full).is_empty());
+        // A new level from day 100 on, and a one-off on the last day.
+        assert!(unusual_days(&totals(100..140, 1.8), &full).is_empty());
+        assert!(unusual_days(&totals(139..140, 0.3), &full).is_empty());
+        // 4% off is never unusual, however regular the days around it.
+        let flat = vec![1000.0; 140];
+        let mut slightly = flat.clone();
+        slightly[100] = 960.0;
+        assert!(unusual_days(&slightly, &full).is_empty());
+        slightly[100] = 940.0;
+        assert_eq!(unusual_days(&slightly, &full), [100]);
+    }
+
+    #[test]
+    fn a_mostly_missing_day_is_not_judged() {
+        let mut observed = [DAY; 140];
+        observed[100] = DAY / 2 - 1;
+        assert!(!unusual_days(&totals(100..101, 0.3), &observed).contains(&100));
+        observed[100] = DAY / 2;
+        assert_eq!(unusual_days(&totals(100..101, 0.3), &observed), [100]);
     }
 }

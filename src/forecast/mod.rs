@@ -59,6 +59,21 @@
 //!   before it, and is 0 unless it cuts their squared error by 1% — on a
 //!   single house the two weeks are noise and it stays 0.
 //!
+//! Every component reads the history with its *unusual days* set aside
+//! (see `history::unusual_days`, reported in
+//! [`ModelInfo::unusual_days`]): a day whose total was more than three
+//! robust standard deviations (and 5%) off what the week before it and its
+//! weekday predicted — a holiday on a weekday, an outage, a spike — in a
+//! run of at most three such days, once the day after it is back to usual,
+//! is read as missing and filled from nearby days like a gap. Otherwise one
+//! holiday Monday lowers every Monday's level and profile for a month, and
+//! a spike of a million kWh is forecast again on its weekday for four
+//! weeks. The weights below are learned on the usual days only (no
+//! component could have forecast the others); the intervals on every day,
+//! since the unusual ones happen to forecasts too. The last day before the
+//! origin is never set aside: only the day after it tells a one-off from a
+//! new level, and until then the model takes it at its word.
+//!
 //! No single component is best everywhere — on the backtest series of
 //! `../shared/data` persistence wins on state-wide demand, trend + weekday
 //! on an aggregate of households, long averages on a single noisy house —
@@ -206,6 +221,12 @@ pub struct ModelInfo {
     pub partial_buckets_dropped: usize,
     /// Missing buckets in the window, filled from the same time of week.
     pub imputed_buckets: usize,
+    /// The first bucket of each day in the window the components read as
+    /// missing (imputed like a gap) because it was far off what the days
+    /// before it predicted — a holiday, an outage, a spike — and the day
+    /// after it was back to usual. Past forecasts are still scored on what
+    /// these days held. See `history::unusual_days`.
+    pub unusual_days: Vec<i64>,
     /// Past origins the blend weights were learned from.
     pub validation_origins: usize,
     /// Past errors of the blend the interval was built from.

@@ -910,3 +910,48 @@ fn an_outage_or_a_spike_does_not_switch_the_drift_off_for_weeks() {
         }
     }
 }
+
+#[test]
+fn a_spike_or_an_outage_is_set_aside_once_the_next_day_is_back() {
+    let mut kwh = series(140, 1.0);
+    let (spike, outage) = (100, 115);
+    kwh[spike * DAY + 40] = 1e6;
+    kwh[outage * DAY..(outage + 1) * DAY].fill(0.0);
+    let day_start = |d: usize| FIRST + (d * DAY) as i64;
+    // The day after the spike it is taken at its word: only the day after
+    // that tells a one-off from a new level.
+    assert!(day_ahead(&kwh, spike + 1).model.unusual_days.is_empty());
+    for day in spike + 2..140 {
+        let f = day_ahead(&kwh, day);
+        let mut expected = vec![day_start(spike)];
+        if day >= outage + 2 {
+            expected.push(day_start(outage));
+        }
+        assert_eq!(f.model.unusual_days, expected, "day {day}");
+        // Neither distorts a later day (the outage's own next day aside).
+        if day != outage + 1 {
+            let truth = truth_total(day * DAY, DAY);
+            let error = f.total_kwh / truth - 1.0;
+            assert!(error.abs() < 0.06, "day {day}: {error:+.3}");
+        }
+    }
+}
+
+#[test]
+fn a_new_level_is_followed_not_set_aside() {
+    let shift = 100;
+    let kwh: Vec<f64> = series(140, 1.0)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i >= shift * DAY { v * 1.5 } else { *v })
+        .collect();
+    for day in shift + 1..140 {
+        let f = day_ahead(&kwh, day);
+        assert!(f.model.unusual_days.is_empty(), "day {day}");
+        if day >= shift + 3 {
+            let truth = 1.5 * truth_total(day * DAY, DAY);
+            let error = f.total_kwh / truth - 1.0;
+            assert!(error.abs() < 0.1, "day {day}: {error:+.3}");
+        }
+    }
+}

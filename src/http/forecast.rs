@@ -161,6 +161,14 @@ fn render(ship: u64, forecast: &Forecast, backtest: bool) -> Vec<u8> {
     ] {
         body.extend_from_slice(format!(r#","{name}":{count}"#).as_bytes());
     }
+    body.extend_from_slice(br#","unusual_days":["#);
+    for (i, &day) in model.unusual_days.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        write_time(&mut body, day);
+    }
+    body.push(b']');
     body.extend_from_slice(br#","level_weights":"#);
     write_weights(&mut body, &model.level_weights);
     body.extend_from_slice(br#","shape_weights":"#);
