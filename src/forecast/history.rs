@@ -307,32 +307,43 @@ fn unusual_days(totals: &[f64], observed_per_day: &[usize]) -> Vec<usize> {
     out
 }
 
-/// Fills every cell not `observed` from the same slot on nearby days.
-fn impute(vals: &mut [f64], observed: &[bool], n_days: usize) {
-    let observed_sum: f64 = vals
-        .iter()
-        .zip(observed)
-        .filter(|(_, &o)| o)
-        .map(|(v, _)| v)
-        .sum();
-    let observed_count = observed.iter().filter(|&&o| o).count();
-    let overall_mean = if observed_count > 0 {
-        observed_sum / observed_count as f64
-    } else {
-        0.0
-    };
-    let mut slot_mean = [overall_mean; DAY];
-    for (s, mean) in slot_mean.iter_mut().enumerate() {
-        let (sum, count) = (0..n_days)
-            .filter(|&p| observed[p * DAY + s])
-            .fold((0.0, 0usize), |(sum, c), p| {
-                (sum + vals[p * DAY + s], c + 1)
-            });
-        if count > 0 {
-            *mean = sum / count as f64;
+/// The days with at least one cell not `observed`.
+fn days_with_gaps(observed: &[bool]) -> Vec<usize> {
+    let days = observed.chunks_exact(DAY);
+    days.enumerate()
+        .filter(|(_, day)| day.contains(&false))
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Fills every cell of `days` not `observed` from the same slot on nearby
+/// days; where no nearby day has it, from the slot's mean over all days.
+fn impute(vals: &mut [f64], observed: &[bool], days: impl IntoIterator<Item = usize>) {
+    let n_days = observed.len() / DAY;
+    // The fallback is rarely needed (a slot unobserved four weeks either
+    // way): computed on first use.
+    let mut slot_mean: Option<[f64; DAY]> = None;
+    let slot_means = |vals: &[f64]| {
+        let (sum, count) = vals
+            .iter()
+            .zip(observed)
+            .filter(|(_, &o)| o)
+            .fold((0.0, 0usize), |(sum, c), (v, _)| (sum + v, c + 1));
+        let overall = if count > 0 { sum / count as f64 } else { 0.0 };
+        let mut means = [overall; DAY];
+        for (s, mean) in means.iter_mut().enumerate() {
+            let (sum, count) = (0..n_days)
+                .filter(|&p| observed[p * DAY + s])
+                .fold((0.0, 0usize), |(sum, c), p| {
+                    (sum + vals[p * DAY + s], c + 1)
+                });
+            if count > 0 {
+                *mean = sum / count as f64;
+            }
         }
-    }
-    for p in 0..n_days {
+        means
+    };
+    for p in days {
         for s in 0..DAY {
             let i = p * DAY + s;
             if observed[i] {
@@ -342,13 +353,19 @@ fn impute(vals: &mut [f64], observed: &[bool], n_days: usize) {
                 q.filter(|&q| q < n_days && observed[q * DAY + s])
                     .map(|q| vals[q * DAY + s])
             };
-            vals[i] = IMPUTE_OFFSETS
-                .iter()
-                .find_map(|&d| match (at(p.checked_sub(d)), at(Some(p + d))) {
+            let nearby = IMPUTE_OFFSETS.iter().find_map(|&d| {
+                match (at(p.checked_sub(d)), at(Some(p + d))) {
                     (Some(a), Some(b)) => Some((a + b) / 2.0),
                     (a, b) => a.or(b),
-                })
-                .unwrap_or(slot_mean[s]);
+                }
+            });
+            vals[i] = match nearby {
+                Some(v) => v,
+                None => *slot_mean
+                    .get_or_insert_with(|| slot_means(vals))
+                    .get(s)
+                    .unwrap_or(&0.0),
+            };
         }
     }
 }
@@ -366,7 +383,7 @@ impl Grid {
                 *o = true;
             }
         }
-        impute(&mut vals, &observed, n_days);
+        impute(&mut vals, &observed, days_with_gaps(&observed));
         let totals: Vec<f64> = vals.chunks_exact(DAY).map(|d| d.iter().sum()).collect();
         let observed_per_day: Vec<usize> = observed
             .chunks_exact(DAY)
@@ -401,8 +418,10 @@ impl Grid {
             self.observed[p * DAY..(p + 1) * DAY].fill(false);
             self.observed_per_day[p] = 0;
         }
-        impute(&mut self.vals, &self.observed, self.n_days);
-        for &p in &self.unusual {
+        // Gaps filled from an unusual day are filled again without it.
+        let days = days_with_gaps(&self.observed);
+        impute(&mut self.vals, &self.observed, days.iter().copied());
+        for p in days {
             self.totals[p] = self.day(p).iter().sum();
         }
     }
