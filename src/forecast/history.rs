@@ -238,7 +238,9 @@ const UNUSUAL_MIN_SCALE_DAYS: usize = 14;
 /// − 1` is unusual past [`UNUSUAL_SIGMAS`] × 1.4826 × the median |miss| of
 /// the [`UNUSUAL_SCALE_DAYS`] before it (and past [`UNUSUAL_MIN_SHARE`]).
 /// Each unusual day counts as its prediction in the predictions after it,
-/// so a holiday does not make the next day look unusual. A run of unusual
+/// so a holiday does not make the next day look unusual; but a day off the
+/// same way as its weekday in each of the two weeks before it is a new
+/// weekly habit, and is kept. A run of unusual
 /// days off the same way is set aside only when it is at most
 /// [`UNUSUAL_MAX_RUN_DAYS`] long and the day after it is back to usual: so
 /// the last day of the history is never set aside — whether it starts a new
@@ -250,6 +252,7 @@ fn unusual_days(totals: &[f64], observed_per_day: &[usize]) -> Vec<usize> {
     let mut usual = totals.to_vec();
     let mut miss = vec![f64::NAN; n];
     let mut unusual = vec![false; n];
+    let mut off = vec![false; n];
     let mut window = Vec::with_capacity(UNUSUAL_SCALE_DAYS);
     for p in UNUSUAL_WARMUP_DAYS..n {
         // A day mostly imputed holds little news either way.
@@ -283,7 +286,13 @@ fn unusual_days(totals: &[f64], observed_per_day: &[usize]) -> Vec<usize> {
         let mid = window.len() / 2;
         let median = *window.select_nth_unstable_by(mid, f64::total_cmp).1;
         let threshold = (UNUSUAL_SIGMAS * 1.4826 * median).max(UNUSUAL_MIN_SHARE);
-        if miss[p].abs() > threshold {
+        off[p] = miss[p].abs() > threshold;
+        // Off the same way as the same weekday in each of the two weeks
+        // before it: a new weekly habit, not a one-off.
+        let off_a_week_before =
+            |weeks: usize| off[p - 7 * weeks] && miss[p - 7 * weeks].signum() == miss[p].signum();
+        let habit = off_a_week_before(1) && off_a_week_before(2);
+        if off[p] && !habit {
             unusual[p] = true;
             usual[p] = predicted;
         }
@@ -484,6 +493,18 @@ mod tests {
         assert!(unusual_days(&slightly, &full).is_empty());
         slightly[100] = 940.0;
         assert_eq!(unusual_days(&slightly, &full), [100]);
+    }
+
+    #[test]
+    fn a_new_weekly_habit_is_kept_from_its_third_week() {
+        let full = [DAY; 140];
+        // From day 100 (weekday 2) on, that weekday draws twice as much.
+        let t: Vec<f64> = totals(0..0, 1.0)
+            .iter()
+            .enumerate()
+            .map(|(p, &v)| if p >= 100 && p % 7 == 2 { 2.0 * v } else { v })
+            .collect();
+        assert_eq!(unusual_days(&t, &full), [100, 107]);
     }
 
     #[test]

@@ -65,7 +65,9 @@
 //! robust standard deviations (and 5%) off what the week before it and its
 //! weekday predicted — a holiday on a weekday, an outage, a spike — in a
 //! run of at most three such days, once the day after it is back to usual,
-//! is read as missing and filled from nearby days like a gap. Otherwise one
+//! is read as missing and filled from nearby days like a gap (a day off
+//! the same way as its weekday in each of the two weeks before it is a new
+//! weekly habit, and is kept). Otherwise one
 //! holiday Monday lowers every Monday's level and profile for a month, and
 //! a spike of a million kWh is forecast again on its weekday for four
 //! weeks. The weights below are learned on the usual days only (no
