@@ -937,6 +937,9 @@ fn validate(
         }
         let gram = &mut val.level_gram[u * nl * nl..(u + 1) * nl * nl];
         for lead in 0..leads {
+            // What the day held, but only on usual days (an unusual one
+            // reads as unobserved in `observed_per_day`): no component could
+            // have forecast it, and it would pull the weights for a month.
             let actual = grid.truth_totals[e + lead];
             let observed = grid.observed_per_day[e + lead] as f64;
             if !(observed >= MIN_OBSERVED_SHARE * DAY as f64 && actual > 0.0) {
@@ -965,6 +968,7 @@ fn validate(
             let mut shaped = [0.0; DAY];
             for (lead, curve) in curves.chunks_exact(DAY).enumerate() {
                 let d = e + lead;
+                // As for the levels: scored on usual days only.
                 let (truth, observed) = (grid.truth_day(d), grid.day_observed(d));
                 shaped.fill(0.0);
                 add_normalised(&mut shaped, curve, grid.truth_totals[d]);

@@ -195,7 +195,7 @@ pub(crate) struct Grid {
     /// Per-day count of observed cells.
     pub observed_per_day: Vec<usize>,
     /// What the days really held, to score forecasts against: `vals`,
-    /// `observed`, `totals` and `observed_per_day` before anomalous days
+    /// `observed`, `totals` and `observed_per_day` before the unusual days
     /// were set aside (equal to them when none was).
     pub truth_vals: Vec<f64>,
     pub truth_observed: Vec<bool>,
@@ -245,8 +245,9 @@ const UNUSUAL_MIN_SCALE_DAYS: usize = 14;
 /// [`UNUSUAL_MAX_RUN_DAYS`] long and the day after it is back to usual: so
 /// the last day of the history is never set aside — whether it starts a new
 /// level or was a one-off, only the next day tells, and until then the
-/// model takes it at its word. Judged from the days before each day only,
-/// the same day is judged alike from every later origin.
+/// model takes it at its word. Each day's miss is judged from the days
+/// before it only, so a later origin adds nothing to the verdict but the
+/// days after it that the run rule waits for.
 fn unusual_days(totals: &[f64], observed_per_day: &[usize]) -> Vec<usize> {
     let n = totals.len();
     let mut usual = totals.to_vec();
@@ -318,8 +319,9 @@ fn unusual_days(totals: &[f64], observed_per_day: &[usize]) -> Vec<usize> {
 
 /// The days with at least one cell not `observed`.
 fn days_with_gaps(observed: &[bool]) -> Vec<usize> {
-    let days = observed.chunks_exact(DAY);
-    days.enumerate()
+    observed
+        .chunks_exact(DAY)
+        .enumerate()
         .filter(|(_, day)| day.contains(&false))
         .map(|(p, _)| p)
         .collect()
@@ -370,10 +372,7 @@ fn impute(vals: &mut [f64], observed: &[bool], days: impl IntoIterator<Item = us
             });
             vals[i] = match nearby {
                 Some(v) => v,
-                None => *slot_mean
-                    .get_or_insert_with(|| slot_means(vals))
-                    .get(s)
-                    .unwrap_or(&0.0),
+                None => slot_mean.get_or_insert_with(|| slot_means(vals))[s],
             };
         }
     }

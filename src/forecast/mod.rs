@@ -67,10 +67,9 @@
 //! run of at most three such days, once the day after it is back to usual,
 //! is read as missing and filled from nearby days like a gap (a day off
 //! the same way as its weekday in each of the two weeks before it is a new
-//! weekly habit, and is kept). Otherwise one
-//! holiday Monday lowers every Monday's level and profile for a month, and
-//! a spike of a million kWh is forecast again on its weekday for four
-//! weeks. The weights below are learned on the usual days only (no
+//! weekly habit, and is kept). Otherwise one holiday Monday lowers every
+//! Monday's level and profile for a month, and a spike of a million kWh is
+//! forecast again on its weekday for four weeks. The weights below are learned on the usual days only (no
 //! component could have forecast the others); the intervals on every day,
 //! since the unusual ones happen to forecasts too. The last day before the
 //! origin is never set aside: only the day after it tells a one-off from a
@@ -226,8 +225,9 @@ pub struct ModelInfo {
     /// The first bucket of each day in the window the components read as
     /// missing (imputed like a gap) because it was far off what the days
     /// before it predicted — a holiday, an outage, a spike — and the day
-    /// after it was back to usual. Past forecasts are still scored on what
-    /// these days held. See `history::unusual_days`.
+    /// after it was back to usual. The blend's weights are learned without
+    /// them; the interval's past errors still count what they held. See
+    /// `history::unusual_days`.
     pub unusual_days: Vec<i64>,
     /// Past origins the blend weights were learned from.
     pub validation_origins: usize,
