@@ -851,6 +851,40 @@ fn chromium_marks_outliers_and_partials_in_a_chosen_window() {
 }
 
 #[test]
+fn chromium_names_the_days_the_forecast_set_aside() {
+    // Eight weeks of a steady ship whose Wednesday 2026-02-18 drew a third
+    // of its usual.
+    let dir = TempDir::new("dashboard");
+    let server = Server::start(&dir.path().join("data"));
+    let mut client = Client::connect(server.address).expect("connect to powerd");
+    let holiday = 48;
+    for day in 0..56 {
+        let data: Vec<Value> = (0..96)
+            .map(|b| {
+                let t = SEED_START_S + day * DAY_S + b * 900;
+                let kwh = value(9, b) / if day == holiday { 3.0 } else { 1.0 };
+                json!({"datetime": timestamp(t), "value": kwh})
+            })
+            .collect();
+        let body = json!({"spaceship_id": 9, "units": "kWh", "data": data}).to_string();
+        let (status, answer) = client
+            .request_as(None, "POST", "/data", body.as_bytes())
+            .expect("the POST is answered");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+    let page = Page::load(&format!("http://{}/#ship=9", server.address));
+    page.assert_clean();
+    let note = page.element_text("ship-note");
+    assert!(
+        note.contains(
+            "It read one day as unusual and set it aside (a holiday, an outage, a spike): \
+             2026-02-18 00:00 UTC."
+        ),
+        "{note}"
+    );
+}
+
+#[test]
 fn chromium_explains_a_ship_too_new_to_forecast() {
     let dir = TempDir::new("dashboard");
     let server = seeded_binary(&dir);

@@ -599,6 +599,12 @@
     } else {
       parts.push(`Forecast for the next 24 h from ${showTime(forecastStart)}: ${showKwh(forecast.expected_consumption)} ` +
         `(80%: ${showKwh(forecast.interval.low)} – ${showKwh(forecast.interval.high)}; the band is each interval's own 80% range).`);
+      const unusual = forecast.model.unusual_days;
+      if (unusual.length) {
+        parts.push(`It read ${unusual.length === 1 ? 'one day' : `${unusual.length} days`} as unusual and set ` +
+          `${unusual.length === 1 ? 'it' : 'them'} aside (a holiday, an outage, a spike): ` +
+          `${unusual.map((d) => showTime(parseTime(d))).join(', ')} UTC.`);
+      }
     }
     if (alerts) {
       parts.push(`Alerts in the last ${showDuration(viewEnd - alertStart)}: ${alerts.missing_buckets} missing, ` +
