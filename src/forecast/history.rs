@@ -317,14 +317,9 @@ fn unusual_days(totals: &[f64], observed_per_day: &[usize]) -> Vec<usize> {
     out
 }
 
-/// The days with at least one cell not `observed`.
-fn days_with_gaps(observed: &[bool]) -> Vec<usize> {
-    observed
-        .chunks_exact(DAY)
-        .enumerate()
-        .filter(|(_, day)| day.contains(&false))
-        .map(|(p, _)| p)
-        .collect()
+/// The days with at least one cell not observed.
+fn days_with_gaps(observed_per_day: &[usize]) -> impl Iterator<Item = usize> + '_ {
+    (0..observed_per_day.len()).filter(|&p| observed_per_day[p] < DAY)
 }
 
 /// Fills every cell of `days` not `observed` from the same slot on nearby
@@ -391,12 +386,12 @@ impl Grid {
                 *o = true;
             }
         }
-        impute(&mut vals, &observed, days_with_gaps(&observed));
-        let totals: Vec<f64> = vals.chunks_exact(DAY).map(|d| d.iter().sum()).collect();
         let observed_per_day: Vec<usize> = observed
             .chunks_exact(DAY)
             .map(|d| d.iter().filter(|&&o| o).count())
             .collect();
+        impute(&mut vals, &observed, days_with_gaps(&observed_per_day));
+        let totals: Vec<f64> = vals.chunks_exact(DAY).map(|d| d.iter().sum()).collect();
         let mut grid = Grid {
             n_days,
             truth_vals: vals.clone(),
@@ -427,7 +422,7 @@ impl Grid {
             self.observed_per_day[p] = 0;
         }
         // Gaps filled from an unusual day are filled again without it.
-        let days = days_with_gaps(&self.observed);
+        let days: Vec<usize> = days_with_gaps(&self.observed_per_day).collect();
         impute(&mut self.vals, &self.observed, days.iter().copied());
         for p in days {
             self.totals[p] = self.day(p).iter().sum();

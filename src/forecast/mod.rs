@@ -54,10 +54,10 @@
 //!   error is the level's), days missed by more than half (an outage, a
 //!   spike) skipped, smoothed over ±2 buckets; each day's forecast is bent
 //!   by a learned share of it ([`ModelInfo::profile_drift_gain`]) and
-//!   scaled back to its total. The
-//!   share is fitted on the 28 replayed days, each bent by the two weeks
-//!   before it, and is 0 unless it cuts their squared error by 1% — on a
-//!   single house the two weeks are noise and it stays 0.
+//!   scaled back to its total. The share is fitted on the 28 replayed
+//!   days, each bent by the two weeks before it, and is 0 unless it cuts
+//!   their squared error by 1% — on a single house the two weeks are noise
+//!   and it stays 0.
 //!
 //! Every component reads the history with its *unusual days* set aside
 //! (see `history::unusual_days`, reported in
@@ -69,11 +69,12 @@
 //! the same way as its weekday in each of the two weeks before it is a new
 //! weekly habit, and is kept). Otherwise one holiday Monday lowers every
 //! Monday's level and profile for a month, and a spike of a million kWh is
-//! forecast again on its weekday for four weeks. The weights below are learned on the usual days only (no
-//! component could have forecast the others); the intervals on every day,
-//! since the unusual ones happen to forecasts too. The last day before the
-//! origin is never set aside: only the day after it tells a one-off from a
-//! new level, and until then the model takes it at its word.
+//! forecast again on its weekday for four weeks. The weights below are
+//! learned on the usual days only (no component could have forecast the
+//! others); the intervals on every day, since the unusual ones happen to
+//! forecasts too. The last day before the origin is never set aside: only
+//! the day after it tells a one-off from a new level, and until then the
+//! model takes it at its word.
 //!
 //! No single component is best everywhere — on the backtest series of
 //! `../shared/data` persistence wins on state-wide demand, trend + weekday
