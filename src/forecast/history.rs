@@ -236,7 +236,10 @@ const UNUSUAL_MIN_SCALE_DAYS: usize = 14;
 /// Day `p`'s prediction is the mean total of the 7 days before it times its
 /// weekday's factor over the 28 before it; its miss `r = total / prediction
 /// − 1` is unusual past [`UNUSUAL_SIGMAS`] × 1.4826 × the median |miss| of
-/// the [`UNUSUAL_SCALE_DAYS`] before it (and past [`UNUSUAL_MIN_SHARE`]).
+/// the usual days among the [`UNUSUAL_SCALE_DAYS`] before it (and past
+/// [`UNUSUAL_MIN_SHARE`]): the scale is that of ordinary days, so one
+/// holiday does not hide the next (measured on every day, it did: Victoria's
+/// Queen's Birthday, 11.15% down, was under a threshold of 11.18%).
 /// Each unusual day counts as its prediction in the predictions after it,
 /// so a holiday does not make the next day look unusual; but a day off the
 /// same way as its weekday in each of the two weeks before it is a new
@@ -278,8 +281,9 @@ fn unusual_days(totals: &[f64], observed_per_day: &[usize]) -> Vec<usize> {
         window.extend(
             miss[from..p]
                 .iter()
-                .filter(|m| !m.is_nan())
-                .map(|m| m.abs()),
+                .zip(&unusual[from..p])
+                .filter(|(m, &u)| !m.is_nan() && !u)
+                .map(|(m, _)| m.abs()),
         );
         if window.len() < UNUSUAL_MIN_SCALE_DAYS {
             continue;
@@ -487,6 +491,21 @@ mod tests {
         assert!(unusual_days(&slightly, &full).is_empty());
         slightly[100] = 940.0;
         assert_eq!(unusual_days(&slightly, &full), [100]);
+    }
+
+    #[test]
+    fn one_offs_do_not_widen_the_threshold_for_the_next() {
+        let full = [DAY; 140];
+        // A spike every other day for eight weeks (on the other weekdays
+        // the next week, so never a habit), then a day 20% down: a
+        // threshold measured on every day would by then be the spikes'.
+        let mut t = totals(121..122, 0.8);
+        for p in (60..120).step_by(2) {
+            t[p] *= 1.5;
+        }
+        let days = unusual_days(&t, &full);
+        let spikes: Vec<usize> = (60..120).step_by(2).collect();
+        assert_eq!(days, [&spikes[..], &[121]].concat());
     }
 
     #[test]

@@ -62,19 +62,19 @@
 //! Every component reads the history with its *unusual days* set aside
 //! (see `history::unusual_days`, reported in
 //! [`ModelInfo::unusual_days`]): a day whose total was more than three
-//! robust standard deviations (and 5%) off what the week before it and its
-//! weekday predicted — a holiday on a weekday, an outage, a spike — in a
-//! run of at most three such days, once the day after it is back to usual,
-//! is read as missing and filled from nearby days like a gap (a day off
-//! the same way as its weekday in each of the two weeks before it is a new
-//! weekly habit, and is kept). Otherwise one holiday Monday lowers every
-//! Monday's level and profile for a month, and a spike of a million kWh is
-//! forecast again on its weekday for four weeks. The weights below are
-//! learned on the usual days only (no component could have forecast the
-//! others); the intervals on every day, since the unusual ones happen to
-//! forecasts too. The last day before the origin is never set aside: only
-//! the day after it tells a one-off from a new level, and until then the
-//! model takes it at its word.
+//! robust standard deviations of the usual days' misses (and 5%) off what
+//! the week before it and its weekday predicted — a holiday on a weekday,
+//! an outage, a spike — in a run of at most three such days, once the day
+//! after it is back to usual, is read as missing and filled from nearby
+//! days like a gap (a day off the same way as its weekday in each of the
+//! two weeks before it is a new weekly habit, and is kept). Otherwise one
+//! holiday Monday lowers every Monday's level and profile for a month, and
+//! a spike of a million kWh is forecast again on its weekday for four
+//! weeks. The weights below are learned on the usual days only (no
+//! component could have forecast the others); the intervals on every day,
+//! since the unusual ones happen to forecasts too. The last day before the
+//! origin is never set aside: only the day after it tells a one-off from a
+//! new level, and until then the model takes it at its word.
 //!
 //! No single component is best everywhere — on the backtest series of
 //! `../shared/data` persistence wins on state-wide demand, trend + weekday
