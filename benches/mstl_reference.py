@@ -17,7 +17,7 @@ references; rerun this after changing the protocol.
 Install (a dev tool, not run in CI):
     python3 -m venv target/mstl-venv
     target/mstl-venv/bin/pip install statsforecast==2.1.1 pandas
-Run from the repo root (about 30 min on one core):
+Run from the repo root (about 40 min on one core):
     target/mstl-venv/bin/python benches/mstl_reference.py [--data ../shared/data]
 """
 
@@ -65,7 +65,10 @@ def periods(first, n, utc_offset_h):
     whole = test_origins(first, n, utc_offset_h)
     out = [("whole, last 28 d", 0, whole),
            ("last 12 weeks only", whole[0] - (TRUNCATED_DAYS - TEST_DAYS) * DAY, whole)]
-    out += [(f"to day {d}", 0, test_origins(first, d * DAY, utc_offset_h)) for d in EXTRA_PERIOD_ENDS]
+    extra = [(d, test_origins(first, d * DAY, utc_offset_h)) for d in EXTRA_PERIOD_ENDS]
+    out += [(f"to day {d}", 0, origins) for d, origins in extra]
+    out += [(f"12 weeks to day {d}", origins[0] - (TRUNCATED_DAYS - TEST_DAYS) * DAY, origins)
+            for d, origins in extra]
     return out
 
 

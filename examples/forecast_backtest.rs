@@ -11,13 +11,14 @@
 //!
 //! Besides the data README's test period (the last 28 days with all history)
 //! it runs the same 28 days with the series truncated to its last 12 weeks,
-//! and four more 28-day periods through the year (see
-//! [`protocol::periods`]); the references include the README's OLS (trend +
-//! time of day + weekday over 8 weeks), computed for every period with the
-//! same code, and its MSTL + AutoETS, computed for every period by
-//! `benches/mstl_reference.py` (statsforecast) and stored. The summary gives
-//! every series x period against the best of the five, and the coverage of
-//! the 80% interval of 1-, 7- and 28-day totals pooled over all of them.
+//! and four more 28-day periods through the year, each also truncated to
+//! its last 12 weeks (see [`protocol::periods`]); the references include
+//! the README's OLS (trend + time of day + weekday over 8 weeks), computed
+//! for every period with the same code, and its MSTL + AutoETS, computed
+//! for every period by `benches/mstl_reference.py` (statsforecast) and
+//! stored. The summary gives every series x period against the best of the
+//! five, and the coverage of the 80% interval of 1-, 7- and 28-day totals
+//! pooled over all of them.
 //!
 //! `cargo run --release --example forecast_backtest` (add `-- --verbose` for
 //! the per-origin blend weights).
@@ -312,11 +313,11 @@ fn print_summary(rows: &[Row], coverage: &Coverage) {
         "summary: model MAPE % / MASE (1-day 80% coverage) vs the best of the five references"
     );
     println!(
-        "| {:<13} | {:<18} | {:>15} | {:>7} | {:>15} | {:>9} |",
+        "| {:<13} | {:<19} | {:>15} | {:>7} | {:>15} | {:>9} |",
         "series", "period", "model", "cov", "best reference", "verdict"
     );
     println!(
-        "|{:-<15}|{:-<20}|{:->17}|{:->9}|{:->17}|{:->11}|",
+        "|{:-<15}|{:-<21}|{:->17}|{:->9}|{:->17}|{:->11}|",
         "", "", "", "", "", ""
     );
     let mut met = 0;
@@ -324,7 +325,7 @@ fn print_summary(rows: &[Row], coverage: &Coverage) {
         let ok = r.model.0 < r.best.0 && r.model.1 < r.best.1;
         met += usize::from(ok);
         println!(
-            "| {:<13} | {:<18} | {:>6.2} / {:.3} | {:>6.1}% | {:>6.2} / {:.3} | {:>9} |",
+            "| {:<13} | {:<19} | {:>6.2} / {:.3} | {:>6.1}% | {:>6.2} / {:.3} | {:>9} |",
             r.series,
             r.period,
             r.model.0,

@@ -365,8 +365,8 @@ impl fmt::Display for Fallback {
             Fallback::IntervalFromFittedErrors { past_errors } => write!(
                 f,
                 "too little history for out-of-sample errors over this window: interval \
-                 from today's weights' errors at {past_errors} past origin(s), which may be \
-                 a little narrow"
+                 from today's weights' errors at {past_errors} past origin(s), the origins \
+                 they were learned on: likely too narrow"
             ),
             Fallback::ValidatedOnShorterHorizon { days } => {
                 write!(
