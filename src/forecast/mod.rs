@@ -143,8 +143,11 @@
 //!   component is weighed on 28 origins);
 //! - a window too long for past origins with both its whole horizon after
 //!   them and their own weights before them (28 days on 8–12 weeks): the
-//!   interval from today's weights' errors at the validation origins —
-//!   in-sample for the weights, so a little optimistic, but the blend's own;
+//!   interval from errors at past origins whose weights were learned on the
+//!   days of earlier windows that had ended by each (partial windows, but
+//!   out of sample); with fewer of those still (about six weeks), from
+//!   today's weights' errors at the validation origins — in-sample for the
+//!   weights, so optimistic, but the blend's own;
 //! - too few past origins for weights or interval: equal weights, and an
 //!   interval of ±1.28 coefficients of variation of the daily totals (at
 //!   least ±32%);
@@ -320,10 +323,15 @@ pub enum Fallback {
     /// Too few past errors for an empirical interval: the interval comes
     /// from the spread of the daily totals instead.
     IntervalFromDailySpread { past_errors: usize },
-    /// No past origin has both the whole horizon after it and weights of
-    /// its own before it (a long window on a short history): the interval
-    /// comes from today's weights' errors at the validation origins, which
-    /// those weights were learned on.
+    /// Too few past origins have both the whole horizon after them and
+    /// weights of their own before them (a long window on a short history):
+    /// the interval comes from errors at past origins with weights learned
+    /// on what had happened by each — the days of earlier windows that had
+    /// ended by then.
+    IntervalFromPartialWindows { past_errors: usize },
+    /// Too few of those either: the interval comes from today's weights'
+    /// errors at the validation origins, which those weights were learned
+    /// on.
     IntervalFromFittedErrors { past_errors: usize },
     /// Weights and interval learned at a shorter horizon than asked for,
     /// because the history is shorter than the horizon allows.
@@ -361,6 +369,12 @@ impl fmt::Display for Fallback {
             Fallback::IntervalFromDailySpread { past_errors } => write!(
                 f,
                 "{past_errors} past error(s): interval from the spread of daily totals"
+            ),
+            Fallback::IntervalFromPartialWindows { past_errors } => write!(
+                f,
+                "too little history for past windows this long with weights of their own: \
+                 interval from errors at {past_errors} past origin(s), each with weights \
+                 learned on the days of earlier windows that had ended by then"
             ),
             Fallback::IntervalFromFittedErrors { past_errors } => write!(
                 f,
