@@ -62,14 +62,14 @@ def test_origins(first, n, utc_offset_h):
 
 def periods(first, n, utc_offset_h):
     """(label, history_start, origins), as `periods` in benches/common/backtest.rs."""
+    def truncated(label, origins):
+        return (label, origins[0] - (TRUNCATED_DAYS - TEST_DAYS) * DAY, origins)
+
     whole = test_origins(first, n, utc_offset_h)
-    out = [("whole, last 28 d", 0, whole),
-           ("last 12 weeks only", whole[0] - (TRUNCATED_DAYS - TEST_DAYS) * DAY, whole)]
     extra = [(d, test_origins(first, d * DAY, utc_offset_h)) for d in EXTRA_PERIOD_ENDS]
-    out += [(f"to day {d}", 0, origins) for d, origins in extra]
-    out += [(f"12 weeks to day {d}", origins[0] - (TRUNCATED_DAYS - TEST_DAYS) * DAY, origins)
-            for d, origins in extra]
-    return out
+    return ([("whole, last 28 d", 0, whole), truncated("last 12 weeks only", whole)]
+            + [(f"to day {d}", 0, origins) for d, origins in extra]
+            + [truncated(f"12 weeks to day {d}", origins) for d, origins in extra])
 
 
 def mstl_forecast(y):

@@ -118,42 +118,28 @@ pub const TRUNCATED_DAYS: usize = 84;
 /// [`EXTRA_PERIOD_ENDS`] with all history before them, and those again with
 /// only their last [`TRUNCATED_DAYS`]: a short history in every season.
 pub fn periods(first_bucket: i64, n: usize, utc_offset_h: i64) -> Vec<Period> {
+    let all = |label: String, origins: Vec<usize>| Period {
+        label,
+        history_start: 0,
+        origins,
+    };
+    let truncated = |label: String, origins: Vec<usize>| Period {
+        label,
+        history_start: origins[0] - (TRUNCATED_DAYS - TEST_DAYS) * DAY,
+        origins,
+    };
     let whole = test_origins(first_bucket, n, utc_offset_h);
     let mut out = vec![
-        Period {
-            label: "whole, last 28 d".into(),
-            history_start: 0,
-            origins: whole.clone(),
-        },
-        Period {
-            label: "last 12 weeks only".into(),
-            history_start: whole[0] - (TRUNCATED_DAYS - TEST_DAYS) * DAY,
-            origins: whole,
-        },
+        all("whole, last 28 d".into(), whole.clone()),
+        truncated("last 12 weeks only".into(), whole),
     ];
-    let extra: Vec<(&str, Vec<usize>)> = EXTRA_PERIOD_ENDS
-        .iter()
-        .map(|&(end_day, label)| {
-            (
-                label,
-                test_origins(first_bucket, end_day * DAY, utc_offset_h),
-            )
-        })
-        .collect();
-    for (label, origins) in &extra {
-        out.push(Period {
-            label: (*label).into(),
-            history_start: 0,
-            origins: origins.clone(),
-        });
+    let mut short = Vec::new();
+    for (end_day, label) in EXTRA_PERIOD_ENDS {
+        let origins = test_origins(first_bucket, end_day * DAY, utc_offset_h);
+        short.push(truncated(format!("12 weeks {label}"), origins.clone()));
+        out.push(all(label.into(), origins));
     }
-    for (label, origins) in extra {
-        out.push(Period {
-            label: format!("12 weeks {label}"),
-            history_start: origins[0] - (TRUNCATED_DAYS - TEST_DAYS) * DAY,
-            origins,
-        });
-    }
+    out.extend(short);
     out
 }
 

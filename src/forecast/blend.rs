@@ -242,9 +242,11 @@ pub(super) fn forecast(
     // histories, 28-day windows: 74% inside the 80% interval, against 60%
     // with the next fallback).
     if errors.len() < MIN_ERRORS_FOR_INTERVAL {
-        let partial: Vec<f64> = (0..val.origins.len().min(ERROR_ORIGINS))
-            .filter(|&v| !val.actual_horizon[v].is_nan())
-            .filter_map(|v| error_at(v, &val.level_weights_before(&grid, v)?))
+        let partial: Vec<f64> = val
+            .partial_window_weights(&grid, ERROR_ORIGINS)
+            .iter()
+            .enumerate()
+            .filter_map(|(v, w)| error_at(v, w.as_ref()?))
             .collect();
         if partial.len() >= MIN_ERRORS_FOR_INTERVAL {
             fallbacks.push(Fallback::IntervalFromPartialWindows {
@@ -953,15 +955,12 @@ fn validate(
                 &mut val.level_totals[(u * nl + li) * leads..][..leads],
             );
         }
-        // Taken out while `level_errors` reads `val`.
-        let mut gram = std::mem::take(&mut val.level_gram);
         for lead in 0..leads {
             if val.level_errors(grid, u, lead, &mut r) {
-                add_outer(&mut gram[u * nl * nl..(u + 1) * nl * nl], &r);
+                add_outer(&mut val.level_gram[u * nl * nl..(u + 1) * nl * nl], &r);
                 val.level_rows[u] += 1;
             }
         }
-        val.level_gram = gram;
     }
     let scored = leads.min(SHAPE_SCORED_LEADS);
     let tail = horizon - (leads - 1) * DAY;
@@ -1055,36 +1054,52 @@ impl Validation {
         }
         let mut gram = vec![0.0; nl * nl];
         for u in set {
-            for (g, x) in gram
-                .iter_mut()
-                .zip(&self.level_gram[u * nl * nl..(u + 1) * nl * nl])
-            {
-                *g += x;
-            }
+            add_assign(&mut gram, &self.level_gram[u * nl * nl..(u + 1) * nl * nl]);
         }
         stack(gram, nl)
     }
 
-    /// The level weights origin `v`'s forecast could have learned: stacked
-    /// on every day of the earlier origins' windows that had ended before
-    /// `v`'s window began — partial windows, but nothing `v` could not have
-    /// known. `None` under [`MIN_ORIGINS_FOR_WEIGHTS`] such days.
-    fn level_weights_before(&self, grid: &Grid, v: usize) -> Option<Vec<f64>> {
+    /// For each of the (at most `count`) most recent origins, the level
+    /// weights its forecast could have learned: stacked on every day of the
+    /// earlier origins' windows that had ended before its own window began
+    /// — partial windows, but nothing it could not have known. `None` under
+    /// [`MIN_ORIGINS_FOR_WEIGHTS`] such days.
+    fn partial_window_weights(&self, grid: &Grid, count: usize) -> Vec<Option<Vec<f64>>> {
         let nl = self.levels.len();
-        let start = self.origins[v];
-        let mut gram = vec![0.0; nl * nl];
+        let Some(&first) = self.origins.last() else {
+            return Vec::new();
+        };
+        // Each scored day's errors once, by the day they fell on...
+        let days = self.origins[0] + self.leads - first;
+        let mut by_day = vec![0.0; days * nl * nl];
+        let mut rows = vec![0usize; days];
         let mut r = vec![0.0; nl];
-        let mut rows = 0;
-        // Origins are the most recent first: `u > v` began earlier.
-        for u in v + 1..self.origins.len() {
-            for lead in 0..self.leads.min(start - self.origins[u]) {
+        for u in 0..self.origins.len() {
+            for lead in 0..self.leads {
                 if self.level_errors(grid, u, lead, &mut r) {
-                    add_outer(&mut gram, &r);
-                    rows += 1;
+                    let d = self.origins[u] + lead - first;
+                    add_outer(&mut by_day[d * nl * nl..(d + 1) * nl * nl], &r);
+                    rows[d] += 1;
                 }
             }
         }
-        (rows >= MIN_ORIGINS_FOR_WEIGHTS).then(|| stack(gram, nl))
+        // ... summed up to each origin's first day, the oldest origin first
+        // (origins are the most recent first).
+        let count = count.min(self.origins.len());
+        let mut weights = vec![None; count];
+        let (mut gram, mut n, mut next) = (vec![0.0; nl * nl], 0, 0);
+        for v in (0..self.origins.len()).rev() {
+            let upto = self.origins[v] - first;
+            for d in next..upto {
+                add_assign(&mut gram, &by_day[d * nl * nl..(d + 1) * nl * nl]);
+                n += rows[d];
+            }
+            next = upto;
+            if v < count && n >= MIN_ORIGINS_FOR_WEIGHTS {
+                weights[v] = Some(stack(gram.clone(), nl));
+            }
+        }
+        weights
     }
 
     /// Shape weights learned from origins `set` (within `SHAPE_ORIGINS`):
@@ -1180,6 +1195,13 @@ impl Validation {
             total += if lead + 1 == leads { day * tail } else { day };
         }
         total
+    }
+}
+
+/// `a += b`, element by element.
+fn add_assign(a: &mut [f64], b: &[f64]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
     }
 }
 
@@ -1489,7 +1511,8 @@ mod tests {
             let origins: Vec<usize> = (8..=28).rev().collect();
             let v = origins.iter().position(|&e| e == 20).unwrap();
             let val = validate(&g, origins, 28, 28 * DAY, levels, vec![Shape::Yesterday]);
-            val.level_weights_before(&g, v)
+            val.partial_window_weights(&g, v + 1)
+                .swap_remove(v)
                 .expect("enough earlier days")
         };
         let base = weights(&series(usize::MAX, None));
