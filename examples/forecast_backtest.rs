@@ -21,7 +21,9 @@
 //! pooled over all of them.
 //!
 //! `cargo run --release --example forecast_backtest` (add `-- --verbose` for
-//! the per-origin blend weights).
+//! the per-origin blend weights; set `POWERD_BACKTEST_DATA` to run it on
+//! other series under the same file names, e.g. the synthetic ones of
+//! `benches/synthetic_regular.py`).
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
