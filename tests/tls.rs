@@ -5,8 +5,9 @@
 //! Guarantee: the API answers over TLS (tokens work as over plain HTTP);
 //! plain HTTP to the port gets no HTTP answer and is closed; SIGHUP swaps
 //! the certificate for new connections while open ones carry on; a broken
-//! certificate on SIGHUP keeps the one in force; bad TLS flags or files
-//! refuse to start with exit 2.
+//! certificate on SIGHUP keeps the one in force; SIGTERM does not wait for
+//! a handshake that never comes; bad TLS flags or files refuse to start
+//! with exit 2.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -246,6 +247,46 @@ fn sighup_swaps_the_certificate_and_open_connections_carry_on() {
             .0,
         200
     );
+}
+
+/// SIGTERM stops the server at once even while a client holds a TCP
+/// connection without ever starting its TLS handshake: a handshake has no
+/// request in flight to wait for (here the header timeout and the grace
+/// are two minutes, so waiting for either would miss the limit).
+#[test]
+fn shutdown_does_not_wait_for_a_handshake_that_never_comes() {
+    let dir = TempDir::new("tls-stop");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let pair = pair();
+    let (cert, key) = pair.write(dir.path());
+    let (auth, _, _) = auth_file(dir.path());
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--auth-file",
+            auth.to_str().unwrap(),
+            "--header-timeout",
+            "120",
+            "--shutdown-grace",
+            "120",
+        ],
+    );
+    let silent = Client::tcp(server.address).unwrap();
+    // A served request after it: the silent connection has been accepted
+    // and its task is waiting for the handshake.
+    let config = client_config(&[&pair.der]);
+    let mut client = Client::over(connect(server.address, &config).unwrap());
+    assert_eq!(client.request("GET", "/health", b"").unwrap().0, 200);
+
+    let status = server
+        .terminate_within(Duration::from_secs(30))
+        .expect("SIGTERM stopped the server without waiting for the handshake");
+    assert!(status.success(), "{status}");
+    drop(silent);
 }
 
 #[test]

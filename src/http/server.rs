@@ -165,12 +165,14 @@ fn log_connection_end(ended: Result<(), JoinError>) {
 /// Serves one connection until the client closes it, a timeout closes it,
 /// or shutdown has let its in-flight request finish. With TLS, the
 /// handshake comes first, bounded by the header timeout: a client that
-/// speaks plain HTTP (or nothing) to a TLS port is closed without an answer.
+/// speaks plain HTTP (or nothing) to a TLS port is closed without an answer,
+/// and one still shaking hands when shutdown begins is closed at once — it
+/// has no request in flight to finish.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    stop: watch::Receiver<()>,
+    mut stop: watch::Receiver<()>,
     permit: OwnedSemaphorePermit,
 ) {
     // Responses are single small writes; don't let Nagle hold them back.
@@ -181,7 +183,14 @@ async fn serve_connection(
         return serve_http(stream, peer, shared, stop, permit).await;
     };
     let timeout = shared.app.config.header_timeout;
-    match tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await {
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout(timeout, tls.acceptor().accept(stream)) => handshake,
+        _ = stop.changed() => {
+            debug!(%peer, "shutting down during the TLS handshake; closing");
+            return;
+        }
+    };
+    match handshake {
         Ok(Ok(stream)) => serve_http(stream, peer, shared, stop, permit).await,
         Ok(Err(e)) => {
             shared.app.metrics.record_tls_failure();
