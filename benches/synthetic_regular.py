@@ -19,7 +19,7 @@ backtest runs them unchanged:
     target/mstl-venv/bin/python benches/synthetic_regular.py target/synthetic \\
         --mstl "last 12 weeks only,12 weeks to day 181"
 
-The last line scores MSTL on the named periods (about 90 s per period and
+The last line scores MSTL on the named periods (1–3 minutes per period and
 series on one core); the backtest's "best reference" column still shows the
 stored MSTL figures of the real series, so compare with these instead. It
 also prints the oracle: the true seasonal base times (1 + the weather
