@@ -79,6 +79,21 @@ def mstl_forecast(y):
     return f["mean"], f["lo-80"], f["hi-80"]
 
 
+def score(kwh, h0, origins, fit):
+    """Daily-total MAPE %, MASE and 80% coverage % over `origins` of the
+    forecasts `fit(start, o)` -> (mean, low, high) of the day after `o`, fitted
+    on `kwh[start:o]`, the last `TRAIN` buckets of the history from `h0`."""
+    ape, ase, cov = [], [], []
+    for o in origins:
+        mean, lo, hi = fit(max(h0, o - TRAIN), o)
+        y = kwh[o:o + DAY]
+        scale = np.mean(np.abs(kwh[h0 + WEEK:o] - kwh[h0:o - WEEK]))
+        ape.append(abs(mean.sum() - y.sum()) / y.sum() * 100)
+        ase.append(np.mean(np.abs(mean - y)) / scale)
+        cov.append(lo.sum() <= y.sum() <= hi.sum())
+    return np.mean(ape), np.mean(ase), np.mean(cov) * 100
+
+
 def main():
     root = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -94,20 +109,15 @@ def main():
         first, kwh = load(args.data / f"{name}.csv")
         ps = periods(first, len(kwh), off)
         labels = [p[0] for p in ps]
+        # A truncated period's fits are often its whole period's: fitted once.
+        def fit(start, o):
+            if (name, start, o) not in cache:
+                cache[(name, start, o)] = mstl_forecast(kwh[start:o])
+                print(f"\r{name}: {len(cache)} fits", end="", file=sys.stderr, flush=True)
+            return cache[(name, start, o)]
+
         for label, h0, origins in ps:
-            ape, ase, cov = [], [], []
-            for o in origins:
-                start = max(h0, o - TRAIN)
-                if (name, start, o) not in cache:
-                    cache[(name, start, o)] = mstl_forecast(kwh[start:o])
-                    print(f"\r{name}: {len(cache)} fits", end="", file=sys.stderr, flush=True)
-                mean, lo, hi = cache[(name, start, o)]
-                y = kwh[o:o + DAY]
-                scale = np.mean(np.abs(kwh[h0 + WEEK:o] - kwh[h0:o - WEEK]))
-                ape.append(abs(mean.sum() - y.sum()) / y.sum() * 100)
-                ase.append(np.mean(np.abs(mean - y)) / scale)
-                cov.append(lo.sum() <= y.sum() <= hi.sum())
-            scores[name, label] = (np.mean(ape), np.mean(ase), np.mean(cov) * 100)
+            scores[name, label] = score(kwh, h0, origins, fit)
         print(file=sys.stderr)
 
     def table(title, cell):

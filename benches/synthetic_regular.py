@@ -109,14 +109,8 @@ def mstl(data, labels):
         for label, h0, origins in m.periods(first, len(kwh), offset):
             if label not in labels:
                 continue
-            ape, ase = [], []
-            for o in origins:
-                mean, _, _ = m.mstl_forecast(kwh[max(h0, o - m.TRAIN):o])
-                y = kwh[o:o + m.DAY]
-                scale = np.mean(np.abs(kwh[h0 + m.WEEK:o] - kwh[h0:o - m.WEEK]))
-                ape.append(abs(mean.sum() - y.sum()) / y.sum() * 100)
-                ase.append(np.mean(np.abs(mean - y)) / scale)
-            print(f"{name} / {label}: MSTL {np.mean(ape):.3f} / {np.mean(ase):.3f}", flush=True)
+            mape, mase, _ = m.score(kwh, h0, origins, lambda start, o: m.mstl_forecast(kwh[start:o]))
+            print(f"{name} / {label}: MSTL {mape:.3f} / {mase:.3f}", flush=True)
 
 
 def main():

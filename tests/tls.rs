@@ -96,17 +96,21 @@ fn auth_file(dir: &Path) -> (PathBuf, String, String) {
 }
 
 fn start(dir: &TempDir, cert: &Path, key: &Path, auth: &Path) -> Server {
-    Server::start_with(
-        &dir.path().join("data"),
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-            "--auth-file",
-            auth.to_str().unwrap(),
-        ],
-    )
+    start_with(dir, cert, key, auth, &[])
+}
+
+/// [`start`] with more `serve` flags.
+fn start_with(dir: &TempDir, cert: &Path, key: &Path, auth: &Path, more: &[&str]) -> Server {
+    let mut flags = vec![
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--auth-file",
+        auth.to_str().unwrap(),
+    ];
+    flags.extend_from_slice(more);
+    Server::start_with(&dir.path().join("data"), &flags)
 }
 
 fn hangup(server: &Server) {
@@ -260,20 +264,12 @@ fn shutdown_does_not_wait_for_a_handshake_that_never_comes() {
     let pair = pair();
     let (cert, key) = pair.write(dir.path());
     let (auth, _, _) = auth_file(dir.path());
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-            "--auth-file",
-            auth.to_str().unwrap(),
-            "--header-timeout",
-            "120",
-            "--shutdown-grace",
-            "120",
-        ],
+    let server = start_with(
+        &dir,
+        &cert,
+        &key,
+        &auth,
+        &["--header-timeout", "120", "--shutdown-grace", "120"],
     );
     let silent = Client::tcp(server.address).unwrap();
     // A served request after it: the silent connection has been accepted
