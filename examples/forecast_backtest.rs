@@ -148,6 +148,8 @@ struct Shares {
     long_decay: f64,
     drift_gain: f64,
     drifted: usize,
+    /// Sum, least and greatest of `total_scale`.
+    scale: (f64, f64, f64),
     n: usize,
 }
 
@@ -170,6 +172,12 @@ impl Shares {
         self.long_decay += p.long_weight * p.long_decay_per_bucket;
         self.drift_gain += f.model.profile_drift_gain;
         self.drifted += usize::from(f.model.profile_drift_gain > 0.0);
+        let k = f.model.total_scale;
+        self.scale = if self.n == 0 {
+            (k, k, k)
+        } else {
+            (self.scale.0 + k, self.scale.1.min(k), self.scale.2.max(k))
+        };
         self.n += 1;
     }
 
@@ -202,6 +210,12 @@ impl Shares {
             self.drift_gain / n,
             self.drifted,
             self.n
+        );
+        println!(
+            "  total scale {:.3} (from {:.3} to {:.3})",
+            self.scale.0 / n,
+            self.scale.1,
+            self.scale.2
         );
     }
 }

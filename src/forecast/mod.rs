@@ -98,6 +98,16 @@
 //! (7-day totals were covered 60% of the time in the backtest); there the
 //! interval also spans ±1.28 root-mean-square past errors, bias included.
 //!
+//! A window of up to a day is then scaled half-way towards where the
+//! replayed day-ahead totals of the last 28 days would have had the least
+//! absolute percentage error ([`ModelInfo::total_scale`], at most ±20%):
+//! the stacking minimises squared relative errors, which sets a house with
+//! occasional heavy days above most of its days, while the error a user
+//! reads (and the backtest scores) is absolute. Its past errors are re-read
+//! against the scaled total, so the interval of the actual total stays
+//! where it was. Longer windows are not scaled: their past errors overlap
+//! and are too few to place a median.
+//!
 //! Each bucket has its own 80% interval (`low_kwh`, `high_kwh`): the
 //! conformal ranks of the blend's day-ahead bucket errors over the last 28
 //! days in the bucket's hour of the day — after the carried deviation for
@@ -252,6 +262,15 @@ pub struct ModelInfo {
     /// its total. Learned on the blend's own errors of the last 28 days; 0
     /// unless it cuts their squared error by 1%.
     pub profile_drift_gain: f64,
+    /// What a window of up to a day was multiplied by (1 for longer ones, or
+    /// without enough past errors): 30% of the way from 1 to the factor
+    /// that would have given the blend's honest past totals (those of the
+    /// interval) the least mean absolute percentage error — their median
+    /// ratio of actual to forecast, each weighted by forecast / actual.
+    /// Below 1 where the actual sometimes runs far above the usual (a
+    /// house's heavy days) and a forecast fitted to squared errors sits
+    /// above where most days fall.
+    pub total_scale: f64,
     /// Simplifications forced by short or stale history.
     pub fallbacks: Vec<Fallback>,
 }

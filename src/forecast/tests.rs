@@ -529,6 +529,11 @@ fn outputs_are_sane_for_every_history_length_and_horizon() {
                 // Roughly the right level: the pattern is 10..27 kWh a bucket.
                 let mean = f.total_kwh / horizon as f64;
                 assert!((5.0..40.0).contains(&mean), "{what}: mean {mean}");
+                let scale = f.model.total_scale;
+                assert!((0.8..=1.2).contains(&scale), "{what}: scale {scale}");
+                if horizon > DAY {
+                    assert_eq!(scale, 1.0, "{what}");
+                }
                 let weights: f64 = f.model.level_weights.iter().map(|c| c.weight).sum();
                 assert!(
                     (weights - 1.0).abs() < 1e-9,
@@ -955,4 +960,42 @@ fn a_new_level_is_followed_not_set_aside() {
             assert!(error.abs() < 0.1, "day {day}: {error:+.3}");
         }
     }
+}
+
+#[test]
+fn a_house_with_skewed_days_is_scaled_towards_its_typical_day() {
+    // Each day the pattern times a skewed factor, e^(0.4 z) with z about
+    // normal: most days a little under the mean, a few far over it. A
+    // total fitted to squared errors sits above where most days fall, and
+    // the absolute percentage error is least lower.
+    let mut rng = Noise(11);
+    let factor: Vec<f64> = (0..150)
+        .map(|_| {
+            let z: f64 = (0..12).map(|_| rng.next()).sum::<f64>() / 2.0;
+            (0.4 * z).exp()
+        })
+        .collect();
+    let kwh: Vec<f64> = (0..150 * DAY)
+        .map(|i| pattern(i) * factor[i / DAY])
+        .collect();
+    let (mut scaled, mut unscaled) = (0.0, 0.0);
+    for day in 120..150 {
+        let f = day_ahead(&kwh, day);
+        let k = f.model.total_scale;
+        assert!((0.8..0.97).contains(&k), "day {day}: scale {k}");
+        let actual: f64 = kwh[day * DAY..(day + 1) * DAY].iter().sum();
+        scaled += (f.total_kwh - actual).abs() / actual;
+        unscaled += (f.total_kwh / k - actual).abs() / actual;
+        // The interval is of the actual total: the scale moves the
+        // forecast inside it, not the interval.
+        assert!(f.interval.low_kwh <= f.total_kwh && f.total_kwh <= f.interval.high_kwh);
+    }
+    assert!(
+        scaled < 0.97 * unscaled,
+        "30 days' absolute percentage errors summed: {scaled:.3} scaled, {unscaled:.3} not"
+    );
+    // A regular ship's past errors are centred: hardly scaled.
+    let regular = series(147, 0.1);
+    let k = day_ahead(&regular, 140).model.total_scale;
+    assert!((k - 1.0).abs() < 0.01, "regular: scale {k}");
 }

@@ -183,6 +183,8 @@ fn render(ship: u64, forecast: &Forecast, backtest: bool) -> Vec<u8> {
     wire::write_number(&mut body, model.intraday_persistence.long_decay_per_bucket);
     body.extend_from_slice(br#"},"profile_drift_gain":"#);
     wire::write_number(&mut body, model.profile_drift_gain);
+    body.extend_from_slice(br#","total_scale":"#);
+    wire::write_number(&mut body, model.total_scale);
     body.extend_from_slice(br#","fallbacks":["#);
     for (i, fallback) in model.fallbacks.iter().enumerate() {
         if i > 0 {
