@@ -98,15 +98,17 @@
 //! (7-day totals were covered 60% of the time in the backtest); there the
 //! interval also spans ±1.28 root-mean-square past errors, bias included.
 //!
-//! A window of up to a day is then scaled half-way towards where the
-//! replayed day-ahead totals of the last 28 days would have had the least
-//! absolute percentage error ([`ModelInfo::total_scale`], at most ±20%):
-//! the stacking minimises squared relative errors, which sets a house with
-//! occasional heavy days above most of its days, while the error a user
-//! reads (and the backtest scores) is absolute. Its past errors are re-read
-//! against the scaled total, so the interval of the actual total stays
-//! where it was. Longer windows are not scaled: their past errors overlap
-//! and are too few to place a median.
+//! A window of up to a day is then scaled 40% of the way towards where the
+//! replayed day-ahead forecasts of the last 28 days would have had the
+//! least absolute errors ([`ModelInfo::total_scale`], at most ±20%): the
+//! geometric mean of the scale with the least absolute percentage error of
+//! their daily totals and the one with the least absolute error of their
+//! buckets. The stacking minimises squared relative errors, which sets a
+//! house with occasional heavy days and hours above most of them, while
+//! the errors a user reads (and the backtest scores) are absolute. The
+//! interval's past errors are re-read against the scaled total, so the
+//! interval of the actual total stays where it was. Longer windows are not
+//! scaled: only day-ahead forecasts are replayed.
 //!
 //! Each bucket has its own 80% interval (`low_kwh`, `high_kwh`): the
 //! conformal ranks of the blend's day-ahead bucket errors over the last 28
@@ -262,14 +264,17 @@ pub struct ModelInfo {
     /// its total. Learned on the blend's own errors of the last 28 days; 0
     /// unless it cuts their squared error by 1%.
     pub profile_drift_gain: f64,
-    /// What a window of up to a day was multiplied by (1 for longer ones, or
-    /// without enough past errors): 30% of the way from 1 to the factor
-    /// that would have given the blend's honest past totals (those of the
-    /// interval) the least mean absolute percentage error — their median
-    /// ratio of actual to forecast, each weighted by forecast / actual.
-    /// Below 1 where the actual sometimes runs far above the usual (a
-    /// house's heavy days) and a forecast fitted to squared errors sits
-    /// above where most days fall.
+    /// What a window of up to a day was multiplied by (1 for longer ones,
+    /// or with under 9 replayed days): 40% of the way from 1 to the factor
+    /// at which the blend's day-ahead forecasts of the last 28 days would
+    /// have had the least absolute errors — the geometric mean of the one
+    /// for their daily totals' percentage errors (the median of actual /
+    /// forecast, each day weighted by forecast / actual) and the one for
+    /// their buckets' errors in kWh (the median of actual / forecast, each
+    /// bucket weighted by its forecast) — at most 20% either way. Below 1
+    /// where the actual sometimes runs far above the usual (a house's heavy
+    /// days and hours) and a forecast fitted to squared errors sits above
+    /// where most of them fall.
     pub total_scale: f64,
     /// Simplifications forced by short or stale history.
     pub fallbacks: Vec<Fallback>,
