@@ -66,12 +66,12 @@ const STACKING_RIDGE: f64 = 0.3;
 /// single house's MAPE is what the households need most. With the days'
 /// scale alone (no buckets): 0.3 0.8900 / 0.9407, 0.5 0.8881 / 0.9389,
 /// 0.7 0.8881 / 0.9377, 1 0.8945 / 0.9373; with the buckets' alone at 0.5,
-/// 0.8992 / 0.9279. From the interval's honest errors instead of the
-/// replay, where they are of a day: 0.8900 / 0.9405 at 0.5 — but those are
-/// of the window asked for, and a window of an hour must start as the
-/// day's does.
+/// 0.8992 / 0.9279. The days' scale from the interval's honest errors
+/// instead of the replay, where they are of a day: 0.8900 / 0.9405 at 0.5
+/// — but those are of the window asked for, and a window of an hour must
+/// start as the day's does.
 const TOTAL_SCALE_SHRINK: f64 = 0.4;
-/// ... and by at most this share either way: 28 windows cannot say more.
+/// ... and by at most this share either way: 29 days cannot say more.
 const MAX_TOTAL_SCALE: f64 = 0.2;
 /// Shape weights are proportional to loss^-SHAPE_WEIGHT_POWER.
 const SHAPE_WEIGHT_POWER: f64 = 2.0;
@@ -335,11 +335,14 @@ pub(super) fn forecast(
     // every such window, so an hour starts as the day does. The interval's
     // past errors are re-read against the scaled forecast: the interval of
     // the actual total does not move.
-    let total_scale = match residuals.scale(&grid, persistence, carries) {
-        Some(k) if n_leads == 1 => (1.0 + TOTAL_SCALE_SHRINK * (k - 1.0))
-            .clamp(1.0 - MAX_TOTAL_SCALE, 1.0 + MAX_TOTAL_SCALE),
-        _ => 1.0,
+    let wanted = if n_leads == 1 {
+        residuals.scale(&grid, persistence, carries)
+    } else {
+        None
     };
+    let total_scale = wanted.map_or(1.0, |k| {
+        (1.0 + TOTAL_SCALE_SHRINK * (k - 1.0)).clamp(1.0 - MAX_TOTAL_SCALE, 1.0 + MAX_TOTAL_SCALE)
+    });
     if total_scale != 1.0 {
         values.iter_mut().for_each(|v| *v *= total_scale);
         errors
